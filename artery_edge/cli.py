@@ -1,0 +1,188 @@
+"""The ``artery-edge`` command: a thin typer layer over trainer, converters, evaluation and edge.
+
+Commands that need TensorFlow import it lazily, so ``infer`` and ``benchmark`` work where
+only ``artery-edge[edge]`` is installed; a missing TensorFlow is a one-line hint.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+
+app = typer.Typer(
+    help="Train a MobileNetV2 angiography patch classifier, convert it to TFLite and run it on edge devices.\n\n"
+    "Research tool, not a diagnostic device.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+TRAIN_HINT = 'TensorFlow is not installed: pip install "artery-edge[train]"'
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def user_errors(command: Callable) -> Callable:
+    """Turn the project's own one-line errors into 'error: ...' and a non-zero exit."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from edge.errors import EdgeError
+
+        handled: tuple = (EdgeError, FileExistsError, FileNotFoundError, ValueError)
+        try:
+            return command(*args, **kwargs)
+        except handled as exc:
+            if os.environ.get("ARTERY_EDGE_DEBUG"):
+                raise
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+    return wrapper
+
+
+def require_tensorflow() -> None:
+    if importlib.util.find_spec("tensorflow") is None:
+        fail(TRAIN_HINT)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def print_json(data) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+@user_errors
+def synth(
+    out: Path = typer.Option(..., "--out", help="New (or empty) folder for the class folders."),
+    count: int = typer.Option(500, "--count", help="Images per class."),
+    size: int = typer.Option(64, "--size", help="Patch side in pixels."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Write a synthetic angiography-like patch dataset (Healthy / Unhealthy = local narrowing)."""
+    from trainer.data import print_progress
+    from trainer.synthetic import synthesize_dataset
+
+    counts = synthesize_dataset(out, count, size, seed, progress=print_progress("synthesizing"))
+    typer.echo(f"wrote {sum(counts.values())} images to {out} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")
+
+
+@app.command()
+@user_errors
+def train(
+    ctx: typer.Context,
+    data_dir: Path = typer.Argument(..., help="Class-folder dataset: DATA_DIR/<class>/<image>."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options (CLI wins)."),
+    output_dir: Path = typer.Option(Path("models"), "--output-dir", help="Runs land in a new folder here."),
+    run_name: str = typer.Option("", "--run-name", help="Run folder name (default: run-<timestamp>)."),
+    log_dir: Path = typer.Option(Path("transfer_learning_log"), "--log-dir", help="TensorBoard root."),
+    image_size: int = typer.Option(300, "--image-size", help="Square input size in pixels (>= 32)."),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    seed: int = typer.Option(42, "--seed", help="Seeds the split, shuffling and initialisation."),
+    val_fraction: float = typer.Option(0.15, "--val-fraction"),
+    test_fraction: float = typer.Option(0.15, "--test-fraction"),
+    alpha: float = typer.Option(1.0, "--alpha", help="MobileNetV2 width multiplier."),
+    weights: str = typer.Option("imagenet", "--weights", help="imagenet, none, or a path to a .h5 file."),
+    dropout: float = typer.Option(0.2, "--dropout"),
+    l2: float = typer.Option(1e-4, "--l2", help="L2 factor on the classifier kernel."),
+    learning_rate: float = typer.Option(1e-4, "--learning-rate", help="Stage 1 (frozen base) Adam learning rate."),
+    epochs: int = typer.Option(10, "--epochs", help="Stage 1 epochs."),
+    fine_tune_epochs: int = typer.Option(10, "--fine-tune-epochs", help="Stage 2 epochs (0 skips fine-tuning)."),
+    fine_tune_learning_rate: float = typer.Option(1e-5, "--fine-tune-learning-rate"),
+    fine_tune_at: int = typer.Option(0, "--fine-tune-at", help="Unfreeze base layers from this index on."),
+    patience: int = typer.Option(5, "--patience", help="EarlyStopping patience on val_loss."),
+    flip: bool = typer.Option(True, "--flip/--no-flip", help="Random horizontal and vertical flips."),
+    rotation: float = typer.Option(0.1, "--rotation", help="Random rotation, fraction of a full turn (0 = off)."),
+    zoom: float = typer.Option(0.1, "--zoom", help="Random zoom factor (0 = off)."),
+    contrast: float = typer.Option(0.1, "--contrast", help="Random contrast factor (0 = off)."),
+    brightness: float = typer.Option(0.1, "--brightness", help="Random brightness factor (0 = off)."),
+    tensorboard: bool = typer.Option(True, "--tensorboard/--no-tensorboard"),
+    json_output: bool = typer.Option(False, "--json", help="Print the test metrics as JSON."),
+) -> None:
+    """Two-stage MobileNetV2 transfer learning: frozen ImageNet base, then fine-tuning."""
+    require_tensorflow()
+    from trainer.config import TrainConfig, load_config_file
+    from trainer.training import train as run_training
+
+    values = {"data_dir": str(data_dir)}
+    from_file = load_config_file(config)
+    for name, value in ctx.params.items():
+        if name in ("ctx", "config", "json_output", "data_dir"):
+            continue
+        source = ctx.get_parameter_source(name)
+        explicit = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+        values[name] = value if explicit or name not in from_file else from_file[name]
+        if isinstance(values[name], Path):
+            values[name] = str(values[name])
+    result = run_training(TrainConfig(**values))
+    if json_output:
+        print_json({"run_dir": str(result.run_dir), **result.metrics})
+        return
+    m = result.metrics
+    typer.echo(f"run: {result.run_dir}")
+    summary = ", ".join(
+        f"{k} {m[k]:.3f}" for k in ("accuracy", "sensitivity", "specificity", "roc_auc") if m.get(k) is not None
+    )
+    typer.echo(f"test ({m['n']} images): {summary}; {result.seconds:.0f} s")
+
+
+def parse_precisions(quantize: str) -> list[str]:
+    return ["float32", "float16", "int8"] if quantize == "all" else [p.strip() for p in quantize.split(",") if p.strip()]
+
+
+def parse_labels(labels: Optional[str]) -> Optional[list[str]]:
+    return [label.strip() for label in labels.split(",") if label.strip()] if labels else None
+
+
+@app.command()
+@user_errors
+def convert(
+    source: Path = typer.Argument(..., help="A run directory or a model.keras file."),
+    quantize: str = typer.Option("int8", "--quantize", help="float32, float16, int8, a comma list, or all."),
+    representative_count: int = typer.Option(200, "--representative-count", help="INT8 calibration images."),
+    representative_data: Optional[Path] = typer.Option(
+        None, "--representative-data", help="Class-folder dataset for calibration instead of the run's training split."
+    ),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Class names, comma-separated (models outside a run)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: next to the model)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing .tflite files."),
+    json_output: bool = typer.Option(False, "--json"),
+) -> None:
+    """Convert a trained model to TFLite (float32 / float16 / full INT8) with self-describing metadata."""
+    precisions = parse_precisions(quantize)
+    from converters.presets import PRESETS
+
+    unknown = [p for p in precisions if p not in PRESETS]
+    if unknown or not precisions:
+        fail(f"unknown --quantize value {quantize!r}; choose from {', '.join(PRESETS)} or all", 2)
+    require_tensorflow()
+    from converters.tflite import convert as run_conversion
+
+    results = run_conversion(source, precisions, out, representative_count, representative_data,
+                             parse_labels(labels), force)
+    if json_output:
+        print_json([r.to_dict() for r in results])
+        return
+    typer.echo(f"{'precision':<10}{'size (MB)':>10}{'vs float32':>12}{'time (s)':>10}  file")
+    for r in results:
+        ratio = f"{r.ratio_to_float32:.3f}" if r.ratio_to_float32 is not None else "n/a"
+        typer.echo(f"{r.precision:<10}{r.bytes / 1e6:>10.2f}{ratio:>12}{r.seconds:>10.1f}  {r.path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

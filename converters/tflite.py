@@ -1,0 +1,237 @@
+"""Keras model -> self-describing .tflite files (float32, float16, full INT8).
+
+What is converted is the serving graph (no augmentation); its input is raw RGB 0..255 at
+the trained size because normalisation lives inside the model. INT8 is calibrated on
+images from the run's training split, decoded and resized by the training function.
+Every file is written to a temporary name and renamed, so a failure leaves nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from artery_edge import __version__
+from converters.metadata_writer import embed_metadata
+from converters.presets import PRESETS
+from edge.imaging import COLOR_ORDER, INPUT_RANGE, RESIZE_METHOD, load_image
+from edge.metadata import ModelMetadata
+from trainer.data import DataError, Sample, scan_dataset, subset
+from trainer.runs import TrainedRun, load_run
+from trainer.training import MODEL_FILE, positive_index
+
+TRAINING_SUMMARY_KEYS = (
+    "alpha", "image_size", "weights", "epochs", "fine_tune_epochs", "learning_rate",
+    "fine_tune_learning_rate", "fine_tune_at", "dropout", "l2", "batch_size", "seed",
+)
+
+
+class ConversionError(ValueError):
+    """The model or its representative data cannot be converted; one line for the user."""
+
+
+@dataclass
+class ConvertedModel:
+    precision: str
+    path: str
+    bytes: int
+    seconds: float
+    ratio_to_float32: Optional[float] = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ConversionSource:
+    """A Keras model file and what is known about how it was trained."""
+
+    model_path: Path
+    run: Optional[TrainedRun]
+
+    @classmethod
+    def resolve(cls, path: Path) -> "ConversionSource":
+        path = Path(path)
+        if not path.exists():
+            raise ConversionError(f"{path} does not exist")
+        if path.is_dir():
+            return cls(path / MODEL_FILE, load_run(path))
+        run = load_run(path.parent) if path.name == MODEL_FILE and (path.parent / "run.json").is_file() else None
+        return cls(path, run)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_keras_model(path: Path):
+    """Load a Keras model and check it takes one square RGB image; return its serving graph."""
+    import keras
+
+    from trainer.model import AUGMENTATION, serving_model
+
+    if path.suffix not in (".keras", ".h5"):
+        raise ConversionError(f"{path} is not a Keras model file (.keras or .h5)")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise ConversionError(f"{path} is not a loadable Keras model ({type(exc).__name__})") from None
+    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else ()
+    if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
+        raise ConversionError(f"{path}: input must be one square RGB image tensor (None, S, S, 3), found {model.input_shape}")
+    has_augmentation = any(layer.name == AUGMENTATION for layer in model.layers)
+    return serving_model(model) if has_augmentation else model
+
+
+def representative_samples(samples: Sequence[Sample], count: int, seed: int = 0) -> list[Sample]:
+    """``count`` samples, stratified by class in proportion, reproducibly chosen."""
+    rng = np.random.default_rng(seed)
+    labels = sorted({s.label for s in samples})
+    chosen: list[Sample] = []
+    for i, label in enumerate(labels):
+        pool = [s for s in samples if s.label == label]
+        remaining = count - len(chosen)
+        share = remaining if i == len(labels) - 1 else round(count * len(pool) / len(samples))
+        chosen += [pool[j] for j in rng.permutation(len(pool))[: min(share, len(pool))]]
+    return chosen
+
+
+def build_representative_images(
+    source: ConversionSource, count: int, image_size: int, data_dir: Optional[Path] = None
+) -> np.ndarray:
+    """Decode the calibration images (training split, or ``data_dir``), exactly as in training."""
+    if data_dir is not None:
+        try:
+            samples = scan_dataset(Path(data_dir)).samples
+        except DataError as exc:
+            raise ConversionError(f"representative data: {exc}") from None
+    elif source.run is not None:
+        samples = subset(source.run.split(), "train")
+    else:
+        raise ConversionError("INT8 needs representative images: pass --representative-data DIR (class folders)")
+    if not samples:
+        raise ConversionError("representative set is empty")
+    chosen = representative_samples(samples, count)
+    images = []
+    for done, sample in enumerate(chosen, 1):
+        try:
+            images.append(load_image(sample.path, image_size))
+        except Exception as exc:
+            raise ConversionError(
+                f"representative set cannot be built: {exc} (moved data? use --representative-data DIR)"
+            ) from None
+        if done % max(1, len(chosen) // 10) == 0 or done == len(chosen):
+            print(f"calibration images: {done}/{len(chosen)}", file=sys.stderr, flush=True)
+    return np.stack(images)
+
+
+def representative_dataset(images: np.ndarray) -> Callable[[], Iterator[list]]:
+    def generate() -> Iterator[list]:
+        for image in images:
+            yield [image[np.newaxis].astype(np.float32)]
+
+    return generate
+
+
+def build_metadata(source: ConversionSource, precision: str, image_size: int, labels: Sequence[str]) -> ModelMetadata:
+    training = {}
+    if source.run is not None:
+        training = {key: source.run.config.get(key) for key in TRAINING_SUMMARY_KEYS}
+        training["test_accuracy"] = source.run.metrics.get("accuracy")
+        training["data_dir"] = Path(source.run.config.get("data_dir", "")).name
+    return ModelMetadata(
+        labels=list(labels),
+        input_size=image_size,
+        precision=precision,
+        color_order=COLOR_ORDER,
+        input_range=INPUT_RANGE,
+        resize_method=RESIZE_METHOD,
+        positive_label=labels[positive_index(list(labels))],
+        source_model_sha256=file_sha256(source.model_path),
+        training=training,
+        artery_edge_version=__version__,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename it into place."""
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def convert(
+    source_path: Path,
+    precisions: Sequence[str] = ("int8",),
+    out_dir: Optional[Path] = None,
+    representative_count: int = 200,
+    representative_data: Optional[Path] = None,
+    labels: Optional[Sequence[str]] = None,
+    force: bool = False,
+) -> list[ConvertedModel]:
+    """Convert a run (or a .keras file) to the asked precisions; return what was written."""
+    import tensorflow as tf
+
+    unknown = [p for p in precisions if p not in PRESETS]
+    if unknown:
+        raise ConversionError(f"unknown precision {', '.join(unknown)}; choose from {', '.join(PRESETS)} or all")
+    if representative_count < 1:
+        raise ConversionError("--representative-count must be at least 1")
+    source = ConversionSource.resolve(source_path)
+    out_dir = Path(out_dir) if out_dir else source.model_path.parent
+    targets = {p: out_dir / f"model_{p}.tflite" for p in precisions}
+    existing = [str(t) for t in targets.values() if t.exists()]
+    if existing and not force:
+        raise ConversionError(f"refusing to overwrite {', '.join(existing)} (use --force)")
+    class_names = list(labels) if labels else (source.run.class_names if source.run else None)
+    if not class_names:
+        raise ConversionError("class names unknown: convert a run directory or pass --labels A,B")
+
+    model = load_keras_model(source.model_path)
+    image_size = int(model.input_shape[1])
+    if int(model.output_shape[-1]) != len(class_names):
+        raise ConversionError(f"{len(class_names)} class names for a model with {model.output_shape[-1]} outputs")
+    presets = [PRESETS[p]() for p in precisions]
+    representative = None
+    if any(p.needs_representative_data for p in presets):
+        images = build_representative_images(source, representative_count, image_size, representative_data)
+        representative = representative_dataset(images)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for preset in presets:
+        start = time.perf_counter()
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        preset.configure(converter, representative)
+        with contextlib.redirect_stdout(io.StringIO()):  # TF prints the traced signature
+            flatbuffer = converter.convert()
+        flatbuffer = embed_metadata(flatbuffer, build_metadata(source, preset.name, image_size, class_names))
+        write_atomically(targets[preset.name], flatbuffer)
+        results.append(ConvertedModel(preset.name, str(targets[preset.name]), len(flatbuffer),
+                                      round(time.perf_counter() - start, 2)))
+    reference = out_dir / "model_float32.tflite"
+    if reference.is_file():
+        for result in results:
+            result.ratio_to_float32 = round(result.bytes / reference.stat().st_size, 4)
+    return results

@@ -1,0 +1,164 @@
+"""``Classifier``: a .tflite file in, labelled float probabilities out, no TensorFlow.
+
+Everything model-specific (labels, input size, resize method, input dtype, scale and
+zero point) is read from the model file itself, never hard-coded here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from edge.errors import ModelError
+from edge.imaging import RESIZE_METHOD, ImageSource, load_image
+from edge.metadata import ModelMetadata, metadata_from_bytes, read_model_bytes
+from edge.runtime import load_interpreter
+
+DEFAULT_POSITIVE_LABEL = "Unhealthy"
+
+
+@dataclass
+class Prediction:
+    """One classified image: the decision, every class probability and how long it took."""
+
+    label: str
+    index: int
+    probabilities: dict[str, float]
+    positive_probability: float
+    inference_ms: float
+    total_ms: float
+
+
+def quantize(values: np.ndarray, dtype: np.dtype, scale: float, zero_point: int) -> np.ndarray:
+    """Float values to an integer tensor with the tensor's own scale and zero point."""
+    info = np.iinfo(dtype)
+    q = np.rint(values / scale + zero_point)
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (values.astype(np.float32) - zero_point) * scale
+
+
+class Classifier:
+    """Load a .tflite image classifier once, then classify files, Pillow images or frames."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        labels: Optional[Sequence[str]] = None,
+        threads: Optional[int] = None,
+        backend: Optional[str] = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.metadata: Optional[ModelMetadata] = metadata_from_bytes(
+            read_model_bytes(self.model_path), source=str(self.model_path)
+        )
+        self.interpreter, self.backend = load_interpreter(self.model_path, threads, backend)
+        self.threads = threads
+        self._input, self._output = self._check_signature()
+        self.input_size = int(self._input["shape"][1])
+        self.resize_method = self.metadata.resize_method if self.metadata else RESIZE_METHOD
+        self.labels = self._resolve_labels(labels)
+        self.positive_label = self._resolve_positive_label()
+
+    def _check_signature(self) -> tuple[dict, dict]:
+        inputs = self.interpreter.get_input_details()
+        outputs = self.interpreter.get_output_details()
+        shape = tuple(int(s) for s in inputs[0]["shape"]) if len(inputs) == 1 else ()
+        if len(inputs) != 1 or len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
+            found = ", ".join(str(tuple(i["shape"])) for i in inputs) or "none"
+            raise ModelError(
+                f"{self.model_path}: expected one square RGB image input (1, H, W, 3), found {found}"
+            )
+        if len(outputs) != 1 or len(outputs[0]["shape"]) != 2:
+            raise ModelError(f"{self.model_path}: expected one (1, n_classes) output")
+        return inputs[0], outputs[0]
+
+    def _resolve_labels(self, labels: Optional[Sequence[str]]) -> list[str]:
+        n_classes = int(self._output["shape"][1])
+        if labels:
+            resolved = list(labels)
+        elif self.metadata and self.metadata.labels:
+            resolved = list(self.metadata.labels)
+        else:
+            raise ModelError(
+                f"{self.model_path}: no artery-edge metadata with class names; pass --labels "
+                f"(e.g. --labels Healthy,Unhealthy for {n_classes} outputs)"
+            )
+        if len(resolved) != n_classes:
+            raise ModelError(
+                f"{self.model_path}: {len(resolved)} labels given but the model has {n_classes} outputs"
+            )
+        return resolved
+
+    def _resolve_positive_label(self) -> str:
+        if self.metadata and self.metadata.positive_label in self.labels:
+            return self.metadata.positive_label
+        return DEFAULT_POSITIVE_LABEL if DEFAULT_POSITIVE_LABEL in self.labels else self.labels[-1]
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self._input["dtype"])
+
+    @property
+    def precision(self) -> str:
+        if self.metadata:
+            return self.metadata.precision
+        return "int8" if self.input_dtype != np.float32 else "float32"
+
+    def preprocess(self, source: ImageSource) -> np.ndarray:
+        """uint8 (H, W, 3) pixels exactly as the trainer produced them."""
+        return load_image(source, self.input_size, self.resize_method)
+
+    def input_tensor(self, pixels: np.ndarray) -> np.ndarray:
+        """Raw RGB pixels to the model's input dtype, using the input tensor's quantization."""
+        batch = pixels[np.newaxis].astype(np.float32)
+        dtype = self.input_dtype
+        if dtype == np.float32:
+            return batch
+        scale, zero_point = self._input["quantization"]
+        if scale == 0:
+            return batch.astype(dtype)
+        return quantize(batch, dtype, scale, zero_point)
+
+    def invoke(self, tensor: np.ndarray) -> np.ndarray:
+        """Run the model on a prepared input tensor and return float probabilities."""
+        self.interpreter.set_tensor(self._input["index"], tensor)
+        self.interpreter.invoke()
+        raw = self.interpreter.get_tensor(self._output["index"])[0]
+        scale, zero_point = self._output["quantization"]
+        if raw.dtype != np.float32:
+            return dequantize(raw, scale, zero_point) if scale else raw.astype(np.float32)
+        return raw
+
+    def predict(self, source: ImageSource, threshold: Optional[float] = None) -> Prediction:
+        """Classify one image. With ``threshold``, the positive class wins iff its probability >= it."""
+        start = time.perf_counter()
+        tensor = self.input_tensor(self.preprocess(source))
+        invoke_start = time.perf_counter()
+        probabilities = self.invoke(tensor)
+        inference_ms = (time.perf_counter() - invoke_start) * 1000
+        index = self.decide(probabilities, threshold)
+        return Prediction(
+            label=self.labels[index],
+            index=index,
+            probabilities={label: float(p) for label, p in zip(self.labels, probabilities)},
+            positive_probability=float(probabilities[self.labels.index(self.positive_label)]),
+            inference_ms=inference_ms,
+            total_ms=(time.perf_counter() - start) * 1000,
+        )
+
+    def decide(self, probabilities: np.ndarray, threshold: Optional[float] = None) -> int:
+        """Arg-max, or for a threshold: positive class iff p(positive) >= threshold."""
+        if threshold is None:
+            return int(np.argmax(probabilities))
+        positive = self.labels.index(self.positive_label)
+        if probabilities[positive] >= threshold:
+            return positive
+        others = [i for i in range(len(self.labels)) if i != positive]
+        return max(others, key=lambda i: probabilities[i])

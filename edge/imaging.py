@@ -1,0 +1,117 @@
+"""Decoding and resizing: the one function every pipeline calls.
+
+The trainer, the INT8 representative dataset and the device runtime all turn an image
+into model input through :func:`load_image`, so the pixels a model sees in training
+and on the device are identical by construction (TensorFlow's and Pillow's bilinear
+resizes differ, most when downscaling). Pillow and NumPy only: no TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Iterator, Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from edge.errors import ImageError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+RESIZE_METHOD = "pillow-bilinear"
+COLOR_ORDER = "RGB"
+INPUT_RANGE = (0.0, 255.0)
+# Anything larger is refused as a likely decompression bomb (about 8k x 8k).
+MAX_IMAGE_PIXELS = 64_000_000
+
+_RESAMPLE = {"pillow-bilinear": Image.Resampling.BILINEAR}
+
+ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+
+def is_image_file(path: Path) -> bool:
+    """True for the file types a dataset may hold (by extension; content is checked on load)."""
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def iter_image_files(root: Path) -> Iterator[Path]:
+    """All image files under ``root`` (recursive, sorted, hidden files skipped)."""
+    for path in sorted(Path(root).rglob("*")):
+        if is_image_file(path):
+            yield path
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode (palette, grayscale, RGBA, 16-bit, CMYK...) to 8-bit RGB.
+
+    16-bit grayscale is scaled from its full 0..65535 range, not clipped, and alpha is
+    dropped (composited on black) the way a plain ``convert("RGB")`` does.
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode != "I" or array.max() > 255 else 255.0
+        gray = np.clip(np.rint(array / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if image.mode == "F":
+        gray = np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def open_image(source: Union[str, os.PathLike]) -> Image.Image:
+    """Open and fully decode an image file as RGB, or raise :class:`ImageError` in one line."""
+    path = Path(source)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes)")
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise ImageError(
+                        f"{path}: {image.width}x{image.height} exceeds the {MAX_IMAGE_PIXELS:,}-pixel limit"
+                    )
+                image.load()
+                return to_rgb(image)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{path}: too many pixels ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not a readable image") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: corrupt or truncated image ({exc})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def resize_rgb(image: Image.Image, size: int, method: str = RESIZE_METHOD) -> np.ndarray:
+    """Resize an RGB image to ``size`` x ``size`` and return it as uint8 HxWx3."""
+    if method not in _RESAMPLE:
+        raise ValueError(f"unknown resize method {method!r}; known: {', '.join(_RESAMPLE)}")
+    if image.size != (size, size):
+        image = image.resize((size, size), resample=_RESAMPLE[method])
+    return np.asarray(image, dtype=np.uint8)
+
+
+def load_image(source: ImageSource, size: int, method: str = RESIZE_METHOD) -> np.ndarray:
+    """Decode a file, Pillow image or HxWx3 RGB array and resize it: uint8 (size, size, 3)."""
+    if isinstance(source, np.ndarray):
+        image = Image.fromarray(np.ascontiguousarray(source.astype(np.uint8, copy=False)))
+        image = to_rgb(image)
+    elif isinstance(source, Image.Image):
+        image = to_rgb(source)
+    else:
+        image = open_image(source)
+    return resize_rgb(image, size, method)

@@ -1,0 +1,53 @@
+"""Pick a TFLite interpreter: ai_edge_litert, else tflite_runtime, else tensorflow.lite.
+
+TensorFlow is only the last resort and only imported when nothing lighter is there, so a
+device with ``artery-edge[edge]`` never loads it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from edge.errors import ModelError
+
+BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+
+
+def _interpreter_class(backend: str) -> Callable[..., Any]:
+    if backend == "ai_edge_litert":
+        return importlib.import_module("ai_edge_litert.interpreter").Interpreter
+    if backend == "tflite_runtime":
+        return importlib.import_module("tflite_runtime.interpreter").Interpreter
+    if backend == "tensorflow":
+        return importlib.import_module("tensorflow").lite.Interpreter
+    raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+
+
+def find_backend(preferred: Optional[str] = None) -> tuple[str, Callable[..., Any]]:
+    """The first importable backend (or the one asked for) and its Interpreter class."""
+    candidates = (preferred,) if preferred else BACKENDS
+    errors = []
+    for backend in candidates:
+        try:
+            return backend, _interpreter_class(backend)
+        except Exception as exc:  # a broken wheel (e.g. NumPy ABI) counts as missing
+            errors.append(f"{backend}: {type(exc).__name__}")
+    raise ModelError(
+        'no TFLite interpreter available (' + "; ".join(errors) + '): pip install "artery-edge[edge]"'
+    )
+
+
+def load_interpreter(
+    model_path: Path, threads: Optional[int] = None, backend: Optional[str] = None
+) -> tuple[Any, str]:
+    """An allocated interpreter for ``model_path`` and the name of the backend that runs it."""
+    name, interpreter_class = find_backend(backend)
+    try:
+        interpreter = interpreter_class(model_path=str(model_path), num_threads=threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{model_path}: cannot load TFLite model ({first_line})") from None
+    return interpreter, name

@@ -1,0 +1,185 @@
+"""Class-folder datasets: scan, stratified seeded split, split manifest and the tf.data pipeline.
+
+Scanning and splitting are TensorFlow-free; only :func:`make_dataset` imports it.
+Every file is decoded once while scanning so a corrupt image is skipped with a warning
+up front instead of crashing training mid-epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
+
+from edge.errors import ImageError
+from edge.imaging import iter_image_files, load_image, open_image
+
+SUBSETS = ("train", "validation", "test")
+SPLIT_FILE = "split.csv"
+
+
+class DataError(ValueError):
+    """The dataset cannot be used; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: int
+    subset: str = ""
+
+
+@dataclass
+class ScannedDataset:
+    root: Path
+    class_names: list[str]
+    samples: list[Sample]
+    skipped: list[str]
+
+    def counts(self) -> dict[str, int]:
+        per_label = Counter(s.label for s in self.samples)
+        return {name: per_label[i] for i, name in enumerate(self.class_names)}
+
+
+def scan_dataset(
+    root: Path, validate: bool = True, progress: Optional[Callable[[int, int], None]] = None
+) -> ScannedDataset:
+    """Find ``root/<class>/<image>`` files; classes are the sorted folder names.
+
+    Unreadable images are skipped and named in ``skipped``; non-image files are ignored.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data directory {root} does not exist")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files = {folder.name: list(iter_image_files(folder)) for folder in folders}
+    files = {name: paths for name, paths in files.items() if paths}
+    if not files:
+        raise DataError(f"no class folders with images in {root} (expected {root}/<class>/<image>.png)")
+    if len(files) < 2:
+        raise DataError(f"found only one class ({next(iter(files))}) in {root}; need at least two class folders")
+    class_names = sorted(files)
+    total = sum(len(paths) for paths in files.values())
+    samples, skipped, done = [], [], 0
+    for label, name in enumerate(class_names):
+        for path in files[name]:
+            done += 1
+            if progress:
+                progress(done, total)
+            if validate:
+                try:
+                    open_image(path)
+                except ImageError as exc:
+                    skipped.append(str(exc))
+                    continue
+            samples.append(Sample(path, label))
+    return ScannedDataset(root, class_names, samples, skipped)
+
+
+def stratified_split(
+    samples: Sequence[Sample], val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 42
+) -> list[Sample]:
+    """Assign every sample to train/validation/test, per class, reproducibly for a seed."""
+    rng = np.random.default_rng(seed)
+    by_label: dict[int, list[Sample]] = {}
+    for sample in sorted(samples, key=lambda s: (s.label, str(s.path))):
+        by_label.setdefault(sample.label, []).append(sample)
+    result = []
+    for label, group in sorted(by_label.items()):
+        n = len(group)
+        n_val = max(1, round(n * val_fraction))
+        n_test = max(1, round(n * test_fraction))
+        if n - n_val - n_test < 1:
+            raise DataError(
+                f"class {label} has {n} usable image(s); need at least 3 to fill train, validation and test"
+            )
+        order = rng.permutation(n)
+        for rank, i in enumerate(order):
+            subset = "validation" if rank < n_val else "test" if rank < n_val + n_test else "train"
+            result.append(Sample(group[i].path, label, subset))
+    return sorted(result, key=lambda s: (SUBSETS.index(s.subset), s.label, str(s.path)))
+
+
+def write_split(path: Path, samples: Iterable[Sample], root: Path, class_names: Sequence[str]) -> None:
+    """The split manifest: one row per file (relative to the data root), class and subset."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "class", "subset"])
+        for s in samples:
+            writer.writerow([s.path.relative_to(root).as_posix(), class_names[s.label], s.subset])
+
+
+def read_split(path: Path, root: Path, class_names: Sequence[str]) -> list[Sample]:
+    """Read a manifest written by :func:`write_split`, resolving files against ``root``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no split manifest at {path}")
+    index = {name: i for i, name in enumerate(class_names)}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    try:
+        return [Sample(Path(root) / row["file"], index[row["class"]], row["subset"]) for row in rows]
+    except KeyError as exc:
+        raise DataError(f"{path}: unexpected row or class {exc}") from None
+
+
+def subset(samples: Iterable[Sample], name: str) -> list[Sample]:
+    return [s for s in samples if s.subset == name]
+
+
+def load_arrays(samples: Sequence[Sample], image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode samples into memory: uint8 (N, S, S, 3) images and int32 labels."""
+    images = np.stack([load_image(s.path, image_size) for s in samples]) if samples else np.zeros(
+        (0, image_size, image_size, 3), np.uint8
+    )
+    return images, np.array([s.label for s in samples], dtype=np.int32)
+
+
+def make_dataset(
+    samples: Sequence[Sample], image_size: int, batch_size: int, shuffle: bool = False, seed: int = 42
+):
+    """tf.data pipeline: parallel Pillow decode -> in-memory cache -> shuffle -> batch -> prefetch.
+
+    Images stay uint8 in the cache (4x smaller) and become float32 0..255 per batch; the
+    model does its own normalisation.
+    """
+    import tensorflow as tf
+
+    def decode(path: bytes) -> np.ndarray:
+        return load_image(path.decode(), image_size)
+
+    def load(path, label):
+        image = tf.numpy_function(decode, [path], tf.uint8, stateful=False)
+        image.set_shape((image_size, image_size, 3))
+        return image, label
+
+    paths = [str(s.path) for s in samples]
+    labels = np.array([s.label for s in samples], dtype=np.int32)
+    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(
+        lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def print_progress(label: str) -> Callable[[int, int], None]:
+    """Progress on stderr: a line redrawn every 2% on a terminal, a line per 25% in a log."""
+    tty = sys.stderr.isatty()
+    steps = 50 if tty else 4
+
+    def report(done: int, total: int) -> None:
+        if done == total or done % max(1, total // steps) == 0:
+            if tty:
+                print(f"\r{label}: {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+            else:
+                print(f"{label}: {done}/{total}", file=sys.stderr, flush=True)
+
+    return report

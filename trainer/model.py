@@ -1,0 +1,127 @@
+"""The MobileNetV2 transfer-learning model, its two training stages and its serving graph.
+
+raw RGB 0..255 -> augmentation (training only) -> Rescaling to [-1, 1] -> MobileNetV2
+(called with ``training=False`` so BatchNorm always uses its moving statistics)
+-> global average pooling -> dropout -> Dense(softmax, L2).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from trainer.config import ConfigError, TrainConfig
+
+IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+IMAGENET_SIZES = (96, 128, 160, 192, 224)
+PROVISION_HINT = "run `bash ../shared/tools/provision-weights.sh` or pass --weights FILE.h5 (or --weights none)"
+
+AUGMENTATION = "augmentation"
+RESCALE = "rescale"
+BASE = "mobilenetv2"
+
+
+def imagenet_weights_file(alpha: float, image_size: int) -> Path:
+    """Where Keras looks for cached ImageNet weights before it tries to download them."""
+    rows = image_size if image_size in IMAGENET_SIZES else 224
+    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    return home / "models" / f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}_no_top.h5"
+
+
+def resolve_weights(config: TrainConfig) -> str | None:
+    """The ``weights=`` argument for MobileNetV2, failing early (offline) with a clear message."""
+    if config.weights == "none":
+        return None
+    if config.weights != "imagenet":
+        path = Path(config.weights)
+        if not path.is_file():
+            raise ConfigError(f"weights file {path} does not exist")
+        if path.suffix != ".h5":
+            raise ConfigError(f"weights file {path} must be a Keras .h5 file")
+        return str(path)
+    if config.alpha not in IMAGENET_ALPHAS:
+        raise ConfigError(f"no ImageNet weights for alpha {config.alpha}; choose one of {IMAGENET_ALPHAS}")
+    cached = imagenet_weights_file(config.alpha, config.image_size)
+    if not cached.is_file():
+        raise ConfigError(f"ImageNet weights not found at {cached}: {PROVISION_HINT}")
+    return "imagenet"
+
+
+def build_augmentation(config: TrainConfig) -> keras.Sequential:
+    """Random flips, rotation, zoom, contrast and brightness; each off when its factor is 0."""
+    steps = []
+    if config.flip:
+        steps.append(layers.RandomFlip("horizontal_and_vertical", seed=config.seed))
+    if config.rotation:
+        steps.append(layers.RandomRotation(config.rotation, fill_mode="reflect", seed=config.seed))
+    if config.zoom:
+        steps.append(layers.RandomZoom(config.zoom, fill_mode="reflect", seed=config.seed))
+    if config.contrast:
+        steps.append(layers.RandomContrast(config.contrast, value_range=(0, 255), seed=config.seed))
+    if config.brightness:
+        steps.append(layers.RandomBrightness(config.brightness, value_range=(0, 255), seed=config.seed))
+    return keras.Sequential(steps, name=AUGMENTATION)
+
+
+def build_model(n_classes: int, config: TrainConfig) -> keras.Model:
+    """The full training model (augmentation included), base frozen for stage 1."""
+    size = config.image_size
+    with warnings.catch_warnings():  # sizes outside Keras' list use the 224 weights, by design
+        warnings.simplefilter("ignore", UserWarning)
+        base = keras.applications.MobileNetV2(
+            input_shape=(size, size, 3), alpha=config.alpha, include_top=False,
+            weights=resolve_weights(config), name=BASE,
+        )
+    inputs = keras.Input((size, size, 3), name="image")
+    x = build_augmentation(config)(inputs)
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name=RESCALE)(x)
+    x = base(x, training=False)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(config.dropout, name="dropout")(x)
+    outputs = layers.Dense(
+        n_classes, activation="softmax", kernel_regularizer=keras.regularizers.l2(config.l2), name="classifier"
+    )(x)
+    model = keras.Model(inputs, outputs, name="artery_edge_mobilenetv2")
+    set_stage(model, 1)
+    return model
+
+
+def base_of(model: keras.Model) -> keras.Model:
+    return model.get_layer(BASE)
+
+
+def set_stage(model: keras.Model, stage: int, fine_tune_at: int = 0) -> None:
+    """Stage 1: base frozen. Stage 2: base layers from ``fine_tune_at`` on trainable,
+    BatchNorm layers frozen (and, through ``training=False``, in inference mode).
+    The caller must recompile afterwards for the change to take effect."""
+    base = base_of(model)
+    if stage == 1:
+        base.trainable = False
+        return
+    base.trainable = True
+    for index, layer in enumerate(base.layers):
+        is_bn = isinstance(layer, layers.BatchNormalization)
+        layer.trainable = index >= fine_tune_at and not is_bn
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
+
+
+def serving_model(model: keras.Model) -> keras.Model:
+    """The inference graph: the trained layers without augmentation, sharing their weights."""
+    size = model.input_shape[1]
+    inputs = keras.Input((size, size, 3), name="image")
+    x = model.get_layer(RESCALE)(inputs)
+    x = base_of(model)(x, training=False)
+    for name in ("pool", "dropout", "classifier"):
+        x = model.get_layer(name)(x)
+    return keras.Model(inputs, x, name=model.name + "_serving")

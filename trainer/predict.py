@@ -1,0 +1,55 @@
+"""Classify images with a trained Keras model: the workstation-side 'deployment' step.
+
+Images are decoded and resized by the same function the training pipeline uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edge.imaging import ImageSource, load_image
+from trainer.runs import load_run
+
+
+@dataclass
+class KerasPrediction:
+    label: str
+    probabilities: dict[str, float]
+
+
+class KerasPredictor:
+    """A trained ``model.keras`` plus the class names and input size of its run."""
+
+    def __init__(self, model_path: Path, class_names: Sequence[str], image_size: int) -> None:
+        import keras
+
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise FileNotFoundError(f"no Keras model at {model_path}")
+        self.model = keras.models.load_model(model_path)
+        self.class_names = list(class_names)
+        self.image_size = int(image_size)
+
+    @classmethod
+    def from_run(cls, run_dir: Path) -> "KerasPredictor":
+        run = load_run(run_dir)
+        return cls(run.model_path, run.class_names, run.image_size)
+
+    def probabilities(self, sources: Sequence[ImageSource], batch_size: int = 32) -> np.ndarray:
+        """(N, n_classes) float probabilities for image files, Pillow images or arrays."""
+        results = []
+        for start in range(0, len(sources), batch_size):
+            batch = np.stack([load_image(s, self.image_size) for s in sources[start : start + batch_size]])
+            results.append(np.asarray(self.model(batch.astype(np.float32), training=False)))
+        return np.concatenate(results) if results else np.zeros((0, len(self.class_names)), np.float32)
+
+    def predict(self, source: ImageSource) -> KerasPrediction:
+        probabilities = self.probabilities([source])[0]
+        return KerasPrediction(
+            label=self.class_names[int(probabilities.argmax())],
+            probabilities={name: float(p) for name, p in zip(self.class_names, probabilities)},
+        )
