@@ -180,6 +180,131 @@ def convert(
         typer.echo(f"{r.precision:<10}{r.bytes / 1e6:>10.2f}{ratio:>12}{r.seconds:>10.1f}  {r.path}")
 
 
+@app.command()
+@user_errors
+def infer(
+    model: Path = typer.Option(..., "--model", help="A .tflite file (metadata gives labels and preprocessing)."),
+    image: Optional[List[Path]] = typer.Option(None, "--image", help="Image file or folder (recursive); repeatable."),
+    camera: Optional[int] = typer.Option(None, "--camera", help="Camera index for live classification."),
+    video: Optional[Path] = typer.Option(None, "--video", help="Video file, same loop as --camera."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Class names for models without metadata, comma-separated."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Positive (Unhealthy) iff its probability >= this; default arg-max."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Interpreter threads."),
+    json_output: bool = typer.Option(False, "--json", help="JSON (files) or JSON lines (camera/video) on stdout."),
+    csv_file: Optional[Path] = typer.Option(None, "--csv", help="Also write file results to this new CSV file."),
+    crop: str = typer.Option("center", "--crop", help="Camera/video: center (square crop) or full frame."),
+    display: bool = typer.Option(True, "--display/--no-display", help="Camera/video: show a window with the overlay."),
+    every: int = typer.Option(1, "--every", help="Camera/video without display: print every Nth frame."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Camera/video: stop after N frames."),
+) -> None:
+    """Classify image files, a camera or a video with a .tflite model (no TensorFlow needed)."""
+    from edge.classifier import Classifier
+
+    sources = [bool(image), camera is not None, video is not None]
+    if sum(sources) != 1:
+        fail("give exactly one of --image, --camera or --video", 2)
+    if threshold is not None and not 0 <= threshold <= 1:
+        fail("--threshold must lie between 0 and 1", 2)
+    if csv_file is not None and csv_file.exists():
+        fail(f"{csv_file} exists; refusing to overwrite it", 2)
+    classifier = Classifier(model, labels=parse_labels(labels), threads=threads)
+    typer.echo(f"model {model.name}: {classifier.precision}, backend {classifier.backend}", err=True)
+    if image:
+        raise typer.Exit(infer_files(classifier, image, threshold, json_output, csv_file))
+    infer_stream(classifier, camera if camera is not None else str(video), threshold, json_output,
+                 crop, display, every, frames)
+
+
+def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv_file: Optional[Path]) -> int:
+    """Print a table (or JSON), write the CSV; return 1 if any file failed, else 0."""
+    import csv
+
+    from edge.batch import classify_files, expand_inputs
+
+    files = expand_inputs(paths)
+    if not files:
+        fail("no image files found in the given paths")
+    results = []
+    positive = classifier.positive_label
+    if not json_output:
+        typer.echo(f"{'label':<12}{'p(' + positive + ')':>16}{'ms':>9}  file")
+    for result in classify_files(classifier, files, threshold):
+        results.append(result)
+        if json_output:
+            continue
+        if result.error:
+            typer.echo(f"error: {result.error}", err=True)
+        else:
+            p = result.prediction
+            typer.echo(f"{p.label:<12}{p.positive_probability:>16.4f}{p.total_ms:>9.1f}  {result.path}")
+    rows = [
+        {"file": str(r.path), "label": r.prediction.label if r.prediction else None,
+         **{f"p_{k}": v for k, v in (r.prediction.probabilities if r.prediction else {}).items()},
+         "inference_ms": round(r.prediction.inference_ms, 3) if r.prediction else None, "error": r.error}
+        for r in results
+    ]
+    failed = sum(1 for r in results if r.error)
+    if json_output:
+        print_json({"model": str(classifier.model_path), "backend": classifier.backend,
+                    "threshold": threshold, "results": rows, "failed": failed})
+    if csv_file is not None:
+        fields = ["file", "label"] + [f"p_{label}" for label in classifier.labels] + ["inference_ms", "error"]
+        with open(csv_file, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+    if failed:
+        typer.echo(f"{failed} of {len(results)} file(s) failed", err=True)
+    return 1 if failed else 0
+
+
+def infer_stream(classifier, source, threshold, json_output, crop, display, every, frames) -> None:
+    from edge.stream import run_stream
+
+    def report(number: int, prediction, fps: float) -> None:
+        if display or number % max(1, every) != 0:
+            return
+        if json_output:
+            typer.echo(json.dumps({"frame": number, "label": prediction.label,
+                                   "probabilities": prediction.probabilities, "fps": round(fps, 2)}))
+        else:
+            typer.echo(f"frame {number}: {prediction.label} p({classifier.positive_label})="
+                       f"{prediction.positive_probability:.3f} {fps:.1f} FPS")
+
+    stats = run_stream(classifier, source, report, display, frames, crop, threshold)
+    typer.echo(f"{stats.frames} frames, {stats.fps:.1f} FPS", err=True)
+
+
+@app.command()
+@user_errors
+def benchmark(
+    model: List[Path] = typer.Option(..., "--model", help="A .tflite file; repeat to compare side by side."),
+    runs: int = typer.Option(100, "--runs", help="Timed invocations per model."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed invocations first."),
+    threads: Optional[int] = typer.Option(None, "--threads"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Class names for models without metadata."),
+    json_output: bool = typer.Option(False, "--json"),
+) -> None:
+    """Latency (p50/p95/mean), throughput, load time and peak RSS per model, each in a fresh process."""
+    from edge.bench import benchmark_models
+
+    if runs < 1 or warmup < 0:
+        fail("--runs must be >= 1 and --warmup >= 0", 2)
+    for path in model:
+        if not path.is_file():
+            fail(f"{path}: no such model file")
+    results = benchmark_models(model, runs, warmup, threads, parse_labels(labels))
+    if json_output:
+        print_json(results)
+        return
+    header = f"{'model':<28}{'precision':>10}{'MB':>7}{'load ms':>9}{'p50 ms':>8}{'p95 ms':>8}{'mean ms':>9}{'img/s':>8}{'RSS MB':>8}  backend"
+    typer.echo(header)
+    for r in results:
+        typer.echo(f"{Path(r['model']).name[:27]:<28}{r['precision']:>10}{r['size_bytes'] / 1e6:>7.2f}{r['load_ms']:>9.1f}"
+                   f"{r['p50_ms']:>8.3f}{r['p95_ms']:>8.3f}{r['mean_ms']:>9.3f}{r['throughput_ips']:>8.0f}"
+                   f"{r['peak_rss_mb']:>8.1f}  {r['backend']} ({r['threads'] or 'default'} threads)")
+
+
 def main() -> None:
     app()
 

@@ -90,7 +90,7 @@ def load_keras_model(path: Path):
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file
-        raise ConversionError(f"{path} is not a loadable Keras model ({type(exc).__name__})") from None
+        raise ConversionError(f"{path} is not a Keras model (loading failed: {type(exc).__name__})") from None
     shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else ()
     if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
         raise ConversionError(f"{path}: input must be one square RGB image tensor (None, S, S, 3), found {model.input_shape}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -144,8 +145,10 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
         trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         log(f"stage {stage}: {'fine-tuning' if stage == 2 else 'frozen base'}, lr {lr:g}, {trainable:,} trainable parameters")
         done = len(history.get("loss", []))
-        fit = model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + epochs,
-                        callbacks=callbacks(), verbose=verbose)
+        with warnings.catch_warnings():  # Keras warns that a tf.data input ignores shuffle=True
+            warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+            fit = model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + epochs,
+                            callbacks=callbacks(), verbose=verbose)
         for key, values in fit.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
         if stage == 1:

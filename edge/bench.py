@@ -1,0 +1,114 @@
+"""Latency benchmark of one .tflite model: size, load time, latency percentiles, peak RSS.
+
+Run as ``python -m edge.bench MODEL`` so each model is measured in a fresh process and
+its peak RSS is its own; ``benchmark_models`` does that for several models.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from edge.classifier import Classifier
+from edge.errors import EdgeError
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def percentile_summary(samples_ms: Sequence[float]) -> dict[str, float]:
+    values = np.asarray(samples_ms)
+    return {
+        "p50_ms": round(float(np.percentile(values, 50)), 4),
+        "p95_ms": round(float(np.percentile(values, 95)), 4),
+        "mean_ms": round(float(values.mean()), 4),
+    }
+
+
+def benchmark_model(
+    model: Path, runs: int = 100, warmup: int = 10, threads: Optional[int] = None, labels: Optional[list[str]] = None
+) -> dict:
+    """Measure bare ``invoke`` on a prepared tensor and the full predict path on a random image."""
+    start = time.perf_counter()
+    classifier = Classifier(model, labels=labels, threads=threads)
+    load_ms = (time.perf_counter() - start) * 1000
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (classifier.input_size, classifier.input_size, 3), dtype=np.uint8)
+    tensor = classifier.input_tensor(image)
+    for _ in range(warmup):
+        classifier.invoke(tensor)
+    invoke_ms = []
+    for _ in range(runs):
+        tick = time.perf_counter()
+        classifier.invoke(tensor)
+        invoke_ms.append((time.perf_counter() - tick) * 1000)
+    pipeline_ms = [classifier.predict(image).total_ms for _ in range(max(1, runs // 2))]
+    latency = percentile_summary(invoke_ms)
+    return {
+        "model": str(model),
+        "precision": classifier.precision,
+        "input_dtype": str(classifier.input_dtype),
+        "input_size": classifier.input_size,
+        "size_bytes": Path(model).stat().st_size,
+        "backend": classifier.backend,
+        "threads": threads,
+        "load_ms": round(load_ms, 2),
+        "runs": runs,
+        **latency,
+        "throughput_ips": round(1000.0 / latency["mean_ms"], 1) if latency["mean_ms"] else None,
+        "pipeline_p50_ms": percentile_summary(pipeline_ms)["p50_ms"],
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def benchmark_models(
+    models: Sequence[Path], runs: int = 100, warmup: int = 10, threads: Optional[int] = None,
+    labels: Optional[list[str]] = None,
+) -> list[dict]:
+    """Benchmark each model in its own subprocess so peak RSS is per model."""
+    results = []
+    for model in models:
+        command = [sys.executable, "-m", "edge.bench", str(model), "--runs", str(runs), "--warmup", str(warmup)]
+        if threads:
+            command += ["--threads", str(threads)]
+        if labels:
+            command += ["--labels", ",".join(labels)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.strip().splitlines() if line.startswith("error:")]
+            raise EdgeError(lines[-1][len("error: "):] if lines else f"{model}: benchmark failed")
+        results.append(json.loads(done.stdout))
+    return results
+
+
+def _main(argv: Sequence[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="benchmark one .tflite model (JSON on stdout)")
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--labels", default=None)
+    args = parser.parse_args(argv)
+    try:
+        labels = args.labels.split(",") if args.labels else None
+        print(json.dumps(benchmark_model(args.model, args.runs, args.warmup, args.threads, labels)))
+    except EdgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,99 @@
+"""Classify a live camera or a video file frame by frame (OpenCV, imported only here)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from edge.classifier import Classifier, Prediction
+from edge.errors import EdgeError
+
+CROPS = ("center", "full")
+
+
+@dataclass
+class StreamStats:
+    frames: int
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def import_cv2():
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")  # keep OpenCV's own warnings off the terminal
+    try:
+        import cv2
+    except ImportError:
+        raise EdgeError('OpenCV is not installed: pip install "artery-edge[camera]"') from None
+    return cv2
+
+
+def center_crop(frame: np.ndarray) -> np.ndarray:
+    """The largest centred square of a frame (the model was trained on square patches)."""
+    h, w = frame.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return frame[top : top + side, left : left + side]
+
+
+def draw_overlay(cv2, frame: np.ndarray, prediction: Prediction, fps: float, positive: str) -> None:
+    text = f"{prediction.label}  p({positive})={prediction.positive_probability:.2f}  {fps:.1f} FPS"
+    color = (0, 0, 255) if prediction.label == positive else (0, 200, 0)
+    cv2.rectangle(frame, (0, 0), (frame.shape[1], 30), (0, 0, 0), -1)
+    cv2.putText(frame, text, (8, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.6, color, 2, cv2.LINE_AA)
+
+
+def run_stream(
+    classifier: Classifier,
+    source: Union[int, str],
+    on_prediction: Callable[[int, Prediction, float], None],
+    display: bool = True,
+    max_frames: Optional[int] = None,
+    crop: str = "center",
+    threshold: Optional[float] = None,
+) -> StreamStats:
+    """Read frames until the source ends, ``max_frames`` or ``q`` / Ctrl-C; classify each one.
+
+    ``on_prediction(frame_number, prediction, fps)`` is called for every frame.
+    """
+    if crop not in CROPS:
+        raise EdgeError(f"unknown crop {crop!r}; choose from {', '.join(CROPS)}")
+    cv2 = import_cv2()
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        what = f"camera {source}" if isinstance(source, int) else f"video {source}"
+        raise EdgeError(f"cannot open {what}")
+    frames, fps, start = 0, 0.0, time.perf_counter()
+    window = "artery-edge"
+    try:
+        while max_frames is None or frames < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            tick = time.perf_counter()
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            prediction = classifier.predict(center_crop(rgb) if crop == "center" else rgb, threshold)
+            frames += 1
+            instant = 1.0 / max(time.perf_counter() - tick, 1e-6)
+            fps = instant if frames == 1 else 0.9 * fps + 0.1 * instant
+            on_prediction(frames, prediction, fps)
+            if display:
+                draw_overlay(cv2, frame, prediction, fps, classifier.positive_label)
+                cv2.imshow(window, frame)
+                if cv2.waitKey(1) & 0xFF == ord("q"):
+                    break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        capture.release()
+        if display:
+            cv2.destroyAllWindows()
+    if frames == 0:
+        raise EdgeError(f"no frames could be read from {source}")
+    return StreamStats(frames, time.perf_counter() - start)

@@ -1,0 +1,61 @@
+"""Shared fixtures: synthetic datasets in tmp dirs, one tiny trained run per session."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REAL_DATA = SHARED / "data" / "stenosis-patches"
+WEIGHTS_035 = SHARED / "weights" / "mobilenet_v2_0.35_224_no_top.h5"
+HAS_TF = importlib.util.find_spec("tensorflow") is not None
+
+needs_real_data = pytest.mark.skipif(
+    not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA} (../shared is absent)"
+)
+
+
+def tiny_weights() -> str:
+    """ImageNet alpha-0.35 weights from ../shared when present, else random init."""
+    return str(WEIGHTS_035) if WEIGHTS_035.is_file() else "none"
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    from trainer.synthetic import synthesize_dataset
+
+    root = tmp_path_factory.mktemp("synthetic") / "data"
+    synthesize_dataset(root, count=80, size=48, seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_run(synthetic_dir, tmp_path_factory):
+    """A tiny model trained well enough on synthetic data to be confident (parity, learnability)."""
+    if not HAS_TF:
+        pytest.skip("TensorFlow not installed (train extra)")
+    from trainer.config import TrainConfig
+    from trainer.training import train
+
+    out = tmp_path_factory.mktemp("runs")
+    config = TrainConfig(
+        data_dir=str(synthetic_dir), output_dir=str(out), log_dir=str(out / "tb"), image_size=48, alpha=0.35,
+        weights=tiny_weights(), batch_size=16, epochs=8, learning_rate=3e-3, fine_tune_epochs=2,
+        fine_tune_learning_rate=1e-4, tensorboard=False, sample_grid_size=4,
+    )
+    return train(config, log=lambda message: None, verbose=0)
+
+
+@pytest.fixture(scope="session")
+def converted_run(trained_run):
+    """The tiny run converted to float32, float16 and int8."""
+    from converters.tflite import convert
+
+    results = convert(trained_run.run_dir, ["float32", "float16", "int8"], representative_count=40)
+    return trained_run, {r.precision: Path(r.path) for r in results}

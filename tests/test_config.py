@@ -1,0 +1,38 @@
+"""trainer.config: validation and TOML config files."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainer.config import ConfigError, TrainConfig, load_config_file
+
+
+def test_defaults_follow_the_recipe():
+    config = TrainConfig()
+    assert (config.image_size, config.batch_size, config.learning_rate, config.fine_tune_learning_rate) == (300, 32, 1e-4, 1e-5)
+    assert (config.epochs, config.patience, config.alpha) == (10, 5, 1.0)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [({"image_size": 31}, "below the minimum"), ({"weights": "/no/such/file.h5"}, "does not exist"),
+     ({"val_fraction": 0.6, "test_fraction": 0.5}, "leave some training"), ({"epochs": 0, "fine_tune_epochs": 0}, "at least one stage")],
+)
+def test_bad_values_are_refused(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes).validate()
+
+
+def test_toml_file_top_level_or_train_table(tmp_path):
+    (tmp_path / "a.toml").write_text("image-size = 64\nalpha = 0.35\n")
+    (tmp_path / "b.toml").write_text("[train]\nepochs = 3\n")
+    assert load_config_file(tmp_path / "a.toml") == {"image_size": 64, "alpha": 0.35}
+    assert load_config_file(tmp_path / "b.toml") == {"epochs": 3}
+
+
+def test_unknown_keys_and_missing_files_fail(tmp_path):
+    (tmp_path / "c.toml").write_text("learning_rat = 0.1\n")
+    with pytest.raises(ConfigError, match="unknown option"):
+        load_config_file(tmp_path / "c.toml")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config_file(tmp_path / "missing.toml")

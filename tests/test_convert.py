@@ -1,0 +1,161 @@
+"""`artery-edge convert`: three precisions, serving graph, INT8 integer-only, metadata, safety."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
+
+from artery_edge.cli import app  # noqa: E402
+from edge import Classifier, read_metadata  # noqa: E402
+from edge.metadata import load_schema  # noqa: E402
+
+runner = CliRunner()
+RANDOM_OPS = ("RANDOM", "MULTINOMIAL", "IMAGE_PROJECTIVE", "STATELESS")
+
+
+def op_names(path: Path) -> set[str]:
+    schema = load_schema()
+    model = schema.Model.GetRootAs(path.read_bytes(), 0)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+    found = set()
+    for code in codes:
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        found.add(code.CustomCode().decode() if code.CustomCode() else names[builtin])
+    return found
+
+
+def tensor_types(path: Path) -> set[int]:
+    schema = load_schema()
+    graph = schema.Model.GetRootAs(path.read_bytes(), 0).Subgraphs(0)
+    return {graph.Tensors(i).Type() for i in range(graph.TensorsLength())}
+
+
+def test_all_three_load_and_run(converted_run):
+    _, models = converted_run
+    image = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    for precision, path in models.items():
+        classifier = Classifier(path)
+        assert classifier.backend == "ai_edge_litert"
+        prediction = classifier.predict(image)
+        assert abs(sum(prediction.probabilities.values()) - 1) < 0.02, precision
+
+
+def test_sizes_shrink_with_precision(converted_run):
+    _, models = converted_run
+    size = {p: path.stat().st_size for p, path in models.items()}
+    assert size["int8"] < size["float16"] < size["float32"]
+
+
+def test_int8_is_integer_only_with_uint8_input(converted_run):
+    _, models = converted_run
+    schema = load_schema()
+    classifier = Classifier(models["int8"])
+    assert classifier.input_dtype == np.uint8
+    scale, zero_point = classifier._input["quantization"]
+    assert scale > 0
+    assert np.dtype(classifier._output["dtype"]) == np.uint8
+    float_types = {schema.TensorType.FLOAT32, schema.TensorType.FLOAT16}
+    assert not tensor_types(models["int8"]) & float_types
+    assert "DEQUANTIZE" not in op_names(models["int8"])
+
+
+def test_no_augmentation_or_random_ops_in_any_graph(converted_run):
+    _, models = converted_run
+    for path in models.values():
+        ops = op_names(path)
+        assert "CONV_2D" in ops and "DEPTHWISE_CONV_2D" in ops
+        assert not [op for op in ops if any(word in op for word in RANDOM_OPS)], ops
+
+
+def test_metadata_round_trips(converted_run):
+    run, models = converted_run
+    for precision, path in models.items():
+        meta = read_metadata(path)
+        assert meta.labels == ["Healthy", "Unhealthy"] and meta.input_size == 48
+        assert meta.precision == precision and meta.color_order == "RGB" and meta.input_range == (0.0, 255.0)
+        assert meta.resize_method == "pillow-bilinear" and meta.positive_label == "Unhealthy"
+        assert len(meta.source_model_sha256) == 64 and meta.artery_edge_version and meta.created
+        assert meta.training["alpha"] == 0.35 and meta.training["image_size"] == 48
+
+
+def test_float32_matches_keras_on_the_same_tensor(converted_run):
+    import keras
+
+    from trainer.model import serving_model
+
+    run, models = converted_run
+    model = keras.models.load_model(run.run_dir / "model.keras")
+    x = np.random.default_rng(1).uniform(0, 255, (1, 48, 48, 3)).astype(np.float32)
+    expected = np.asarray(serving_model(model)(x, training=False))[0]
+    assert np.max(np.abs(Classifier(models["float32"]).invoke(x) - expected)) <= 1e-4
+
+
+def test_source_model_is_not_modified_and_overwrite_needs_force(converted_run):
+    run, models = converted_run
+    digest = read_metadata(models["float32"]).source_model_sha256
+    from converters.tflite import file_sha256
+
+    assert file_sha256(run.run_dir / "model.keras") == digest
+    before = models["float16"].read_bytes()
+    result = runner.invoke(app, ["convert", str(run.run_dir), "--quantize", "float16"])
+    assert result.exit_code != 0 and "--force" in result.output
+    assert models["float16"].read_bytes() == before
+
+
+def test_cli_report_json_and_out_dir(converted_run, tmp_path):
+    run, _ = converted_run
+    result = runner.invoke(app, ["convert", str(run.run_dir), "--quantize", "float32,float16", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("["):])
+    assert [r["precision"] for r in report] == ["float32", "float16"]
+    assert report[0]["ratio_to_float32"] == 1.0 and 0.3 < report[1]["ratio_to_float32"] < 0.8
+    assert all(Path(r["path"]).parent == tmp_path and r["seconds"] > 0 for r in report)
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        ("missing", [], "does not exist"),
+        ("not_keras", [], "not a Keras model"),
+        ("not_image", [], "square RGB image"),
+        ("run", ["--quantize", "int4"], "unknown --quantize"),
+        ("moved_data", ["--quantize", "int8"], "representative set cannot be built"),
+        ("run", ["--quantize", "int8", "--representative-data", "EMPTY"], "representative data"),
+    ],
+)
+def test_bad_inputs_fail_in_one_line_with_nothing_left(converted_run, tmp_path, setup, args, message):
+    import keras
+
+    run, _ = converted_run
+    target = tmp_path / "out"
+    source = tmp_path / "model.keras"
+    if setup == "missing":
+        source = tmp_path / "absent.keras"
+    elif setup == "not_keras":
+        source.write_text("hello")
+    elif setup == "not_image":
+        inputs = keras.Input((10,))
+        keras.Model(inputs, keras.layers.Dense(2)(inputs)).save(source)
+    elif setup in ("run", "moved_data"):
+        source = tmp_path / "run"
+        shutil.copytree(run.run_dir, source, ignore=shutil.ignore_patterns("*.tflite"))
+        if setup == "moved_data":
+            config = json.loads((source / "config.json").read_text())
+            config["data_dir"] = str(tmp_path / "moved-away")
+            (source / "config.json").write_text(json.dumps(config))
+    args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["convert", str(source), "--labels", "A,B", "--out", str(target), *args])
+    assert result.exit_code != 0
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.output
+    assert not list(target.glob("*.tflite")) if target.exists() else True
