@@ -16,7 +16,7 @@ import numpy as np
 from edge.errors import ModelError
 from edge.imaging import RESIZE_METHOD, ImageSource, load_image
 from edge.metadata import ModelMetadata, metadata_from_bytes, read_model_bytes
-from edge.runtime import load_interpreter
+from edge.runtime import load_errors, load_interpreter
 
 DEFAULT_POSITIVE_LABEL = "Unhealthy"
 
@@ -61,6 +61,8 @@ class Classifier:
         self.interpreter, self.backend = load_interpreter(self.model_path, threads, backend)
         self.threads = threads
         self._input, self._output = self._check_signature()
+        with load_errors(self.model_path):
+            self.interpreter.allocate_tensors()
         self.input_size = int(self._input["shape"][1])
         self.resize_method = self.metadata.resize_method if self.metadata else RESIZE_METHOD
         self.labels = self._resolve_labels(labels)

@@ -88,6 +88,6 @@ def metadata_from_bytes(data: bytes, source: str = "model") -> Optional[ModelMet
             if entry.Name() == METADATA_NAME.encode():
                 raw = model.Buffers(entry.Buffer()).DataAsNumpy()
                 return ModelMetadata.from_json(bytes(raw).decode("utf-8"))
-    except (IndexError, ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{source}: unreadable TFLite metadata ({exc})") from None
+    except Exception as exc:  # struct.error, IndexError...: the flatbuffer is cut or corrupt
+        raise ModelError(f"{source}: cannot load TFLite model (corrupt or truncated: {type(exc).__name__})") from None
     return None

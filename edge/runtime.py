@@ -7,8 +7,9 @@ device with ``artery-edge[edge]`` never loads it.
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from edge.errors import ModelError
 
@@ -42,12 +43,18 @@ def find_backend(preferred: Optional[str] = None) -> tuple[str, Callable[..., An
 def load_interpreter(
     model_path: Path, threads: Optional[int] = None, backend: Optional[str] = None
 ) -> tuple[Any, str]:
-    """An allocated interpreter for ``model_path`` and the name of the backend that runs it."""
+    """An interpreter for ``model_path`` (tensors not yet allocated) and its backend's name."""
     name, interpreter_class = find_backend(backend)
-    try:
+    with load_errors(model_path):
         interpreter = interpreter_class(model_path=str(model_path), num_threads=threads)
-        interpreter.allocate_tensors()
+    return interpreter, name
+
+
+@contextmanager
+def load_errors(model_path: Path) -> Iterator[None]:
+    """Interpreter failures (bad flatbuffer, unsupported op, bad shapes) as one-line ModelErrors."""
+    try:
+        yield
     except (ValueError, RuntimeError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{model_path}: cannot load TFLite model ({first_line})") from None
-    return interpreter, name
