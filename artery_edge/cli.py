@@ -182,6 +182,38 @@ def convert(
 
 @app.command()
 @user_errors
+def evaluate(
+    run: Path = typer.Option(..., "--run", help="A training run directory (its split manifest picks the test files)."),
+    models: Optional[List[Path]] = typer.Option(None, "--models", help="TFLite files (default: the run's model_*.tflite); repeatable."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this class-folder dataset instead of the test split."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Unhealthy iff its probability >= this."),
+    target_sensitivity: Optional[float] = typer.Option(
+        None, "--target-sensitivity", help="Pick each model's threshold on the validation split to reach this sensitivity."
+    ),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: RUN/evaluation, never overwritten)."),
+    json_output: bool = typer.Option(False, "--json"),
+) -> None:
+    """Keras and every TFLite variant side by side: clinical metrics with 95% CIs and agreement with Keras."""
+    if not 0 <= threshold <= 1 or (target_sensitivity is not None and not 0 < target_sensitivity <= 1):
+        fail("--threshold and --target-sensitivity must lie between 0 and 1", 2)
+    require_tensorflow()
+    from evaluation.evaluate import evaluate as run_evaluation
+    from evaluation.report import metrics_table
+
+    report, folder = run_evaluation(run, models, data, threshold, target_sensitivity, max(bootstrap, 1), out)
+    if json_output:
+        print_json({"folder": str(folder), **report})
+        return
+    typer.echo("\n".join(metrics_table(report)))
+    for name, a in report["agreement_with_keras"].items():
+        typer.echo(f"{name}: labels identical to Keras {a['label_agreement']:.2%}, "
+                   f"|dp| mean {a['mean_abs_diff']:.5f} max {a['max_abs_diff']:.5f}")
+    typer.echo(f"report: {folder / 'report.md'}")
+
+
+@app.command()
+@user_errors
 def infer(
     model: Path = typer.Option(..., "--model", help="A .tflite file (metadata gives labels and preprocessing)."),
     image: Optional[List[Path]] = typer.Option(None, "--image", help="Image file or folder (recursive); repeatable."),

@@ -31,7 +31,7 @@ def synthetic_dir(tmp_path_factory) -> Path:
     from trainer.synthetic import synthesize_dataset
 
     root = tmp_path_factory.mktemp("synthetic") / "data"
-    synthesize_dataset(root, count=80, size=48, seed=3)
+    synthesize_dataset(root, count=100, size=48, seed=3)
     return root
 
 
@@ -46,7 +46,7 @@ def trained_run(synthetic_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     config = TrainConfig(
         data_dir=str(synthetic_dir), output_dir=str(out), log_dir=str(out / "tb"), image_size=48, alpha=0.35,
-        weights=tiny_weights(), batch_size=16, epochs=8, learning_rate=3e-3, fine_tune_epochs=2,
+        weights=tiny_weights(), batch_size=16, epochs=10, learning_rate=3e-3, fine_tune_epochs=4,
         fine_tune_learning_rate=1e-4, tensorboard=False, sample_grid_size=4,
     )
     return train(config, log=lambda message: None, verbose=0)

@@ -44,7 +44,7 @@ def test_train_end_to_end_writes_every_artefact(synthetic_dir, tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for key in ("accuracy", "loss", "confusion_matrix", "sensitivity", "specificity", "roc_auc"):
         assert key in metrics
-    assert np.sum(metrics["confusion_matrix"]) == metrics["n"] == 24
+    assert np.sum(metrics["confusion_matrix"]) == metrics["n"] == 30
     assert any((tmp_path / "tb").rglob("events.out.tfevents*"))
     second = run_train(synthetic_dir, tmp_path, "--run-name", run_dir.name, "--fine-tune-epochs", "0")
     assert second.exit_code == 0, second.output
@@ -53,7 +53,7 @@ def test_train_end_to_end_writes_every_artefact(synthetic_dir, tmp_path):
 
 def test_synthetic_set_is_learnable(trained_run):
     metrics = trained_run.metrics
-    assert metrics["n"] == 24
+    assert metrics["n"] == 30
     assert metrics["accuracy"] >= 0.8, metrics
     assert metrics["roc_auc"] >= 0.85, metrics
 

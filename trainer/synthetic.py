@@ -32,11 +32,11 @@ def render_patch(rng: np.random.Generator, size: int, stenosis: bool) -> np.ndar
     """One uint8 grayscale patch (size x size)."""
     curve = _vessel_path(rng, size)
     radius = np.full(len(curve), rng.uniform(0.07, 0.12) * size)
-    radius *= 1 + 0.08 * np.sin(np.linspace(0, rng.uniform(2, 6), len(curve)))
+    radius *= 1 + 0.05 * np.sin(np.linspace(0, rng.uniform(2, 6), len(curve)))
     if stenosis:
         at = rng.uniform(0.4, 0.6) * len(curve)
-        width = rng.uniform(0.04, 0.08) * len(curve)
-        severity = rng.uniform(0.55, 0.8)
+        width = rng.uniform(0.05, 0.09) * len(curve)
+        severity = rng.uniform(0.65, 0.9)
         radius *= 1 - severity * np.exp(-0.5 * ((np.arange(len(curve)) - at) / width) ** 2)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     pixels = np.stack([xx.ravel(), yy.ravel()], axis=1)

@@ -1,0 +1,189 @@
+"""Evaluate the Keras model and each TFLite variant on the same image files, side by side.
+
+Each model goes through its own real pipeline from the files: Keras through the
+trainer's tf.data loading, TFLite through ``edge.Classifier``. Metrics carry bootstrap
+95% intervals; each TFLite variant is also compared with Keras image by image.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from trainer.data import DataError, Sample, print_progress, scan_dataset, subset
+from trainer.metrics import binary_metrics, confusion_matrix
+from trainer.runs import TrainedRun, load_run
+from trainer.training import positive_index
+
+PRECISIONS = ("float32", "float16", "int8")
+KERAS = "keras"
+
+
+@dataclass
+class Scores:
+    """One model's class probabilities for every evaluated file."""
+
+    name: str
+    probabilities: np.ndarray
+    threshold: float
+
+
+def keras_probabilities(run: TrainedRun, samples: Sequence[Sample], batch_size: int = 64) -> np.ndarray:
+    """Through the trainer's own tf.data pipeline (same decode and resize as training)."""
+    import keras
+
+    from trainer.data import make_dataset
+
+    model = keras.models.load_model(run.model_path, compile=False)
+    dataset = make_dataset(samples, run.image_size, batch_size)
+    return np.asarray(model.predict(dataset, verbose=2 if not sys.stderr.isatty() else 1))
+
+
+def tflite_probabilities(model_path: Path, samples: Sequence[Sample], labels: Sequence[str]) -> np.ndarray:
+    """Through the device runtime, one file at a time as a device would."""
+    from edge.classifier import Classifier
+
+    classifier = Classifier(model_path)
+    if classifier.labels != list(labels):
+        raise DataError(f"{model_path}: labels {classifier.labels} differ from the run's {list(labels)}")
+    progress = print_progress(f"{Path(model_path).name}")
+    rows = []
+    for done, sample in enumerate(samples, 1):
+        prediction = classifier.predict(sample.path)
+        rows.append([prediction.probabilities[label] for label in labels])
+        progress(done, len(samples))
+    return np.array(rows, dtype=np.float64)
+
+
+def decide(probabilities: np.ndarray, positive: int, threshold: float) -> np.ndarray:
+    """Binary: positive iff p >= threshold; otherwise arg-max of the remaining classes."""
+    others = probabilities.copy()
+    others[:, positive] = -np.inf
+    return np.where(probabilities[:, positive] >= threshold, positive, others.argmax(axis=1))
+
+
+def threshold_for_sensitivity(labels: np.ndarray, positive_scores: np.ndarray, positive: int, target: float) -> float:
+    """The highest threshold whose sensitivity on these labels reaches ``target``."""
+    scores = np.sort(positive_scores[labels == positive])[::-1]
+    if len(scores) == 0:
+        raise DataError("no positive images to set an operating point on")
+    needed = int(np.ceil(target * len(scores)))
+    return float(scores[max(needed, 1) - 1])
+
+
+def bootstrap_intervals(labels, scores, predicted, positive, rounds=1000, seed=0) -> dict[str, list[float]]:
+    """Percentile 95% intervals of every binary metric over ``rounds`` resamples of the images."""
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        idx = rng.integers(0, len(labels), len(labels))
+        for key, value in binary_metrics(labels[idx], scores[idx], predicted[idx], positive).items():
+            if value is not None:
+                samples.setdefault(key, []).append(value)
+    return {key: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for key, v in samples.items()}
+
+
+def model_report(scores: Scores, labels: np.ndarray, positive: int, n_classes: int, rounds: int) -> dict:
+    predicted = decide(scores.probabilities, positive, scores.threshold)
+    positive_scores = scores.probabilities[:, positive]
+    return {
+        "threshold": scores.threshold,
+        "metrics": binary_metrics(labels, positive_scores, predicted, positive),
+        "ci95": bootstrap_intervals(labels, positive_scores, predicted, positive, rounds),
+        "confusion_matrix": confusion_matrix(labels, predicted, n_classes).tolist(),
+    }
+
+
+def agreement(reference: Scores, other: Scores, positive: int) -> dict:
+    """How closely a TFLite variant follows Keras on the same files."""
+    ref_labels = decide(reference.probabilities, positive, reference.threshold)
+    other_labels = decide(other.probabilities, positive, other.threshold)
+    diff = np.abs(reference.probabilities[:, positive] - other.probabilities[:, positive])
+    return {
+        "label_agreement": float((ref_labels == other_labels).mean()),
+        "mean_abs_diff": float(diff.mean()),
+        "max_abs_diff": float(diff.max()),
+    }
+
+
+def evaluation_dir(base: Path) -> Path:
+    """``base`` if new, else ``base-2``, ``base-3``...: earlier evaluations are kept."""
+    for attempt in range(1, 1000):
+        candidate = base if attempt == 1 else base.with_name(f"{base.name}-{attempt}")
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot create an evaluation folder next to {base}")
+
+
+def evaluation_samples(run: TrainedRun, data_dir: Optional[Path]) -> tuple[list[Sample], str]:
+    if data_dir is None:
+        return subset(run.split(), "test"), "test split of the run"
+    scanned = scan_dataset(Path(data_dir))
+    if scanned.class_names != run.class_names:
+        raise DataError(f"{data_dir}: classes {scanned.class_names} differ from the model's {run.class_names}")
+    return scanned.samples, f"all images in {data_dir}"
+
+
+def evaluate(
+    run_dir: Path,
+    models: Optional[Sequence[Path]] = None,
+    data_dir: Optional[Path] = None,
+    threshold: float = 0.5,
+    target_sensitivity: Optional[float] = None,
+    bootstrap_rounds: int = 1000,
+    out_dir: Optional[Path] = None,
+) -> tuple[dict, Path]:
+    """Evaluate and write metrics.json, report.md and the plots; return the report and its folder."""
+    run = load_run(run_dir)
+    if models is None:
+        models = [run.run_dir / f"model_{p}.tflite" for p in PRECISIONS if (run.run_dir / f"model_{p}.tflite").is_file()]
+    for model in models:
+        if not Path(model).is_file():
+            raise DataError(f"model file {model} does not exist")
+    samples, description = evaluation_samples(run, data_dir)
+    if not samples:
+        raise DataError("nothing to evaluate: no images")
+    labels = np.array([s.label for s in samples])
+    positive = positive_index(run.class_names)
+    names = [KERAS] + [Path(m).stem.removeprefix("model_") for m in models]
+
+    def score_all(files: Sequence[Sample]) -> list[np.ndarray]:
+        return [keras_probabilities(run, files)] + [tflite_probabilities(m, files, run.class_names) for m in models]
+
+    thresholds = [threshold] * len(names)
+    if target_sensitivity is not None:
+        validation = subset(run.split(), "validation")
+        val_labels = np.array([s.label for s in validation])
+        thresholds = [threshold_for_sensitivity(val_labels, p[:, positive], positive, target_sensitivity)
+                      for p in score_all(validation)]
+    scores = [Scores(n, p, t) for n, p, t in zip(names, score_all(samples), thresholds)]
+
+    report = {
+        "run_dir": str(run.run_dir),
+        "evaluated_on": description,
+        "n": int(len(labels)),
+        "class_counts": {name: int((labels == i).sum()) for i, name in enumerate(run.class_names)},
+        "class_names": run.class_names,
+        "positive_class": run.class_names[positive],
+        "target_sensitivity": target_sensitivity,
+        "bootstrap_rounds": bootstrap_rounds,
+        "models": {s.name: model_report(s, labels, positive, len(run.class_names), bootstrap_rounds) for s in scores},
+        "agreement_with_keras": {s.name: agreement(scores[0], s, positive) for s in scores[1:]},
+    }
+    folder = evaluation_dir(Path(out_dir) if out_dir else run.run_dir / "evaluation")
+    (folder / "metrics.json").write_text(json.dumps(report, indent=2))
+    np.savez_compressed(folder / "probabilities.npz", files=np.array([str(s.path) for s in samples]),
+                        labels=labels, **{s.name: s.probabilities for s in scores})
+    from evaluation.report import write_markdown, write_plots
+
+    write_plots(report, scores, labels, positive, folder)
+    write_markdown(report, folder / "report.md")
+    return report, folder

@@ -1,0 +1,30 @@
+"""trainer.metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainer.metrics import binary_metrics, confusion_matrix, roc_auc, roc_curve
+
+
+def test_binary_metrics_by_hand():
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    pred = np.array([1, 1, 0, 0, 0, 1, 0, 1])
+    scores = np.array([0.9, 0.8, 0.4, 0.1, 0.2, 0.7, 0.3, 0.6])
+    m = binary_metrics(y, scores, pred, positive=1)
+    assert m["sensitivity"] == 0.75 and m["specificity"] == 0.75
+    assert m["ppv"] == 0.75 and m["npv"] == 0.75 and m["accuracy"] == 0.75 and m["f1"] == 0.75
+    assert m["roc_auc"] == pytest.approx(15 / 16)  # one mis-ordered pair (0.4 < 0.7)
+    assert confusion_matrix(y, pred, 2).tolist() == [[3, 1], [1, 3]]
+
+
+def test_auc_ties_count_half_and_single_class_is_none():
+    assert roc_auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
+    assert roc_auc(np.array([1, 1]), np.array([0.2, 0.9])) is None
+    assert binary_metrics(np.array([0, 0]), np.array([0.1, 0.2]), np.array([0, 0]))["sensitivity"] is None
+
+
+def test_roc_curve_ends_at_one_one():
+    fpr, tpr, _ = roc_curve(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.6, 0.4]))
+    assert (fpr[0], tpr[0]) == (0, 0) and (fpr[-1], tpr[-1]) == (1, 1)

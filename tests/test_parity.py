@@ -1,0 +1,97 @@
+"""The accuracy-parity suite: each TFLite variant against Keras, end to end from the same files.
+
+Keras runs through the trainer's tf.data pipeline, TFLite through edge.Classifier.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
+
+from edge import Classifier  # noqa: E402
+from evaluation.evaluate import keras_probabilities, tflite_probabilities  # noqa: E402
+from tests.conftest import REAL_DATA, needs_real_data, tiny_weights  # noqa: E402
+from trainer.data import Sample, make_dataset, scan_dataset  # noqa: E402
+
+pytestmark = pytest.mark.parity
+
+# Largest allowed |p_tflite - p_keras| per precision. float16 rounds every weight to 11
+# significant bits; MobileNetV2's folded BatchNorm + depthwise weights turn that into
+# ~1-2% relative feature error (measured with the ImageNet weights, no training at all),
+# so single-image probability moves of a few hundredths are expected: the float16 check is
+# identical labels, mean diff <= 1e-2 and max diff <= 0.1 (see README, "Parity").
+MAX_DIFF = {"float32": 1e-4, "float16": 0.1}
+MEAN_DIFF = {"float32": 1e-5, "float16": 1e-2}
+
+
+def check_parity(run, models: dict[str, Path], samples: list[Sample]) -> dict:
+    labels = np.array([s.label for s in samples])
+    keras_p = keras_probabilities(run, samples)
+    keras_labels = keras_p.argmax(axis=1)
+    keras_accuracy = (keras_labels == labels).mean()
+    found = {}
+    for precision, path in models.items():
+        p = tflite_probabilities(path, samples, run.class_names)
+        diff = np.abs(p - keras_p)
+        same = (p.argmax(axis=1) == keras_labels).mean()
+        accuracy = (p.argmax(axis=1) == labels).mean()
+        found[precision] = (diff.max(), diff.mean(), same, accuracy)
+        print(f"parity {precision}: max |dp| {diff.max():.2e}, mean {diff.mean():.2e}, labels {same:.4f}, "
+              f"accuracy {accuracy:.4f} vs Keras {keras_accuracy:.4f}")
+        if precision in MAX_DIFF:
+            assert same == 1.0, (precision, same)
+            assert diff.max() <= MAX_DIFF[precision] and diff.mean() <= MEAN_DIFF[precision], found[precision]
+        else:
+            assert same >= 0.98, (precision, same)
+            assert abs(accuracy - keras_accuracy) <= 0.02, (precision, accuracy, keras_accuracy)
+    return found
+
+
+def test_parity_on_synthetic_files(converted_run, synthetic_dir):
+    run, models = converted_run
+    from trainer.runs import load_run
+
+    samples = scan_dataset(synthetic_dir).samples  # all 160 files, not only the 24 test ones
+    check_parity(load_run(run.run_dir), models, samples)
+
+
+def test_resize_parity_trainer_vs_edge(converted_run, tmp_path):
+    """Upscaled small patches and downscaled large images give identical pixels in both pipelines."""
+    from PIL import Image
+
+    run, models = converted_run
+    rng = np.random.default_rng(5)
+    samples = []
+    for i, side in enumerate((20, 33, 48, 161, 400)):
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(path)
+        samples.append(Sample(path, 0))
+    trainer_pixels = np.concatenate([x.numpy() for x, _ in make_dataset(samples, 48, 8)])
+    classifier = Classifier(models["float32"])
+    edge_pixels = np.stack([classifier.preprocess(s.path) for s in samples]).astype(np.float32)
+    assert np.array_equal(trainer_pixels, edge_pixels)
+
+
+@needs_real_data
+def test_parity_on_a_sample_of_the_real_data(tmp_path_factory):
+    from converters.tflite import convert
+    from trainer.config import TrainConfig
+    from trainer.runs import load_run
+    from trainer.training import train
+
+    data = tmp_path_factory.mktemp("real") / "data"
+    for name in ("Healthy", "Unhealthy"):
+        (data / name).mkdir(parents=True)
+        for path in sorted((REAL_DATA / name).glob("*.png"))[:100]:
+            (data / name / path.name).symlink_to(path)
+    out = tmp_path_factory.mktemp("real_runs")
+    config = TrainConfig(data_dir=str(data), output_dir=str(out), image_size=64, alpha=0.35, weights=tiny_weights(),
+                         batch_size=16, epochs=6, learning_rate=3e-3, fine_tune_epochs=1, fine_tune_learning_rate=1e-4,
+                         tensorboard=False, sample_grid_size=4)
+    result = train(config, log=lambda message: None, verbose=0)
+    models = {r.precision: Path(r.path) for r in convert(result.run_dir, ["float32", "float16", "int8"], representative_count=60)}
+    check_parity(load_run(result.run_dir), models, scan_dataset(data).samples)
