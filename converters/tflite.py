@@ -141,9 +141,15 @@ def build_representative_images(
 
 
 def representative_dataset(images: np.ndarray) -> Callable[[], Iterator[list]]:
+    """Calibration batches. One pixel of the first image is set to 0 and one to 255 so the
+    input's calibrated range is exactly 0..255: uint8 input scale 1, zero point 0, every
+    raw pixel exact (otherwise the brightest calibration pixel, e.g. 244, would clip)."""
+    first = images[0].copy()
+    first[0, 0], first[0, 1] = 0, 255
+
     def generate() -> Iterator[list]:
-        for image in images:
-            yield [image[np.newaxis].astype(np.float32)]
+        for index, image in enumerate(images):
+            yield [(first if index == 0 else image)[np.newaxis].astype(np.float32)]
 
     return generate
 
