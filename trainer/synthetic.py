@@ -33,10 +33,11 @@ def render_patch(rng: np.random.Generator, size: int, stenosis: bool) -> np.ndar
     curve = _vessel_path(rng, size)
     radius = np.full(len(curve), rng.uniform(0.07, 0.12) * size)
     radius *= 1 + 0.05 * np.sin(np.linspace(0, rng.uniform(2, 6), len(curve)))
+    # drawn for both classes so a Healthy/Unhealthy pair from one seed differs only by the narrowing
+    at = rng.uniform(0.4, 0.6) * len(curve)
+    width = rng.uniform(0.05, 0.09) * len(curve)
+    severity = rng.uniform(0.65, 0.9)
     if stenosis:
-        at = rng.uniform(0.4, 0.6) * len(curve)
-        width = rng.uniform(0.05, 0.09) * len(curve)
-        severity = rng.uniform(0.65, 0.9)
         radius *= 1 - severity * np.exp(-0.5 * ((np.arange(len(curve)) - at) / width) ** 2)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     pixels = np.stack([xx.ravel(), yy.ravel()], axis=1)
