@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -63,6 +63,7 @@ class Classifier:
         self._input, self._output = self._check_signature()
         with load_errors(self.model_path):
             self.interpreter.allocate_tensors()
+        self._to_input = self._pixel_converter()
         self.input_size = int(self._input["shape"][1])
         self.resize_method = self.metadata.resize_method if self.metadata else RESIZE_METHOD
         self.labels = self._resolve_labels(labels)
@@ -117,16 +118,24 @@ class Classifier:
         """uint8 (H, W, 3) pixels exactly as the trainer produced them."""
         return load_image(source, self.input_size, self.resize_method)
 
-    def input_tensor(self, pixels: np.ndarray) -> np.ndarray:
-        """Raw RGB pixels to the model's input dtype, using the input tensor's quantization."""
-        batch = pixels[np.newaxis].astype(np.float32)
+    def _pixel_converter(self) -> Callable[[np.ndarray], np.ndarray]:
+        """uint8 pixels -> input tensor, from the input tensor's own dtype and quantization.
+
+        Every pixel value 0..255 maps through a 256-entry table (exact for any scale and zero
+        point); uint8 input with scale 1 / zero point 0 (our INT8 models) needs no work at all.
+        """
         dtype = self.input_dtype
-        if dtype == np.float32:
-            return batch
         scale, zero_point = self._input["quantization"]
-        if scale == 0:
-            return batch.astype(dtype)
-        return quantize(batch, dtype, scale, zero_point)
+        if dtype == np.float32 or scale == 0:
+            return lambda pixels: pixels[np.newaxis].astype(dtype)
+        table = quantize(np.arange(256, dtype=np.float32), dtype, scale, zero_point)
+        if dtype == np.uint8 and np.array_equal(table, np.arange(256)):
+            return lambda pixels: pixels[np.newaxis]
+        return lambda pixels: np.take(table, pixels)[np.newaxis]
+
+    def input_tensor(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) RGB pixels to the (1, H, W, 3) tensor the model takes."""
+        return self._to_input(np.asarray(pixels, dtype=np.uint8))
 
     def invoke(self, tensor: np.ndarray) -> np.ndarray:
         """Run the model on a prepared input tensor and return float probabilities."""
