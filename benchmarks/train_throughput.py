@@ -18,7 +18,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import warnings  # noqa: E402
+
 import numpy as np  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # Keras: tf.data input is pre-shuffled
 
 
 def main() -> None:
