@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -230,8 +231,9 @@ def convert(
         start = time.perf_counter()
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         preset.configure(converter, representative)
-        with contextlib.redirect_stdout(io.StringIO()):  # TF prints the traced signature
-            flatbuffer = converter.convert()
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")  # we calibrate
+            flatbuffer = converter.convert()  # TF prints the traced signature on stdout
         flatbuffer = embed_metadata(flatbuffer, build_metadata(source, preset.name, image_size, class_names))
         write_atomically(targets[preset.name], flatbuffer)
         results.append(ConvertedModel(preset.name, str(targets[preset.name]), len(flatbuffer),

@@ -1,0 +1,88 @@
+"""`artery-edge evaluate`: side-by-side metrics, agreement, operating point, artefacts, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
+
+from artery_edge.cli import app  # noqa: E402
+from evaluation.evaluate import threshold_for_sensitivity  # noqa: E402
+
+runner = CliRunner()
+METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "roc_auc")
+
+
+def test_report_metrics_agreement_and_artefacts(converted_run, tmp_path):
+    run, _ = converted_run
+    out = tmp_path / "evaluation"
+    result = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--bootstrap", "50", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert list(report["models"]) == ["keras", "float32", "float16", "int8"]
+    assert report["n"] == 30 and report["evaluated_on"].startswith("test split")
+    for name, entry in report["models"].items():
+        for metric in METRICS:
+            low, high = entry["ci95"][metric]
+            assert low <= entry["metrics"][metric] <= high, (name, metric)
+        assert np.sum(entry["confusion_matrix"]) == 30
+    keras_accuracy = report["models"]["keras"]["metrics"]["accuracy"]
+    assert report["models"]["keras"]["metrics"]["accuracy"] == pytest.approx(run.metrics["accuracy"])
+    assert report["models"]["float32"]["metrics"]["accuracy"] == keras_accuracy
+    assert report["agreement_with_keras"]["float32"]["label_agreement"] == 1.0
+    assert report["agreement_with_keras"]["float32"]["max_abs_diff"] < 1e-4
+    for name in ("metrics.json", "report.md", "roc.png", "confusion_keras.png", "confusion_int8.png",
+                 "scatter_float16.png", "scatter_int8.png", "probabilities.npz"):
+        assert (out / name).is_file(), name
+    assert "| sensitivity |" in (out / "report.md").read_text()
+    again = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--bootstrap", "10", "--out", str(out)])
+    assert again.exit_code == 0 and (tmp_path / "evaluation-2" / "metrics.json").is_file()  # nothing overwritten
+
+
+def test_operating_point_reaches_the_target_on_validation(converted_run, tmp_path):
+    run, models = converted_run
+    result = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--models", str(models["float32"]),
+                                 "--target-sensitivity", "0.95", "--bootstrap", "10", "--out", str(tmp_path / "e"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert report["target_sensitivity"] == 0.95
+    assert report["models"]["keras"]["threshold"] == pytest.approx(report["models"]["float32"]["threshold"], abs=1e-4)
+
+
+def test_threshold_for_sensitivity():
+    labels = np.array([1, 1, 1, 1, 0, 0])
+    scores = np.array([0.9, 0.7, 0.4, 0.2, 0.5, 0.1])
+    assert threshold_for_sensitivity(labels, scores, 1, 0.5) == 0.7
+    assert threshold_for_sensitivity(labels, scores, 1, 0.75) == 0.4
+    assert threshold_for_sensitivity(labels, scores, 1, 1.0) == 0.2
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_split", "split.csv is missing"), ("wrong_classes", "differ from the model"), ("missing_model", "does not exist"),
+])
+def test_bad_inputs(converted_run, tmp_path, case, message):
+    run, _ = converted_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(run.run_dir, run_dir, ignore=shutil.ignore_patterns("*.tflite", "evaluation*"))
+    args = ["evaluate", "--run", str(run_dir), "--bootstrap", "5"]
+    if case == "no_split":
+        (run_dir / "split.csv").unlink()
+    elif case == "wrong_classes":
+        for name in ("Cats", "Dogs", "Birds"):
+            (tmp_path / "other" / name).mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (20, 20), (i, i, i)).save(tmp_path / "other" / name / f"{i}.png")
+        args += ["--data", str(tmp_path / "other")]
+    else:
+        args += ["--models", str(tmp_path / "absent.tflite")]
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.output
