@@ -90,11 +90,60 @@ def _sample_grids(model, samples, config: TrainConfig, class_names: list[str], r
     plot_image_grid(np.asarray(augmented), titles, run_dir / "samples_augmented.png", "augmented (same images)")
 
 
+def make_callbacks(config: TrainConfig, run_dir: Path, tb_dir: Path) -> Callable[[], list]:
+    """Fresh EarlyStopping per stage; checkpoint and CSV log shared so they span both stages."""
+    import keras
+
+    checkpoint = keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True)
+    csv_log = keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)
+
+    def for_stage() -> list:
+        found = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+                 checkpoint, csv_log]
+        if config.tensorboard:
+            found.append(keras.callbacks.TensorBoard(log_dir=str(tb_dir), profile_batch=0))
+        return found
+
+    return for_stage
+
+
+def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Callable[[], list], log: Log,
+                   verbose: int) -> tuple[dict[str, list[float]], int]:
+    """Stage 1 (frozen base) then stage 2 (fine-tuning), epochs numbered on; the joint history
+    and how many epochs stage 1 ran (EarlyStopping may end it early)."""
+    from trainer.model import compile_model, set_stage
+
+    history: dict[str, list[float]] = {}
+    stage1_epochs = 0
+    stages = ((1, config.epochs, config.learning_rate), (2, config.fine_tune_epochs, config.fine_tune_learning_rate))
+    for stage, epochs, lr in stages:
+        if epochs == 0:
+            continue
+        set_stage(model, stage, config.fine_tune_at)
+        compile_model(model, lr)  # recompile: a change of `trainable` only counts after it
+        trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+        log(f"stage {stage}: {'fine-tuning' if stage == 2 else 'frozen base'}, lr {lr:g}, {trainable:,} trainable parameters")
+        done = len(history.get("loss", []))
+        with warnings.catch_warnings():  # Keras warns that a tf.data input ignores shuffle=True
+            warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+            fit = model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + epochs,
+                            callbacks=callbacks(), verbose=verbose)
+        for key, values in fit.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        if stage == 1:
+            stage1_epochs = len(history.get("loss", []))
+    return history, stage1_epochs
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2))
+
+
 def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None) -> RunResult:
     """Run the full recipe and return where it landed and its test metrics."""
     import keras
 
-    from trainer.model import build_model, compile_model, resolve_weights, set_stage
+    from trainer.model import build_model, resolve_weights
     from trainer.plots import plot_history
 
     start = time.perf_counter()
@@ -112,7 +161,7 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
     run_dir = create_run_dir(Path(config.output_dir), config.run_name)
     config = config.replace(data_dir=str(data_dir))
     log(f"run directory: {run_dir}")
-    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    write_json(run_dir / "config.json", config.to_dict())
     datamod.write_split(run_dir / datamod.SPLIT_FILE, samples, data_dir, class_names)
 
     train_ds = datamod.make_dataset(split["train"], config.image_size, config.batch_size, shuffle=True, seed=config.seed)
@@ -122,48 +171,20 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
     keras.utils.set_random_seed(config.seed)
     model = build_model(len(class_names), config)
     _sample_grids(model, split["train"], config, class_names, run_dir)
-
-    checkpoint = keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True)
-    csv_log = keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)
     tb_dir = Path(config.log_dir) / datetime.now().strftime("%Y%m%d-%H%M%S")
-
-    def callbacks():
-        found = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)]
-        found += [checkpoint, csv_log]
-        if config.tensorboard:
-            found.append(keras.callbacks.TensorBoard(log_dir=str(tb_dir), profile_batch=0))
-        return found
-
     verbose = verbose if verbose is not None else (1 if sys.stderr.isatty() else 2)
-    history: dict[str, list[float]] = {}
-    stage1_epochs = 0
-    for stage, epochs, lr in ((1, config.epochs, config.learning_rate), (2, config.fine_tune_epochs, config.fine_tune_learning_rate)):
-        if epochs == 0:
-            continue
-        set_stage(model, stage, config.fine_tune_at)
-        compile_model(model, lr)
-        trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-        log(f"stage {stage}: {'fine-tuning' if stage == 2 else 'frozen base'}, lr {lr:g}, {trainable:,} trainable parameters")
-        done = len(history.get("loss", []))
-        with warnings.catch_warnings():  # Keras warns that a tf.data input ignores shuffle=True
-            warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-            fit = model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + epochs,
-                            callbacks=callbacks(), verbose=verbose)
-        for key, values in fit.history.items():
-            history.setdefault(key, []).extend(float(v) for v in values)
-        if stage == 1:
-            stage1_epochs = len(history.get("loss", []))
+    history, stage1_epochs = fit_two_stages(model, config, train_ds, val_ds, make_callbacks(config, run_dir, tb_dir),
+                                            log, verbose)
 
     model.save(run_dir / MODEL_FILE)
     loss = model.evaluate(test_ds, verbose=0)[0]
-    probabilities = model.predict(test_ds, verbose=0)
     labels = np.array([s.label for s in split["test"]])
-    metrics = test_metrics(probabilities, labels, class_names, loss)
+    metrics = test_metrics(model.predict(test_ds, verbose=0), labels, class_names, loss)
     seconds = time.perf_counter() - start
     metrics["train_seconds"] = round(seconds, 1)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (run_dir / "history.json").write_text(json.dumps({"stage1_epochs": stage1_epochs, **history}, indent=2))
-    (run_dir / RUN_FILE).write_text(json.dumps({
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "history.json", {"stage1_epochs": stage1_epochs, **history})
+    write_json(run_dir / RUN_FILE, {
         "class_names": class_names,
         "image_size": config.image_size,
         "counts": {k: len(v) for k, v in split.items()},
@@ -171,6 +192,6 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
         "stage1_epochs": stage1_epochs,
         "tensorboard_dir": str(tb_dir) if config.tensorboard else None,
         "keras_version": keras.__version__,
-    }, indent=2))
+    })
     plot_history(history, stage1_epochs, run_dir / "history.png")
     return RunResult(run_dir, metrics, history, stage1_epochs, seconds)
