@@ -64,36 +64,36 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def open_image(source: Union[str, os.PathLike]) -> Image.Image:
-    """Open and fully decode an image file as RGB, or raise :class:`ImageError` in one line."""
+    """Open and fully decode an image file as RGB, or raise :class:`ImageError` in one line.
+
+    The pixel limit is checked from the header, before any pixel is decoded.
+    """
     path = Path(source)
-    if not path.exists():
-        raise ImageError(f"{path}: no such file")
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise ImageError(f"{path}: no such file") from None
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image")
-    if path.stat().st_size == 0:
+    if size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if image.width * image.height > MAX_IMAGE_PIXELS:
-                    raise ImageError(
-                        f"{path}: {image.width}x{image.height} exceeds the {MAX_IMAGE_PIXELS:,}-pixel limit"
-                    )
-                image.load()
-                return to_rgb(image)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
+            image = Image.open(path)
+        with image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise ImageError(f"{path}: {image.width}x{image.height} exceeds the {MAX_IMAGE_PIXELS:,}-pixel limit")
+            image.load()
+            return to_rgb(image)
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageError(f"{path}: too many pixels ({exc})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: corrupt or truncated image ({exc})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
 
 
 def resize_rgb(image: Image.Image, size: int, method: str = RESIZE_METHOD) -> np.ndarray:
