@@ -20,6 +20,10 @@ needs_real_data = pytest.mark.skipif(
     not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA} (../shared is absent)"
 )
 
+needs_imagenet = pytest.mark.skipif(
+    not WEIGHTS_035.is_file(), reason=f"ImageNet weights not found at {WEIGHTS_035}: a random-init tiny model is not accurate enough"
+)
+
 
 def tiny_weights() -> str:
     """ImageNet alpha-0.35 weights from ../shared when present, else random init."""

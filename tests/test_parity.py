@@ -14,7 +14,7 @@ pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)
 
 from edge import Classifier  # noqa: E402
 from evaluation.evaluate import keras_probabilities, tflite_probabilities  # noqa: E402
-from tests.conftest import REAL_DATA, needs_real_data, tiny_weights  # noqa: E402
+from tests.conftest import REAL_DATA, needs_imagenet, needs_real_data, tiny_weights  # noqa: E402
 from trainer.data import Sample, make_dataset, scan_dataset  # noqa: E402
 
 pytestmark = pytest.mark.parity
@@ -61,6 +61,7 @@ def check_parity(run, models: dict[str, Path], samples: list[Sample]) -> dict:
     return found
 
 
+@needs_imagenet
 def test_parity_on_synthetic_files(converted_run, synthetic_dir):
     run, models = converted_run
     from trainer.runs import load_run

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
 from artery_edge.cli import app  # noqa: E402
-from tests.conftest import REAL_DATA, needs_real_data, tiny_weights  # noqa: E402
+from tests.conftest import REAL_DATA, needs_imagenet, needs_real_data, tiny_weights  # noqa: E402
 
 runner = CliRunner()
 TINY_ARGS = ["--image-size", "32", "--alpha", "0.35", "--epochs", "1", "--fine-tune-epochs", "1",
@@ -51,6 +51,7 @@ def test_train_end_to_end_writes_every_artefact(synthetic_dir, tmp_path):
     assert (run_dir.parent / f"{run_dir.name}-2" / "model.keras").is_file()  # never overwrites
 
 
+@needs_imagenet
 def test_synthetic_set_is_learnable(trained_run):
     metrics = trained_run.metrics
     assert metrics["n"] == 30
