@@ -10,7 +10,6 @@ import functools
 import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
