@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
@@ -155,7 +155,8 @@ def representative_dataset(images: np.ndarray) -> Callable[[], Iterator[list]]:
     return generate
 
 
-def build_metadata(source: ConversionSource, precision: str, image_size: int, labels: Sequence[str]) -> ModelMetadata:
+def build_metadata(source: ConversionSource, image_size: int, labels: Sequence[str], precision: str = "") -> ModelMetadata:
+    """Everything but the precision is shared by the variants of one conversion (one hash of the source)."""
     training = {}
     if source.run is not None:
         training = {key: source.run.config.get(key) for key in TRAINING_SUMMARY_KEYS}
@@ -225,6 +226,7 @@ def convert(
         images = build_representative_images(source, representative_count, image_size, representative_data)
         representative = representative_dataset(images)
 
+    metadata = build_metadata(source, image_size, class_names)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for preset in presets:
@@ -234,7 +236,7 @@ def convert(
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")  # we calibrate
             flatbuffer = converter.convert()  # TF prints the traced signature on stdout
-        flatbuffer = embed_metadata(flatbuffer, build_metadata(source, preset.name, image_size, class_names))
+        flatbuffer = embed_metadata(flatbuffer, replace(metadata, precision=preset.name))
         write_atomically(targets[preset.name], flatbuffer)
         results.append(ConvertedModel(preset.name, str(targets[preset.name]), len(flatbuffer),
                                       round(time.perf_counter() - start, 2)))

@@ -55,10 +55,9 @@ class Classifier:
         backend: Optional[str] = None,
     ) -> None:
         self.model_path = Path(model_path)
-        self.metadata: Optional[ModelMetadata] = metadata_from_bytes(
-            read_model_bytes(self.model_path), source=str(self.model_path)
-        )
-        self.interpreter, self.backend = load_interpreter(self.model_path, threads, backend)
+        content = read_model_bytes(self.model_path)
+        self.metadata: Optional[ModelMetadata] = metadata_from_bytes(content, source=str(self.model_path))
+        self.interpreter, self.backend = load_interpreter(self.model_path, content, threads, backend)
         self.threads = threads
         self._input, self._output = self._check_signature()
         with load_errors(self.model_path):

@@ -41,12 +41,13 @@ def find_backend(preferred: Optional[str] = None) -> tuple[str, Callable[..., An
 
 
 def load_interpreter(
-    model_path: Path, threads: Optional[int] = None, backend: Optional[str] = None
+    model_path: Path, content: bytes, threads: Optional[int] = None, backend: Optional[str] = None
 ) -> tuple[Any, str]:
-    """An interpreter for ``model_path`` (tensors not yet allocated) and its backend's name."""
+    """An interpreter over ``content`` (the bytes of ``model_path``, already read once for the
+    metadata; tensors not yet allocated) and its backend's name."""
     name, interpreter_class = find_backend(backend)
     with load_errors(model_path):
-        interpreter = interpreter_class(model_path=str(model_path), num_threads=threads)
+        interpreter = interpreter_class(model_content=content, num_threads=threads)
     return interpreter, name
 
 

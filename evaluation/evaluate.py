@@ -33,29 +33,37 @@ class Scores:
     threshold: float
 
 
-def keras_probabilities(run: TrainedRun, samples: Sequence[Sample], batch_size: int = 64) -> np.ndarray:
-    """Through the trainer's own tf.data pipeline (same decode and resize as training)."""
+def load_keras(run: TrainedRun):
     import keras
 
-    from trainer.data import make_dataset
-
-    model = keras.models.load_model(run.model_path, compile=False)
-    dataset = make_dataset(samples, run.image_size, batch_size)
-    return np.asarray(model.predict(dataset, verbose=2 if not sys.stderr.isatty() else 1))
+    return keras.models.load_model(run.model_path, compile=False)
 
 
-def tflite_probabilities(model_path: Path, samples: Sequence[Sample], labels: Sequence[str]) -> np.ndarray:
-    """Through the device runtime, one file at a time as a device would."""
+def load_classifier(model_path: Path, labels: Sequence[str]):
+    """An ``edge.Classifier`` whose labels are checked against the run's, before any work."""
     from edge.classifier import Classifier
 
     classifier = Classifier(model_path)
     if classifier.labels != list(labels):
         raise DataError(f"{model_path}: labels {classifier.labels} differ from the run's {list(labels)}")
-    progress = print_progress(f"{Path(model_path).name}")
+    return classifier
+
+
+def keras_probabilities(model, image_size: int, samples: Sequence[Sample], batch_size: int = 64) -> np.ndarray:
+    """Through the trainer's own tf.data pipeline (same decode and resize as training)."""
+    from trainer.data import make_dataset
+
+    dataset = make_dataset(samples, image_size, batch_size)
+    return np.asarray(model.predict(dataset, verbose=2 if not sys.stderr.isatty() else 1))
+
+
+def tflite_probabilities(classifier, samples: Sequence[Sample]) -> np.ndarray:
+    """Through the device runtime, one file at a time as a device would."""
+    progress = print_progress(classifier.model_path.name)
     rows = []
     for done, sample in enumerate(samples, 1):
         prediction = classifier.predict(sample.path)
-        rows.append([prediction.probabilities[label] for label in labels])
+        rows.append([prediction.probabilities[label] for label in classifier.labels])
         progress(done, len(samples))
     return np.array(rows, dtype=np.float64)
 
@@ -155,8 +163,11 @@ def evaluate(
     positive = positive_index(run.class_names)
     names = [KERAS] + [Path(m).stem.removeprefix("model_") for m in models]
 
+    classifiers = [load_classifier(Path(m), run.class_names) for m in models]
+    keras_model = load_keras(run)
+
     def score_all(files: Sequence[Sample]) -> list[np.ndarray]:
-        return [keras_probabilities(run, files)] + [tflite_probabilities(m, files, run.class_names) for m in models]
+        return [keras_probabilities(keras_model, run.image_size, files)] + [tflite_probabilities(c, files) for c in classifiers]
 
     thresholds = [threshold] * len(names)
     if target_sensitivity is not None:

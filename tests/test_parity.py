@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
 from edge import Classifier  # noqa: E402
-from evaluation.evaluate import keras_probabilities, tflite_probabilities  # noqa: E402
+from evaluation.evaluate import keras_probabilities, load_classifier, load_keras, tflite_probabilities  # noqa: E402
 from tests.conftest import REAL_DATA, needs_imagenet, needs_real_data, tiny_weights  # noqa: E402
 from trainer.data import Sample, make_dataset, scan_dataset  # noqa: E402
 
@@ -37,13 +37,13 @@ INT8_MIN_AGREEMENT, INT8_MEAN_DIFF, INT8_ACCURACY_POINTS = 0.85, 0.1, 0.05
 
 def check_parity(run, models: dict[str, Path], samples: list[Sample]) -> dict:
     labels = np.array([s.label for s in samples])
-    keras_p = keras_probabilities(run, samples)
+    keras_p = keras_probabilities(load_keras(run), run.image_size, samples)
     keras_labels = keras_p.argmax(axis=1)
     keras_accuracy = (keras_labels == labels).mean()
     decisive = np.abs(keras_p[:, 1] - 0.5) > BORDERLINE
     found = {}
     for precision, path in models.items():
-        p = tflite_probabilities(path, samples, run.class_names)
+        p = tflite_probabilities(load_classifier(path, run.class_names), samples)
         diff = np.abs(p - keras_p)
         same = p.argmax(axis=1) == keras_labels
         accuracy = (p.argmax(axis=1) == labels).mean()
