@@ -156,6 +156,15 @@ def convert(
     labels: Optional[str] = typer.Option(None, "--labels", help="Class names, comma-separated (models outside a run)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: next to the model)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing .tflite files."),
+    weight_rounding: str = typer.Option(
+        "calibrated", "--weight-rounding",
+        help="INT8 kernels: 'calibrated' picks the int8 values that best reproduce each layer's float outputs "
+             "on the calibration images; 'nearest' is the converter's plain rounding.",
+    ),
+    float16_keep_below: int = typer.Option(
+        1024, "--float16-keep-below",
+        help="float16: ops whose weights have fewer elements stay float32 (the few, sensitive stem layers); 0: none.",
+    ),
     json_output: bool = typer.Option(False, "--json"),
 ) -> None:
     """Convert a trained model to TFLite (float32 / float16 / full INT8) with self-describing metadata."""
@@ -169,7 +178,7 @@ def convert(
     from converters.tflite import convert as run_conversion
 
     results = run_conversion(source, precisions, out, representative_count, representative_data,
-                             parse_labels(labels), force)
+                             parse_labels(labels), force, weight_rounding, float16_keep_below)
     if json_output:
         print_json([r.to_dict() for r in results])
         return

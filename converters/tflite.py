@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import io
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -24,11 +23,12 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 
 from artery_edge import __version__
+from converters.float16_exceptions import SMALL_WEIGHT_ELEMENTS, restore_small_weights
 from converters.metadata_writer import embed_metadata
-from converters.presets import PRESETS
+from converters.presets import PRESETS, QuantizationPreset
 from edge.imaging import COLOR_ORDER, INPUT_RANGE, RESIZE_METHOD, load_image
 from edge.metadata import ModelMetadata
-from trainer.data import DataError, Sample, scan_dataset, subset
+from trainer.data import DataError, Sample, print_progress, scan_dataset, subset
 from trainer.runs import TrainedRun, load_run
 from trainer.training import MODEL_FILE, positive_index
 
@@ -36,6 +36,9 @@ TRAINING_SUMMARY_KEYS = (
     "alpha", "image_size", "weights", "epochs", "fine_tune_epochs", "learning_rate",
     "fine_tune_learning_rate", "fine_tune_at", "dropout", "l2", "batch_size", "seed",
 )
+
+
+WEIGHT_ROUNDINGS = ("calibrated", "nearest")
 
 
 class ConversionError(ValueError):
@@ -129,6 +132,7 @@ def build_representative_images(
         raise ConversionError("representative set is empty")
     chosen = representative_samples(samples, count)
     images = []
+    progress = print_progress("calibration images")
     for done, sample in enumerate(chosen, 1):
         try:
             images.append(load_image(sample.path, image_size))
@@ -136,8 +140,7 @@ def build_representative_images(
             raise ConversionError(
                 f"representative set cannot be built: {exc} (moved data? use --representative-data DIR)"
             ) from None
-        if done % max(1, len(chosen) // 10) == 0 or done == len(chosen):
-            print(f"calibration images: {done}/{len(chosen)}", file=sys.stderr, flush=True)
+        progress(done, len(chosen))
     return np.stack(images)
 
 
@@ -189,6 +192,35 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def _run_converter(model, preset: QuantizationPreset, representative=None) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    preset.configure(converter, representative)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")  # we calibrate
+        return converter.convert()  # TF prints the traced signature on stdout
+
+
+def int8_ready_model(model, images: np.ndarray, rounding: str):
+    """The model whose float weights the INT8 converter quantizes, and what was done to it.
+    ``calibrated``: BatchNorm folded, then every kernel set to the int8 values that best
+    reproduce its float outputs on the calibration images (see ``weight_rounding``)."""
+    if rounding == "nearest":
+        return model, {"weight_rounding": "nearest"}
+    from converters.bn_folding import fold_batchnorm
+    from converters.weight_rounding import round_model
+
+    folded = fold_batchnorm(model)
+    layers = round_model(folded, images, progress=print_progress("int8 weight rounding, layers"))
+    reductions = [layer.reduction for layer in layers]
+    return folded, {
+        "weight_rounding": "calibrated",
+        "layers": len(layers),
+        "median_output_error_reduction": round(float(np.median(reductions)), 2),
+    }
+
+
 def convert(
     source_path: Path,
     precisions: Sequence[str] = ("int8",),
@@ -197,15 +229,20 @@ def convert(
     representative_data: Optional[Path] = None,
     labels: Optional[Sequence[str]] = None,
     force: bool = False,
+    weight_rounding: str = "calibrated",
+    float16_keep_below: int = SMALL_WEIGHT_ELEMENTS,
 ) -> list[ConvertedModel]:
-    """Convert a run (or a .keras file) to the asked precisions; return what was written."""
-    import tensorflow as tf
-
+    """Convert a run (or a .keras file) to the asked precisions; return what was written.
+    ``float16_keep_below``: ops whose weights have fewer elements stay float32 (0: none)."""
     unknown = [p for p in precisions if p not in PRESETS]
     if unknown:
         raise ConversionError(f"unknown precision {', '.join(unknown)}; choose from {', '.join(PRESETS)} or all")
+    if weight_rounding not in WEIGHT_ROUNDINGS:
+        raise ConversionError(f"unknown weight rounding {weight_rounding!r}; choose from {', '.join(WEIGHT_ROUNDINGS)}")
     if representative_count < 1:
         raise ConversionError("--representative-count must be at least 1")
+    if float16_keep_below < 0:
+        raise ConversionError("--float16-keep-below must be 0 or more")
     source = ConversionSource.resolve(source_path)
     out_dir = Path(out_dir) if out_dir else source.model_path.parent
     targets = {p: out_dir / f"model_{p}.tflite" for p in precisions}
@@ -221,22 +258,29 @@ def convert(
     if int(model.output_shape[-1]) != len(class_names):
         raise ConversionError(f"{len(class_names)} class names for a model with {model.output_shape[-1]} outputs")
     presets = [PRESETS[p]() for p in precisions]
-    representative = None
+    images = None
     if any(p.needs_representative_data for p in presets):
         images = build_representative_images(source, representative_count, image_size, representative_data)
-        representative = representative_dataset(images)
 
     metadata = build_metadata(source, image_size, class_names)
     out_dir.mkdir(parents=True, exist_ok=True)
+    float32_bytes: Optional[bytes] = None
     results = []
     for preset in presets:
         start = time.perf_counter()
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        preset.configure(converter, representative)
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")  # we calibrate
-            flatbuffer = converter.convert()  # TF prints the traced signature on stdout
-        flatbuffer = embed_metadata(flatbuffer, replace(metadata, precision=preset.name))
+        quantization: dict = {}
+        if preset.name == "int8":
+            int8_model, quantization = int8_ready_model(model, images, weight_rounding)
+            flatbuffer = _run_converter(int8_model, preset, representative_dataset(images))
+        else:
+            flatbuffer = _run_converter(model, preset)
+        if preset.name == "float32":
+            float32_bytes = flatbuffer
+        if preset.name == "float16" and float16_keep_below:
+            float32_bytes = float32_bytes or _run_converter(model, PRESETS["float32"]())
+            flatbuffer, kept = restore_small_weights(flatbuffer, float32_bytes, float16_keep_below)
+            quantization = {"float32_weights_below_elements": float16_keep_below, "float32_tensors": kept}
+        flatbuffer = embed_metadata(flatbuffer, replace(metadata, precision=preset.name, quantization=quantization))
         write_atomically(targets[preset.name], flatbuffer)
         results.append(ConvertedModel(preset.name, str(targets[preset.name]), len(flatbuffer),
                                       round(time.perf_counter() - start, 2)))

@@ -47,6 +47,7 @@ class ModelMetadata:
     positive_label: Optional[str] = None
     source_model_sha256: str = ""
     training: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] = field(default_factory=dict)
     artery_edge_version: str = ""
     created: str = ""
     format: int = METADATA_FORMAT
