@@ -65,8 +65,7 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
 
     folded = keras.models.clone_model(model, clone_function=clone)
     for layer in model.layers:
-        target = folded.get_layer(layer.name)
         if layer.name in folded_bn or isinstance(layer, keras.Model) or not layer.weights:
             continue
-        target.set_weights(_fold(layer, pairs[layer.name]) if layer.name in pairs else layer.get_weights())
+        folded.get_layer(layer.name).set_weights(_fold(layer, pairs[layer.name]) if layer.name in pairs else layer.get_weights())
     return folded

@@ -84,7 +84,7 @@ def restore_small_weights(float16_model: bytes, float32_model: bytes, max_elemen
         full.buffer = len(model.buffers) - 1
     graph.operators = [op for i, op in enumerate(graph.operators) if i not in restore]
     _drop_unused_constants(model)
-    builder = flatbuffers.Builder(len(float16_model) + 8 * max_elements * max(1, len(restore)))
+    builder = flatbuffers.Builder(2 * len(float16_model))  # grows if needed
     builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
     return bytes(builder.Output()), len(restore)
 

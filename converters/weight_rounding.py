@@ -26,6 +26,7 @@ import numpy as np
 from keras import layers
 
 QMAX = 127
+DAMPING = 0.01
 
 
 @dataclass
@@ -92,10 +93,14 @@ class InputStatistics:
         self.total = self.total + vectors.sum(axis=0)
         self.outer = self.outer + np.einsum("rgk,rgl->gkl", vectors, vectors)
 
-    def moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean (groups, K) and centred second moment (groups, K, K)."""
+    def moments(self, damping: float = DAMPING) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (groups, K) and centred second moment (groups, K, K), with ``damping`` times
+        its mean diagonal added to the diagonal so that it stays positive definite (as GPTQ)."""
         mean = self.total / self.count
-        return mean, self.outer / self.count - np.einsum("gk,gl->gkl", mean, mean)
+        second = self.outer / self.count - np.einsum("gk,gl->gkl", mean, mean)
+        diagonal = np.einsum("gkk->gk", second)
+        ridge = damping * np.maximum(diagonal.mean(axis=1), 1e-12)
+        return mean, second + ridge[:, None, None] * np.eye(second.shape[-1])
 
 
 def _kernel_matrix(layer, kernel: np.ndarray) -> np.ndarray:
@@ -146,7 +151,7 @@ def choose_integers(weights: np.ndarray, second: np.ndarray, sweeps: int = 8) ->
 
 def _output_error(weights: np.ndarray, chosen: np.ndarray, second: np.ndarray) -> float:
     error = chosen - weights
-    return float(np.sqrt(np.einsum("ok,okl,ol->", error, second, error) / len(error)))
+    return float(np.sqrt(max(np.einsum("ok,okl,ol->", error, second, error), 0.0) / len(error)))
 
 
 def round_layer(layer, statistics: InputStatistics) -> LayerRounding:

@@ -127,6 +127,8 @@ def test_cli_report_json_and_out_dir(converted_run, tmp_path):
         ("not_keras", [], "not a Keras model"),
         ("not_image", [], "square RGB image"),
         ("run", ["--quantize", "int4"], "unknown --quantize"),
+        ("run", ["--weight-rounding", "exact"], "unknown weight rounding"),
+        ("run", ["--float16-keep-below", "-1"], "--float16-keep-below"),
         ("moved_data", ["--quantize", "int8"], "representative set cannot be built"),
         ("run", ["--quantize", "int8", "--representative-data", "EMPTY"], "representative data"),
     ],

@@ -19,20 +19,18 @@ from trainer.data import Sample, make_dataset, scan_dataset  # noqa: E402
 
 pytestmark = pytest.mark.parity
 
-# Measured, not wished for (see README "Parity" and the issue notes):
+# Measured, not wished for (see README "Parity"):
 # - float32 must match Keras to 1e-4 with identical labels (the issue's bound).
-# - float16 rounds every weight to 11 significant bits; MobileNetV2's folded BatchNorm and
-#   depthwise weights turn that into 1-2% relative feature error (measured on the ImageNet
-#   weights alone, no training), i.e. single-image moves of a few hundredths. So: mean diff
-#   <= 1e-2, max <= 0.1, and a label may only flip on a borderline image (|p - 0.5| <= 0.1).
-# - int8 on these tiny CPU models (alpha 0.35, 48-64 px, weak on real data) moves single
-#   probabilities by up to ~0.4: measured label agreement 93% (synthetic) and 87% (real
-#   sample), accuracy within 0 and 2.7 points. The issue's 98% / 2-point targets are not
-#   met by such tiny models; they are measured on the full model instead (README), and
-#   held here at >= 85% agreement, mean |dp| <= 0.1 and accuracy within 5 points.
+# - float16 (ops with < 1,024 weights kept float32): identical labels, as the issue asks.
+#   Max |dp| measured 1.2e-2 on synthetic files and 6.5e-3 on the real sample (the issue's
+#   1e-2 is met by the real 128 px model: 5.5e-3), so held at max 2e-2, mean 5e-3.
+# - int8 (calibrated weight rounding): accuracy within 2 points of Keras (the issue's bound).
+#   Label agreement on these tiny CPU models (alpha 0.35, 48-64 px) measured 96.5%
+#   (synthetic) and 94.0% (real sample), short of the issue's 98%, which the real 128 px
+#   model meets (99.2%, README); held at >= 92% and mean |dp| <= 0.06 here.
 FLOAT32_MAX_DIFF = 1e-4
-FLOAT16_MAX_DIFF, FLOAT16_MEAN_DIFF, BORDERLINE = 0.1, 1e-2, 0.1
-INT8_MIN_AGREEMENT, INT8_MEAN_DIFF, INT8_ACCURACY_POINTS = 0.85, 0.1, 0.05
+FLOAT16_MAX_DIFF, FLOAT16_MEAN_DIFF = 2e-2, 5e-3
+INT8_MIN_AGREEMENT, INT8_MEAN_DIFF, INT8_ACCURACY_POINTS = 0.92, 0.06, 0.02
 
 
 def check_parity(run, models: dict[str, Path], samples: list[Sample]) -> dict:
@@ -40,7 +38,6 @@ def check_parity(run, models: dict[str, Path], samples: list[Sample]) -> dict:
     keras_p = keras_probabilities(load_keras(run), run.image_size, samples)
     keras_labels = keras_p.argmax(axis=1)
     keras_accuracy = (keras_labels == labels).mean()
-    decisive = np.abs(keras_p[:, 1] - 0.5) > BORDERLINE
     found = {}
     for precision, path in models.items():
         p = tflite_probabilities(load_classifier(path, run.class_names), samples)
@@ -54,7 +51,7 @@ def check_parity(run, models: dict[str, Path], samples: list[Sample]) -> dict:
             assert diff.max() <= FLOAT32_MAX_DIFF and same.all(), found[precision]
         elif precision == "float16":
             assert diff.max() <= FLOAT16_MAX_DIFF and diff.mean() <= FLOAT16_MEAN_DIFF, found[precision]
-            assert same[decisive].all(), found[precision]
+            assert same.all(), found[precision]
         else:
             assert same.mean() >= INT8_MIN_AGREEMENT and diff.mean() <= INT8_MEAN_DIFF, found[precision]
             assert abs(accuracy - keras_accuracy) <= INT8_ACCURACY_POINTS, found[precision]
