@@ -38,11 +38,11 @@ def _fold(conv, bn: layers.BatchNormalization) -> list[np.ndarray]:
     scale = gamma / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
     weights = conv.get_weights()
     kernel = weights[0]
-    bias = weights[1] if conv.use_bias else np.zeros(kernel.shape[-1] if not isinstance(conv, layers.DepthwiseConv2D) else kernel.shape[2] * kernel.shape[3])
-    if isinstance(conv, layers.DepthwiseConv2D):
-        kernel = kernel * scale.reshape(1, 1, kernel.shape[2], kernel.shape[3])
-    else:
-        kernel = kernel * scale
+    bias = weights[1] if conv.use_bias else np.zeros(len(scale))
+    if isinstance(conv, layers.DepthwiseConv2D):  # kernel (kh, kw, C, M) -> output channel c * M + m
+        scale = scale.reshape(1, 1, kernel.shape[2], kernel.shape[3])
+    kernel = kernel * scale
+    scale = scale.reshape(-1)
     bias = (bias - bn.moving_mean.numpy()) * scale + beta
     return [kernel.astype(np.float32), bias.astype(np.float32)]
 

@@ -79,8 +79,8 @@ def test_rounded_model_sits_on_the_int8_grid_and_stays_close():
     assert len(results) == 53 and all(r.error_chosen <= r.error_nearest + 1e-12 for r in results)
     for layer in weighted_layers(folded):
         kernel = layer.get_weights()[0]
-        matrix = kernel.reshape(-1, kernel.shape[2] * kernel.shape[3]) if kernel.ndim == 4 and \
-            isinstance(layer, keras.layers.DepthwiseConv2D) else kernel.reshape(-1, kernel.shape[-1])
+        depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
+        matrix = kernel.reshape(-1, kernel.shape[2] * kernel.shape[3]) if depthwise else kernel.reshape(-1, kernel.shape[-1])
         scale = np.abs(matrix).max(axis=0) / QMAX
         steps = matrix / np.where(scale == 0, 1, scale)
         assert np.abs(steps - np.round(steps)).max() < 1e-3, layer.name
