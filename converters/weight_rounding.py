@@ -91,7 +91,8 @@ class InputStatistics:
         vectors = _input_vectors(self.layer, np.asarray(inputs, dtype=np.float64))
         self.count += len(vectors)
         self.total = self.total + vectors.sum(axis=0)
-        self.outer = self.outer + np.einsum("rgk,rgl->gkl", vectors, vectors)
+        grouped = vectors.transpose(1, 0, 2)  # (groups, rows, K): one BLAS product per group
+        self.outer = self.outer + grouped.transpose(0, 2, 1) @ grouped
 
     def moments(self, damping: float = DAMPING) -> tuple[np.ndarray, np.ndarray]:
         """Mean (groups, K) and centred second moment (groups, K, K), with ``damping`` times
@@ -117,41 +118,61 @@ def _group_of_output(layer, outputs: int) -> np.ndarray:
     return np.zeros(outputs, dtype=int)
 
 
-def choose_integers(weights: np.ndarray, second: np.ndarray, sweeps: int = 8) -> tuple[np.ndarray, np.ndarray]:
+class OutputCurvature:
+    """The matrix H of each output channel's error e^T H e, stored once per input group:
+    a Conv2D's 1,280 outputs share one (K, K) matrix instead of 1,280 copies of it."""
+
+    def __init__(self, second: np.ndarray, group: np.ndarray):
+        self.second = second
+        self.group = group
+        self.shared = len(second) == 1
+
+    def apply(self, error: np.ndarray) -> np.ndarray:
+        """H_o e_o for every output o: (outputs, K)."""
+        if self.shared:
+            return error @ self.second[0]
+        return np.einsum("okl,ol->ok", self.second[self.group], error)
+
+    def column(self, k: int, rows: np.ndarray) -> np.ndarray:
+        """Column k of H_o for the outputs ``rows``: (len(rows), K), or (1, K) when shared."""
+        return self.second[0, np.newaxis, :, k] if self.shared else self.second[self.group[rows], :, k]
+
+    def diagonal(self, k: int) -> np.ndarray:
+        return self.second[self.group, k, k]
+
+    def energy(self, error: np.ndarray) -> float:
+        """Mean over outputs of e_o^T H_o e_o."""
+        return float(max(np.sum(self.apply(error) * error), 0.0) / len(error))
+
+
+def choose_integers(weights: np.ndarray, curvature: OutputCurvature, sweeps: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Integer weights per row of ``weights`` (outputs, K) minimising e^T H e with
-    e = scale*q - w, H = ``second`` (outputs, K, K). Returns (q, scale)."""
+    e = scale*q - w. Returns (q, scale)."""
     scale = np.abs(weights).max(axis=1) / QMAX
     scale[scale == 0] = 1.0
     exact = weights / scale[:, None]
     q = np.clip(np.round(exact), -QMAX, QMAX)
     pinned = np.abs(np.abs(exact) - QMAX) < 1e-6  # the tap that sets the scale stays at +-127
-    error = (q - exact) * scale[:, None]
-    gradient = np.einsum("okl,ol->ok", second, error)
-    rows = np.arange(len(q))
+    gradient = curvature.apply((q - exact) * scale[:, None])
     for _ in range(sweeps):
         changed = False
         for k in range(q.shape[1]):
-            curvature = second[:, k, k] * scale ** 2
+            curvature_k = curvature.diagonal(k) * scale ** 2
             best_gain = np.zeros(len(q))
             best_step = np.zeros(len(q))
             for step in (-1.0, 1.0):
-                gain = 2 * step * scale * gradient[:, k] + curvature
-                allowed = (np.abs(q[:, k] + step) <= QMAX) & ~pinned[:, k] & (gain < best_gain - 1e-12 * curvature)
+                gain = 2 * step * scale * gradient[:, k] + curvature_k
+                allowed = (np.abs(q[:, k] + step) <= QMAX) & ~pinned[:, k] & (gain < best_gain - 1e-12 * curvature_k)
                 best_step = np.where(allowed, step, best_step)
                 best_gain = np.where(allowed, gain, best_gain)
-            moving = best_step != 0
-            if moving.any():
+            moving = np.flatnonzero(best_step)
+            if len(moving):
                 changed = True
-                q[rows[moving], k] += best_step[moving]
-                gradient[moving] += (best_step[moving] * scale[moving])[:, None] * second[moving, :, k]
+                q[moving, k] += best_step[moving]
+                gradient[moving] += (best_step[moving] * scale[moving])[:, None] * curvature.column(k, moving)
         if not changed:
             break
     return q, scale
-
-
-def _output_error(weights: np.ndarray, chosen: np.ndarray, second: np.ndarray) -> float:
-    error = chosen - weights
-    return float(np.sqrt(max(np.einsum("ok,okl,ol->", error, second, error), 0.0) / len(error)))
 
 
 def round_layer(layer, statistics: InputStatistics) -> LayerRounding:
@@ -160,15 +181,14 @@ def round_layer(layer, statistics: InputStatistics) -> LayerRounding:
     weights = _kernel_matrix(layer, kernel).astype(np.float64)
     mean, second = statistics.moments()
     group = _group_of_output(layer, len(weights))
-    second, mean = second[group], mean[group]
-    nearest_scale = np.abs(weights).max(axis=1, keepdims=True) / QMAX
-    nearest_scale[nearest_scale == 0] = 1.0
-    nearest = np.clip(np.round(weights / nearest_scale), -QMAX, QMAX) * nearest_scale
-    q, scale = choose_integers(weights, second)
+    curvature = OutputCurvature(second, group)
+    q, scale = choose_integers(weights, curvature)
     chosen = q * scale[:, None]
-    new_bias = bias - np.einsum("ok,ok->o", mean, chosen - weights)
+    nearest = np.clip(np.round(weights / scale[:, None]), -QMAX, QMAX) * scale[:, None]
+    new_bias = bias - np.sum(mean[group] * (chosen - weights), axis=1)
     layer.set_weights([chosen.T.reshape(kernel.shape).astype(np.float32), new_bias.astype(np.float32)])
-    return LayerRounding(layer.name, _output_error(weights, nearest, second), _output_error(weights, chosen, second))
+    return LayerRounding(layer.name, np.sqrt(curvature.energy(nearest - weights)),
+                         np.sqrt(curvature.energy(chosen - weights)))
 
 
 def weighted_layers(model: keras.Model) -> list:

@@ -13,7 +13,7 @@ import keras  # noqa: E402
 
 from converters.bn_folding import fold_batchnorm  # noqa: E402
 from converters.float16_exceptions import Float16RewriteError, restore_small_weights  # noqa: E402
-from converters.weight_rounding import QMAX, choose_integers, round_model, weighted_layers  # noqa: E402
+from converters.weight_rounding import QMAX, OutputCurvature, choose_integers, round_model, weighted_layers  # noqa: E402
 from edge import Classifier, read_metadata  # noqa: E402
 from edge.metadata import load_schema  # noqa: E402
 from evaluation.evaluate import tflite_probabilities  # noqa: E402
@@ -56,14 +56,16 @@ def test_chosen_integers_beat_nearest_rounding_on_correlated_inputs():
     rng = np.random.default_rng(0)
     common = rng.normal(size=(5000, 1))
     inputs = common + 0.05 * rng.normal(size=(5000, 9))  # nine nearly equal taps, like a smooth patch
-    second = np.cov(inputs.T)[np.newaxis].repeat(16, axis=0)
+    shared = np.cov(inputs.T)[np.newaxis]
     weights = rng.normal(0, 20, (16, 9))
-    q, scale = choose_integers(weights, second)
+    q, scale = choose_integers(weights, OutputCurvature(shared, np.zeros(16, dtype=int)))
+    per_output, _ = choose_integers(weights, OutputCurvature(shared.repeat(16, axis=0), np.arange(16)))
+    assert np.array_equal(q, per_output)  # shared storage, same answer
     nearest = np.round(weights / scale[:, None])
 
     def output_error(integers):
         error = integers * scale[:, None] - weights
-        return np.einsum("ok,okl,ol->o", error, second, error)
+        return np.einsum("ok,kl,ol->o", error, shared[0], error)
 
     assert np.all(output_error(q) <= output_error(nearest) + 1e-12)
     assert output_error(q).sum() < 0.5 * output_error(nearest).sum()
