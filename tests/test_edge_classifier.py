@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -99,3 +101,13 @@ def test_edge_never_imports_tensorflow():
     code = "import sys, edge, edge.classifier, edge.stream, edge.bench, edge.batch; " \
            "print(any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_metadata_round_trips_quantization_notes_and_reads_older_files():
+    notes = {"weight_rounding": "calibrated", "layers": 53}
+    written = ModelMetadata(labels=LABELS, input_size=8, precision="int8", quantization=notes)
+    assert ModelMetadata.from_json(written.to_json()).quantization == notes
+    older = json.loads(written.to_json())
+    del older["quantization"]
+    older["field_from_the_future"] = 1
+    assert ModelMetadata.from_json(json.dumps(older)).quantization == {}
