@@ -191,13 +191,23 @@ def round_layer(layer, statistics: InputStatistics) -> LayerRounding:
                          np.sqrt(curvature.energy(chosen - weights)))
 
 
+def _supported(layer) -> bool:
+    if isinstance(layer, layers.Dense):
+        return layer.use_bias
+    if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)):
+        grouped = getattr(layer, "groups", 1) != 1
+        return layer.use_bias and layer.data_format == "channels_last" and not grouped
+    return False
+
+
 def weighted_layers(model: keras.Model) -> list:
-    """Every Conv2D, DepthwiseConv2D and Dense with a bias, in graph order, nested models opened."""
+    """Every biased Dense, Conv2D (channels last, ungrouped) and DepthwiseConv2D, in graph
+    order, nested models opened. Other layers keep the converter's own rounding."""
     found = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             found += weighted_layers(layer)
-        elif isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.Dense)) and layer.use_bias:
+        elif _supported(layer):
             found.append(layer)
     return found
 
