@@ -142,3 +142,31 @@ def test_float16_rewrite_refuses_a_float32_model_of_another_graph(converted_run,
     other = tf.lite.TFLiteConverter.from_keras_model(tiny_mobilenet()).convert()
     with pytest.raises(Float16RewriteError):
         restore_small_weights(models["float16"].read_bytes(), other, max_elements=10**9)
+
+
+def test_converter_keeps_the_chosen_int8_weights_exactly(converted_run):
+    """The int8 file holds exactly the integers and scales chosen in Keras (depthwise layers)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from converters.tflite import ConversionSource, build_representative_images, load_keras_model
+
+    run, models = converted_run
+    source = ConversionSource.resolve(run.run_dir)
+    folded = fold_batchnorm(load_keras_model(source.model_path))
+    round_model(folded, build_representative_images(source, 40, 48))  # as converted_run did
+    interpreter = Interpreter(model_path=str(models["int8"]), experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    tensors = interpreter.get_tensor_details()
+    checked = 0
+    for layer in weighted_layers(folded):
+        if not isinstance(layer, keras.layers.DepthwiseConv2D):
+            continue
+        kernel = layer.get_weights()[0][..., 0]  # (3, 3, C)
+        found = [t for t in tensors if f"/{layer.name}_1/" in t["name"] and t["dtype"] == np.int8
+                 and tuple(t["shape_signature"]) == (1, *kernel.shape)]  # activations have a -1 batch
+        assert len(found) == 1, layer.name
+        scale = np.abs(kernel).max(axis=(0, 1)) / QMAX
+        assert np.allclose(found[0]["quantization_parameters"]["scales"], scale, rtol=1e-5), layer.name
+        assert np.array_equal(interpreter.get_tensor(found[0]["index"])[0], np.round(kernel / scale)), layer.name
+        checked += 1
+    assert checked == 17
