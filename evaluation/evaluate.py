@@ -188,6 +188,7 @@ def evaluate(
         "bootstrap_rounds": bootstrap_rounds,
         "models": {s.name: model_report(s, labels, positive, len(run.class_names), bootstrap_rounds) for s in scores},
         "agreement_with_keras": {s.name: agreement(scores[0], s, positive) for s in scores[1:]},
+        "conversion": {name: (c.metadata.quantization if c.metadata else {}) for name, c in zip(names[1:], classifiers)},
     }
     folder = evaluation_dir(Path(out_dir) if out_dir else run.run_dir / "evaluation")
     (folder / "metrics.json").write_text(json.dumps(report, indent=2))

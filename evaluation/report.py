@@ -43,11 +43,12 @@ def write_markdown(report: dict, path: Path) -> None:
         "",
         "## Agreement of each TFLite variant with Keras (same files)",
         "",
-        "| model | identical labels | mean abs diff p | max abs diff p |",
-        "|---|---|---|---|",
+        "| model | identical labels | mean abs diff p | max abs diff p | conversion (file metadata) |",
+        "|---|---|---|---|---|",
     ]
     for name, a in report["agreement_with_keras"].items():
-        lines.append(f"| {name} | {a['label_agreement']:.4f} | {a['mean_abs_diff']:.5f} | {a['max_abs_diff']:.5f} |")
+        notes = ", ".join(f"{k} {v}" for k, v in report.get("conversion", {}).get(name, {}).items()) or "-"
+        lines.append(f"| {name} | {a['label_agreement']:.4f} | {a['mean_abs_diff']:.5f} | {a['max_abs_diff']:.5f} | {notes} |")
     lines += ["", "Plots: `roc.png`, `confusion_<model>.png`, `scatter_<model>.png`.", "",
               "Research tool, not a diagnostic device: these figures describe this data set only."]
     path.write_text("\n".join(lines) + "\n")

@@ -41,6 +41,8 @@ def test_report_metrics_agreement_and_artefacts(converted_run, tmp_path):
                  "scatter_float16.png", "scatter_int8.png", "probabilities.npz"):
         assert (out / name).is_file(), name
     assert "| sensitivity |" in (out / "report.md").read_text()
+    assert report["conversion"]["int8"]["weight_rounding"] == "calibrated"
+    assert "weight_rounding calibrated" in (out / "report.md").read_text()
     again = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--bootstrap", "10", "--out", str(out)])
     assert again.exit_code == 0 and (tmp_path / "evaluation-2" / "metrics.json").is_file()  # nothing overwritten
 
