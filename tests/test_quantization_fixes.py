@@ -154,7 +154,7 @@ def test_converter_keeps_the_chosen_int8_weights_exactly(converted_run):
     source = ConversionSource.resolve(run.run_dir)
     folded = fold_batchnorm(load_keras_model(source.model_path))
     round_model(folded, build_representative_images(source, 40, 48))  # as converted_run did
-    interpreter = Interpreter(model_path=str(models["int8"]), experimental_preserve_all_tensors=True)
+    interpreter = Interpreter(model_path=str(models["int8"]))
     interpreter.allocate_tensors()
     tensors = interpreter.get_tensor_details()
     checked = 0
