@@ -47,6 +47,10 @@ def _fold(conv, bn: layers.BatchNormalization) -> list[np.ndarray]:
     return [kernel.astype(np.float32), bias.astype(np.float32)]
 
 
+def _is_nested_functional(layer) -> bool:
+    return isinstance(layer, keras.Model) and not isinstance(layer, keras.Sequential)
+
+
 def fold_batchnorm(model: keras.Model) -> keras.Model:
     """A functional copy of ``model`` (nested functional models included) computing the
     same function, with every Conv/DepthwiseConv -> BatchNorm pair as one biased convolution."""
@@ -54,7 +58,7 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     folded_bn = {bn.name for bn in pairs.values()}
 
     def clone(layer):
-        if isinstance(layer, keras.Model) and not isinstance(layer, keras.Sequential):
+        if _is_nested_functional(layer):
             return fold_batchnorm(layer)
         if layer.name in folded_bn:
             return PassThrough(name=layer.name)
@@ -65,7 +69,7 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
 
     folded = keras.models.clone_model(model, clone_function=clone)
     for layer in model.layers:
-        if layer.name in folded_bn or isinstance(layer, keras.Model) or not layer.weights:
-            continue
+        if layer.name in folded_bn or _is_nested_functional(layer) or not layer.weights:
+            continue  # a nested functional model was folded, weights included, by the recursion
         folded.get_layer(layer.name).set_weights(_fold(layer, pairs[layer.name]) if layer.name in pairs else layer.get_weights())
     return folded

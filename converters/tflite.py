@@ -257,7 +257,7 @@ def convert(
     image_size = int(model.input_shape[1])
     if int(model.output_shape[-1]) != len(class_names):
         raise ConversionError(f"{len(class_names)} class names for a model with {model.output_shape[-1]} outputs")
-    presets = [PRESETS[p]() for p in precisions]
+    presets = [PRESETS[p]() for p in PRESETS if p in precisions]  # float32 first: float16 reuses it
     images = None
     if any(p.needs_representative_data for p in presets):
         images = build_representative_images(source, representative_count, image_size, representative_data)

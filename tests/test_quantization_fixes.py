@@ -170,3 +170,12 @@ def test_converter_keeps_the_chosen_int8_weights_exactly(converted_run):
         assert np.array_equal(interpreter.get_tensor(found[0]["index"])[0], np.round(kernel / scale)), layer.name
         checked += 1
     assert checked == 17
+
+
+def test_folding_keeps_the_weights_of_a_nested_sequential():
+    inputs = keras.Input((8, 8, 3))
+    head = keras.Sequential([keras.layers.Conv2D(4, 3), keras.layers.BatchNormalization()])
+    model = keras.Model(inputs, head(inputs))
+    head.layers[1].set_weights([np.full(4, 2.0), np.ones(4), np.zeros(4), np.ones(4)])
+    x = images(2)[:, :8, :8]
+    assert np.abs(fold_batchnorm(model).predict(x, verbose=0) - model.predict(x, verbose=0)).max() < 1e-5
