@@ -55,6 +55,8 @@ def _pad(inputs: np.ndarray, layer) -> np.ndarray:
 
 def _patches(inputs: np.ndarray, layer) -> np.ndarray:
     """(rows, kh*kw, C): each output position's receptive field, taps in kernel order."""
+    if tuple(layer.kernel_size) == (1, 1) and tuple(layer.strides) == (1, 1):
+        return inputs.reshape(-1, 1, inputs.shape[-1])  # pointwise: no copy (34 of MobileNetV2's 52)
     padded = _pad(inputs, layer)
     (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
     out_h = (padded.shape[1] - (kh - 1) * dh - 1) // sh + 1
