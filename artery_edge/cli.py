@@ -267,7 +267,7 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
     results = []
     positive = classifier.positive_label
     if not json_output:
-        typer.echo(f"{'label':<12}{'p(' + positive + ')':>16}{'ms':>9}  file")
+        typer.echo(f"{'label':<12}{'p(' + positive + ')':>16}{'ms':>9}  {'true class':<14}file")
     for result in classify_files(classifier, files, threshold):
         results.append(result)
         if json_output:
@@ -276,19 +276,24 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
             typer.echo(f"error: {result.error}", err=True)
         else:
             p = result.prediction
-            typer.echo(f"{p.label:<12}{p.positive_probability:>16.4f}{p.total_ms:>9.1f}  {result.path}")
+            truth = "-" if result.correct is None else f"{result.true_label} {'ok' if result.correct else 'WRONG'}"
+            typer.echo(f"{p.label:<12}{p.positive_probability:>16.4f}{p.total_ms:>9.1f}  {truth:<14}{result.path}")
     rows = [
         {"file": str(r.path), "label": r.prediction.label if r.prediction else None,
          **{f"p_{k}": v for k, v in (r.prediction.probabilities if r.prediction else {}).items()},
-         "inference_ms": round(r.prediction.inference_ms, 3) if r.prediction else None, "error": r.error}
+         "inference_ms": round(r.prediction.inference_ms, 3) if r.prediction else None,
+         "true_label": r.true_label, "error": r.error}
         for r in results
     ]
     failed = sum(1 for r in results if r.error)
+    judged = [r.correct for r in results if r.correct is not None]
+    if judged and not json_output:
+        typer.echo(f"{sum(judged)} of {len(judged)} correct (true class from the class folder)", err=True)
     if json_output:
         print_json({"model": str(classifier.model_path), "backend": classifier.backend,
                     "threshold": threshold, "results": rows, "failed": failed})
     if csv_file is not None:
-        fields = ["file", "label"] + [f"p_{label}" for label in classifier.labels] + ["inference_ms", "error"]
+        fields = ["file", "label"] + [f"p_{label}" for label in classifier.labels] + ["inference_ms", "true_label", "error"]
         with open(csv_file, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields)
             writer.writeheader()

@@ -20,22 +20,30 @@ from edge.metadata import TFLITE_IDENTIFIER, load_schema
 SMALL_WEIGHT_ELEMENTS = 1024
 
 
-class Float16RewriteError(ValueError):
-    """The float16 and float32 models do not come from the same graph."""
-
-
 def _unpack(model_bytes: bytes):
     return load_schema().ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
 
 
-def _constants_by_name(model) -> dict[bytes, np.ndarray]:
-    """Name -> raw bytes of each constant tensor of the main subgraph."""
-    constants = {}
+def _float32_originals(model) -> dict[tuple, np.ndarray]:
+    """(shape, float16 bytes) -> raw float32 bytes of each float32 constant of the main subgraph.
+
+    Matched by content, not by name: the converter's constant names (``arith.constant9``)
+    differ between two conversions of the same graph. A key whose float32 values are
+    ambiguous (two different originals round to the same float16 tensor) maps to None.
+    """
+    schema = load_schema()
+    originals: dict[tuple, np.ndarray] = {}
     for tensor in model.subgraphs[0].tensors:
         data = model.buffers[tensor.buffer].data
-        if data is not None and len(data):
-            constants[tensor.name] = np.asarray(data, dtype=np.uint8)
-    return constants
+        if tensor.type != schema.TensorType.FLOAT32 or data is None or not len(data):
+            continue
+        full = np.asarray(data, dtype=np.uint8)
+        key = (tuple(tensor.shape), full.view(np.float32).astype(np.float16).tobytes())
+        if key in originals and originals[key] is not None and not np.array_equal(originals[key], full):
+            originals[key] = None
+        else:
+            originals.setdefault(key, full)
+    return originals
 
 
 def _dequantize_ops(model) -> dict[int, int]:
@@ -64,29 +72,35 @@ def _ops_to_restore(model, dequantized: dict[int, int], max_elements: int) -> se
 
 
 def restore_small_weights(float16_model: bytes, float32_model: bytes, max_elements: int = SMALL_WEIGHT_ELEMENTS) -> tuple[bytes, int]:
-    """``float16_model`` with the weights of small ops back in float32; also how many tensors."""
+    """``float16_model`` with the weights of small ops back in float32; also how many tensors.
+
+    A float16 tensor with no unambiguous float32 original stays float16: the result is
+    always a valid model, at worst the converter's own float16 file.
+    """
     schema = load_schema()
     model = _unpack(float16_model)
-    originals = _constants_by_name(_unpack(float32_model))
+    originals = _float32_originals(_unpack(float32_model))
     graph = model.subgraphs[0]
-    dequantized = _dequantize_ops(model)
-    restore = _ops_to_restore(model, dequantized, max_elements)
-    for op_index in restore:
+    restored: set[int] = set()
+    for op_index in _ops_to_restore(model, _dequantize_ops(model), max_elements):
         op = graph.operators[op_index]
         half, full = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-        original = originals.get(half.name)
-        half_values = np.asarray(model.buffers[half.buffer].data, dtype=np.uint8).view(np.float16)
-        if original is None or not np.array_equal(original.view(np.float32).astype(np.float16), half_values):
-            raise Float16RewriteError(f"no float32 original matches float16 tensor {half.name!r}")
+        half_bytes = np.asarray(model.buffers[half.buffer].data, dtype=np.uint8).tobytes()
+        original = originals.get((tuple(half.shape), half_bytes))
+        if original is None:
+            continue
         buffer = schema.BufferT()
         buffer.data = original
         model.buffers.append(buffer)
         full.buffer = len(model.buffers) - 1
-    graph.operators = [op for i, op in enumerate(graph.operators) if i not in restore]
+        restored.add(op_index)
+    if not restored:
+        return float16_model, 0
+    graph.operators = [op for i, op in enumerate(graph.operators) if i not in restored]
     _drop_unused_constants(model)
     builder = flatbuffers.Builder(2 * len(float16_model))  # grows if needed
     builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
-    return bytes(builder.Output()), len(restore)
+    return bytes(builder.Output()), len(restored)
 
 
 def _drop_unused_constants(model) -> None:

@@ -16,6 +16,13 @@ class FileResult:
     path: Path
     prediction: Optional[Prediction] = None
     error: Optional[str] = None
+    true_label: Optional[str] = None  # the parent folder's name, when it is one of the model's labels
+
+    @property
+    def correct(self) -> Optional[bool]:
+        if self.true_label is None or self.prediction is None:
+            return None
+        return self.prediction.label == self.true_label
 
 
 def expand_inputs(paths: Iterable[Path]) -> list[Path]:
@@ -30,9 +37,11 @@ def expand_inputs(paths: Iterable[Path]) -> list[Path]:
 def classify_files(
     classifier: Classifier, paths: Iterable[Path], threshold: Optional[float] = None
 ) -> Iterator[FileResult]:
-    """One result per file; an unreadable image becomes an error entry, not an exception."""
+    """One result per file; an unreadable image becomes an error entry, not an exception.
+    A file inside a class folder (``Healthy/x.png``) also carries that true class."""
     for path in paths:
+        true_label = Path(path).parent.name if Path(path).parent.name in classifier.labels else None
         try:
-            yield FileResult(path, prediction=classifier.predict(path, threshold))
+            yield FileResult(path, prediction=classifier.predict(path, threshold), true_label=true_label)
         except ImageError as exc:
-            yield FileResult(path, error=str(exc))
+            yield FileResult(path, error=str(exc), true_label=true_label)

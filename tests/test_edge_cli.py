@@ -53,6 +53,25 @@ def test_folder_with_a_corrupt_file_reports_it_and_exits_non_zero(model, folder)
     assert "Traceback" not in result.output
 
 
+def test_files_in_class_folders_show_their_true_class(model, tmp_path):
+    """A held-out file under Healthy/ or Unhealthy/ is printed with its true class and a verdict."""
+    rng = np.random.default_rng(1)
+    for name in ("Healthy", "Unhealthy", "elsewhere"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(tmp_path / name / "x.png")
+    args = ["infer", "--model", str(model), "--threshold", "0.0"] + [
+        a for name in ("Healthy", "Unhealthy", "elsewhere") for a in ("--image", str(tmp_path / name / "x.png"))]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = {Path(line.split()[-1]).parent.name: line for line in result.stdout.splitlines()[1:]}
+    assert "Healthy WRONG" in rows["Healthy"]  # threshold 0: everything is Unhealthy
+    assert "Unhealthy ok" in rows["Unhealthy"]
+    assert rows["elsewhere"].split()[3] == "-"
+    assert "1 of 2 correct" in result.stderr
+    report = json.loads(runner.invoke(app, args + ["--json"]).stdout)
+    assert [r["true_label"] for r in report["results"]] == ["Healthy", "Unhealthy", None]
+
+
 def test_table_csv_and_threshold(model, folder, tmp_path):
     good = [str(folder / f"ok{i}.png") for i in range(3)]
     out = tmp_path / "results.csv"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -11,15 +13,28 @@ import keras  # noqa: E402
 
 from trainer.config import ConfigError, TrainConfig  # noqa: E402
 from trainer.model import (  # noqa: E402
-    AUGMENTATION, base_of, build_model, compile_model, resolve_weights, serving_model, set_stage,
+    AUGMENTATION, SCRATCH_BN_MOMENTUM, base_of, build_base, build_model, compile_model, serving_model, set_stage,
 )
 
-TINY = TrainConfig(image_size=32, alpha=0.35, weights="none", seed=1)
+def write_legacy_weights(path: Path, alpha: float = 0.35, size: int = 32) -> Path:
+    """A no-top MobileNetV2 weights file in the legacy .h5 layout Keras downloads (random values)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    base = keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=alpha, include_top=False, weights=None)
+    with h5py.File(path, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, base)
+    return path
 
 
 @pytest.fixture(scope="module")
-def model():
-    return build_model(2, TINY)
+def weights_file(tmp_path_factory) -> Path:
+    return write_legacy_weights(tmp_path_factory.mktemp("weights") / "mobilenet_v2_0.35_no_top.h5")
+
+
+@pytest.fixture(scope="module")
+def model(weights_file):
+    return build_model(2, TrainConfig(image_size=32, alpha=0.35, weights=str(weights_file), seed=1))
 
 
 def trainable_names(model):
@@ -72,7 +87,58 @@ def test_augmentation_changes_images_only_in_training(model):
     assert not np.allclose(np.asarray(augment(x, training=True)), x)
 
 
-def test_missing_imagenet_weights_give_a_hint(tmp_path, monkeypatch):
+def test_imagenet_weights_are_left_to_keras_to_download(tmp_path, monkeypatch, weights_file):
+    """An empty cache is not an error: Keras is asked for the file (the download is faked here)."""
+    from keras.src.utils import file_utils
+
+    requested = []
+
+    def fake_download(fname, origin, **kwargs):
+        requested.append(fname)
+        return str(weights_file)
+
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    with pytest.raises(ConfigError, match="provision-weights"):
-        resolve_weights(TrainConfig(image_size=64, alpha=0.35))
+    monkeypatch.setattr(file_utils, "get_file", fake_download)
+    base = build_base(TrainConfig(image_size=32, alpha=0.35))
+    assert requested == ["mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"]
+    assert not any(l.momentum == SCRATCH_BN_MOMENTUM for l in base.layers if isinstance(l, keras.layers.BatchNormalization))
+
+
+def test_from_scratch_trains_everything_and_batchnorm_learns(monkeypatch):
+    """--weights none: a frozen random base learns nothing, so every layer trains in both stages
+    and BatchNorm follows the batch statistics while fitting (moving averages move)."""
+    model = build_model(2, TrainConfig(image_size=32, alpha=0.35, weights="none", seed=1))
+    for stage in (1, 2):
+        set_stage(model, stage, pretrained=False)
+        assert base_of(model).trainable and all(l.trainable for l in base_of(model).layers)
+    bn = [l for l in base_of(model).layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert {l.momentum for l in bn} == {SCRATCH_BN_MOMENTUM}
+    compile_model(model, 1e-3)
+    before = [np.array(l.moving_mean) for l in bn]
+    rng = np.random.default_rng(0)
+    model.fit(rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32"), rng.integers(0, 2, 8), epochs=1, verbose=0)
+    assert not all(np.array_equal(b, np.array(l.moving_mean)) for b, l in zip(before, bn))
+
+
+def test_failed_imagenet_download_says_how_to_place_the_file(tmp_path, monkeypatch):
+    from keras.src.utils import file_utils
+
+    def offline(fname, origin, **kwargs):
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known")
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    with pytest.raises(ConfigError) as caught:
+        build_base(TrainConfig(image_size=64, alpha=0.35))
+    message = str(caught.value)
+    assert "\n" not in message
+    for hint in ("could not be downloaded", str(tmp_path / "models"), "KERAS_HOME", "--weights FILE.h5", "--weights none"):
+        assert hint in message
+
+
+def test_all_augmentation_off_is_the_identity():
+    from trainer.model import build_augmentation
+
+    config = TrainConfig(flip=False, rotation=0, zoom=0, contrast=0, brightness=0)
+    x = np.random.default_rng(4).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    assert np.array_equal(np.asarray(build_augmentation(config)(x, training=True)), x)

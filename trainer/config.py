@@ -71,6 +71,11 @@ class TrainConfig:
             raise ConfigError(f"weights file {self.weights} does not exist (use imagenet, none or a .h5 path)")
         return self
 
+    @property
+    def pretrained(self) -> bool:
+        """False for ``weights="none"``: the network then trains from scratch (see trainer.model)."""
+        return self.weights != "none"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -119,10 +119,12 @@ def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Call
     for stage, epochs, lr in stages:
         if epochs == 0:
             continue
-        set_stage(model, stage, config.fine_tune_at)
+        set_stage(model, stage, config.fine_tune_at, config.pretrained)
         compile_model(model, lr)  # recompile: a change of `trainable` only counts after it
         trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-        log(f"stage {stage}: {'fine-tuning' if stage == 2 else 'frozen base'}, lr {lr:g}, {trainable:,} trainable parameters")
+        what = "fine-tuning" if stage == 2 else "frozen base" if config.pretrained else \
+            "from scratch (--weights none): whole network trains"
+        log(f"stage {stage}: {what}, lr {lr:g}, {trainable:,} trainable parameters")
         done = len(history.get("loss", []))
         with warnings.catch_warnings():  # Keras warns that a tf.data input ignores shuffle=True
             warnings.filterwarnings("ignore", message=".*shuffle=True.*")
@@ -148,7 +150,7 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
 
     start = time.perf_counter()
     config.validate()
-    resolve_weights(config)
+    resolve_weights(config)  # a bad weights option fails before the data scan
     data_dir = Path(config.data_dir).resolve()
     scanned = datamod.scan_dataset(data_dir, progress=datamod.print_progress("checking images"))
     for message in scanned.skipped:
@@ -158,6 +160,8 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
     class_names = scanned.class_names
     log(f"classes {class_names}; " + ", ".join(f"{k}: {len(v)}" for k, v in split.items()))
 
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(len(class_names), config)  # may download ImageNet weights: before the run exists
     run_dir = create_run_dir(Path(config.output_dir), config.run_name)
     config = config.replace(data_dir=str(data_dir))
     log(f"run directory: {run_dir}")
@@ -168,8 +172,6 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
     val_ds = datamod.make_dataset(split["validation"], config.image_size, config.batch_size)
     test_ds = datamod.make_dataset(split["test"], config.image_size, config.batch_size)
 
-    keras.utils.set_random_seed(config.seed)
-    model = build_model(len(class_names), config)
     _sample_grids(model, split["train"], config, class_names, run_dir)
     tb_dir = Path(config.log_dir) / datetime.now().strftime("%Y%m%d-%H%M%S")
     verbose = verbose if verbose is not None else (1 if sys.stderr.isatty() else 2)
