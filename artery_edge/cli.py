@@ -6,6 +6,7 @@ only ``artery-edge[edge]`` is installed; a missing TensorFlow is a one-line hint
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
@@ -26,25 +27,41 @@ app = typer.Typer(
 TRAIN_HINT = 'TensorFlow is not installed: pip install "artery-edge[train]"'
 
 
+VERBOSE = {"on": False}
+
+
+@app.callback()
+def options(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's own log lines.")) -> None:
+    VERBOSE["on"] = verbose
+
+
 def fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
+def describe_os_error(exc: OSError) -> str:
+    """'permission denied: /path' style, one line, for any OS error (disk full, read-only...)."""
+    from edge.imaging import display_path
+
+    what = (exc.strerror or type(exc).__name__).lower()
+    return f"{what}: {display_path(exc.filename)}" if exc.filename else what
+
+
 def user_errors(command: Callable) -> Callable:
-    """Turn the project's own one-line errors into 'error: ...' and a non-zero exit."""
+    """Turn the project's own one-line errors and OS errors into 'error: ...' and a non-zero exit."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from edge.errors import EdgeError
 
-        handled: tuple = (EdgeError, FileExistsError, FileNotFoundError, ValueError)
+        handled: tuple = (EdgeError, ValueError, OSError)
         try:
             return command(*args, **kwargs)
         except handled as exc:
             if os.environ.get("ARTERY_EDGE_DEBUG"):
                 raise
-            fail(str(exc))
+            fail(describe_os_error(exc) if isinstance(exc, OSError) and exc.strerror else str(exc))
         except KeyboardInterrupt:
             fail("interrupted", 130)
 
@@ -52,13 +69,49 @@ def user_errors(command: Callable) -> Callable:
 
 
 def require_tensorflow() -> None:
+    """Import TensorFlow now, its native start-up log lines hidden unless --verbose
+    (they are written to the stderr file descriptor before any log setting applies)."""
     if importlib.util.find_spec("tensorflow") is None:
         fail(TRAIN_HINT)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if VERBOSE["on"]:
+        return
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe logs here
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))  # a failed import shows everything
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@contextlib.contextmanager
+def stdout_for_json(json_output: bool):
+    """With --json, stdout carries the JSON document alone: progress that libraries print
+    there (Keras progress bars, converter messages) goes to stderr meanwhile."""
+    if not json_output:
+        yield
+        return
+    import sys
+
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def print_json(data) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+    typer.echo(json.dumps(data, indent=2, default=str, allow_nan=False))
 
 
 @app.command()
@@ -124,7 +177,8 @@ def train(
         values[name] = value if explicit or name not in from_file else from_file[name]
         if isinstance(values[name], Path):
             values[name] = str(values[name])
-    result = run_training(TrainConfig(**values))
+    with stdout_for_json(json_output):
+        result = run_training(TrainConfig(**values))
     if json_output:
         print_json({"run_dir": str(result.run_dir), **result.metrics})
         return
@@ -177,8 +231,9 @@ def convert(
     require_tensorflow()
     from converters.tflite import convert as run_conversion
 
-    results = run_conversion(source, precisions, out, representative_count, representative_data,
-                             parse_labels(labels), force, weight_rounding, float16_keep_below)
+    with stdout_for_json(json_output):
+        results = run_conversion(source, precisions, out, representative_count, representative_data,
+                                 parse_labels(labels), force, weight_rounding, float16_keep_below)
     if json_output:
         print_json([r.to_dict() for r in results])
         return
@@ -205,11 +260,14 @@ def evaluate(
     """Keras and every TFLite variant side by side: clinical metrics with 95% CIs and agreement with Keras."""
     if not 0 <= threshold <= 1 or (target_sensitivity is not None and not 0 < target_sensitivity <= 1):
         fail("--threshold and --target-sensitivity must lie between 0 and 1", 2)
+    if bootstrap < 1:
+        fail("--bootstrap must be at least 1", 2)
     require_tensorflow()
     from evaluation.evaluate import evaluate as run_evaluation
     from evaluation.report import metrics_table
 
-    report, folder = run_evaluation(run, models, data, threshold, target_sensitivity, max(bootstrap, 1), out)
+    with stdout_for_json(json_output):
+        report, folder = run_evaluation(run, models, data, threshold, target_sensitivity, bootstrap, out)
     if json_output:
         print_json({"folder": str(folder), **report})
         return
@@ -245,8 +303,13 @@ def infer(
         fail("give exactly one of --image, --camera or --video", 2)
     if threshold is not None and not 0 <= threshold <= 1:
         fail("--threshold must lie between 0 and 1", 2)
-    if csv_file is not None and csv_file.exists():
-        fail(f"{csv_file} exists; refusing to overwrite it", 2)
+    check_threads(threads)
+    if camera is not None and camera < 0:
+        fail("--camera must be a camera index >= 0", 2)
+    if csv_file is not None and not image:
+        fail("--csv applies to --image only (use --json for camera/video results)", 2)
+    if (camera is not None or video is not None) and display and not display_available():
+        fail("no display found (DISPLAY / WAYLAND_DISPLAY unset): add --no-display", 2)
     classifier = Classifier(model, labels=parse_labels(labels), threads=threads)
     typer.echo(f"model {model.name}: {classifier.precision}, backend {classifier.backend}", err=True)
     if image:
@@ -255,51 +318,65 @@ def infer(
                  crop, display, every, frames)
 
 
+MAX_THREADS = 256
+
+
+def check_threads(threads: Optional[int]) -> None:
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        fail(f"--threads must lie between 1 and {MAX_THREADS}", 2)
+
+
+def display_available() -> bool:
+    """A window can open: always on Windows/macOS, on Linux only with an X11 or Wayland display."""
+    import sys
+
+    return not sys.platform.startswith("linux") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv_file: Optional[Path]) -> int:
-    """Print a table (or JSON), write the CSV; return 1 if any file failed, else 0."""
-    import csv
-
+    """Print a table (or JSON) and stream the CSV; return 1 if any file failed, else 0."""
     from edge.batch import classify_files, expand_inputs
+    from edge.imaging import display_path
+    from edge.report_csv import ResultsCsv
 
-    files = expand_inputs(paths)
+    files, problems = expand_inputs(paths)
+    for message in problems:
+        typer.echo(f"error: {message}", err=True)
     if not files:
         fail("no image files found in the given paths")
-    results = []
+    fields = ["file", "label"] + [f"p_{label}" for label in classifier.labels] + ["inference_ms", "true_label", "error"]
+    table = ResultsCsv.create(csv_file, fields) if csv_file is not None else None  # claims the name first
+    results, rows = [], []
     positive = classifier.positive_label
     if not json_output:
         typer.echo(f"{'label':<12}{'p(' + positive + ')':>16}{'ms':>9}  {'true class':<14}file")
-    for result in classify_files(classifier, files, threshold):
-        results.append(result)
-        if json_output:
-            continue
-        if result.error:
-            typer.echo(f"error: {result.error}", err=True)
-        else:
+    with table or contextlib.nullcontext():
+        for result in classify_files(classifier, files, threshold):
+            results.append(result)
             p = result.prediction
-            truth = "-" if result.correct is None else f"{result.true_label} {'ok' if result.correct else 'WRONG'}"
-            typer.echo(f"{p.label:<12}{p.positive_probability:>16.4f}{p.total_ms:>9.1f}  {truth:<14}{result.path}")
-    rows = [
-        {"file": str(r.path), "label": r.prediction.label if r.prediction else None,
-         **{f"p_{k}": v for k, v in (r.prediction.probabilities if r.prediction else {}).items()},
-         "inference_ms": round(r.prediction.inference_ms, 3) if r.prediction else None,
-         "true_label": r.true_label, "error": r.error}
-        for r in results
-    ]
-    failed = sum(1 for r in results if r.error)
+            row = {"file": display_path(result.path), "label": p.label if p else None,
+                   **{f"p_{k}": v for k, v in (p.probabilities if p else {}).items()},
+                   "inference_ms": round(p.inference_ms, 3) if p else None,
+                   "true_label": result.true_label, "error": result.error}
+            rows.append(row)
+            if table:
+                table.write(row)
+            if json_output:
+                continue
+            if result.error:
+                typer.echo(f"error: {result.error}", err=True)
+            else:
+                truth = "-" if result.correct is None else f"{result.true_label} {'ok' if result.correct else 'WRONG'}"
+                typer.echo(f"{p.label:<12}{p.positive_probability:>16.4f}{p.total_ms:>9.1f}  {truth:<14}{row['file']}")
+    failed = sum(1 for r in results if r.error) + len(problems)
     judged = [r.correct for r in results if r.correct is not None]
     if judged and not json_output:
         typer.echo(f"{sum(judged)} of {len(judged)} correct (true class from the class folder)", err=True)
     if json_output:
         print_json({"model": str(classifier.model_path), "backend": classifier.backend,
-                    "threshold": threshold, "results": rows, "failed": failed})
-    if csv_file is not None:
-        fields = ["file", "label"] + [f"p_{label}" for label in classifier.labels] + ["inference_ms", "true_label", "error"]
-        with open(csv_file, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
+                    "threshold": threshold, "results": rows, "failed": failed, "problems": problems})
     if failed:
-        typer.echo(f"{failed} of {len(results)} file(s) failed", err=True)
+        typer.echo(f"{failed} of {len(results) + len(problems)} file(s) failed", err=True)
     return 1 if failed else 0
 
 
@@ -335,6 +412,7 @@ def benchmark(
 
     if runs < 1 or warmup < 0:
         fail("--runs must be >= 1 and --warmup >= 0", 2)
+    check_threads(threads)
     for path in model:
         if not path.is_file():
             fail(f"{path}: no such model file")
@@ -351,7 +429,24 @@ def benchmark(
 
 
 def main() -> None:
-    app()
+    """Usage errors as one `error:` line (exit 2), like every other error of the tool."""
+    import sys
+
+    try:  # typer >= 0.26 vendors click
+        from typer._click.exceptions import UsageError
+    except ImportError:  # pragma: no cover - older typer on click
+        from click.exceptions import UsageError
+
+    try:
+        code = app(standalone_mode=False)  # returns the exit code instead of calling sys.exit
+    except UsageError as exc:
+        typer.echo(f"error: {exc.format_message()} (see {exc.ctx.command_path if exc.ctx else 'artery-edge'} --help)",
+                   err=True)
+        sys.exit(2)
+    except typer.Abort:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import io
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -180,16 +179,48 @@ def build_metadata(source: ConversionSource, image_size: int, labels: Sequence[s
     )
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it into place."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def write_atomically(path: Path, data: bytes, replace_existing: bool = False) -> None:
+    """Write to a temporary file beside ``path``, then move it into place in one step.
+
+    Without ``replace_existing`` the move is ``os.link``, which fails if ``path`` exists, even
+    one created by another process while this one converted (no check-then-write race). The
+    temporary name carries this process id, so one left by a killed conversion is removed by
+    the next (see :func:`remove_stale_temporaries`). The file gets the umask's usual mode.
+    """
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(handle, "wb") as out:
+        with open(temp, "wb") as out:
             out.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        if replace_existing:
+            os.replace(temp, path)
+        else:
+            try:
+                os.link(temp, path)
+            except FileExistsError:
+                raise ConversionError(f"refusing to overwrite {path}, created meanwhile (use --force)") from None
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove ``.<name>.<pid>.tmp`` files whose process is gone (a conversion killed with -9)."""
+    removed = []
+    for temp in Path(folder).glob(".model_*.tflite.*.tmp"):
+        pid = temp.suffixes[-2].lstrip(".") if len(temp.suffixes) >= 2 else ""
+        if pid.isdigit() and not process_alive(int(pid)):
+            temp.unlink(missing_ok=True)
+            removed.append(temp)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _run_converter(model, preset: QuantizationPreset, representative=None) -> bytes:
@@ -264,6 +295,7 @@ def convert(
 
     metadata = build_metadata(source, image_size, class_names)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
     float32_bytes: Optional[bytes] = None
     results = []
     for preset in presets:
@@ -281,7 +313,7 @@ def convert(
             flatbuffer, kept = restore_small_weights(flatbuffer, float32_bytes, float16_keep_below)
             quantization = {"float32_weights_below_elements": float16_keep_below, "float32_tensors": kept}
         flatbuffer = embed_metadata(flatbuffer, replace(metadata, precision=preset.name, quantization=quantization))
-        write_atomically(targets[preset.name], flatbuffer)
+        write_atomically(targets[preset.name], flatbuffer, replace_existing=force)
         results.append(ConvertedModel(preset.name, str(targets[preset.name]), len(flatbuffer),
                                       round(time.perf_counter() - start, 2)))
     reference = out_dir / "model_float32.tflite"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from edge.classifier import Classifier, Prediction
-from edge.errors import ImageError
+from edge.errors import ImageError, PredictionError
 from edge.imaging import iter_image_files
 
 
@@ -25,13 +25,15 @@ class FileResult:
         return self.prediction.label == self.true_label
 
 
-def expand_inputs(paths: Iterable[Path]) -> list[Path]:
-    """Files as given, folders expanded recursively to their image files (sorted)."""
+def expand_inputs(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
+    """Files as given, folders expanded recursively to their image files (sorted); also one
+    message per subfolder that could not be listed."""
     expanded: list[Path] = []
+    problems: list[str] = []
     for path in paths:
         path = Path(path)
-        expanded.extend(iter_image_files(path) if path.is_dir() else [path])
-    return expanded
+        expanded.extend(iter_image_files(path, problems) if path.is_dir() else [path])
+    return expanded, problems
 
 
 def classify_files(
@@ -43,5 +45,5 @@ def classify_files(
         true_label = Path(path).parent.name if Path(path).parent.name in classifier.labels else None
         try:
             yield FileResult(path, prediction=classifier.predict(path, threshold), true_label=true_label)
-        except ImageError as exc:
+        except (ImageError, PredictionError) as exc:
             yield FileResult(path, error=str(exc), true_label=true_label)

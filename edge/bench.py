@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -83,12 +85,33 @@ def benchmark_models(
             command += ["--threads", str(threads)]
         if labels:
             command += ["--labels", ",".join(labels)]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            lines = [line for line in done.stderr.strip().splitlines() if line.startswith("error:")]
+        code, stdout, stderr = run_child(command)
+        if code != 0:
+            lines = [line for line in stderr.strip().splitlines() if line.startswith("error:")]
             raise EdgeError(lines[-1][len("error: "):] if lines else f"{model}: benchmark failed")
-        results.append(json.loads(done.stdout))
+        results.append(json.loads(stdout))
     return results
+
+
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def run_child(command: Sequence[str]) -> tuple[int, str, str]:
+    """Run a measuring child; if this process is interrupted or sent SIGTERM, the child is
+    killed too instead of running on at full CPU."""
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupted) if in_main_thread else None
+    try:
+        stdout, stderr = child.communicate()
+        return child.returncode, stdout, stderr
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 def _main(argv: Sequence[str]) -> int:

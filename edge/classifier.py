@@ -13,9 +13,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from edge.errors import ModelError
-from edge.imaging import RESIZE_METHOD, ImageSource, load_image
-from edge.metadata import ModelMetadata, metadata_from_bytes, read_model_bytes
+from edge.errors import ModelError, PredictionError
+from edge.imaging import RESIZE_METHOD, RESIZE_METHODS, ImageSource, load_image
+from edge.metadata import ModelMetadata, check_unique_labels, metadata_from_bytes, read_model_bytes
 from edge.runtime import load_errors, load_interpreter
 
 DEFAULT_POSITIVE_LABEL = "Unhealthy"
@@ -72,21 +72,33 @@ class Classifier:
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         shape = tuple(int(s) for s in inputs[0]["shape"]) if len(inputs) == 1 else ()
-        if len(inputs) != 1 or len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
+        if len(inputs) != 1 or len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or shape[1] != shape[2] or shape[1] < 1:
             found = ", ".join(str(tuple(i["shape"])) for i in inputs) or "none"
             raise ModelError(
                 f"{self.model_path}: expected one square RGB image input (1, H, W, 3), found {found}"
             )
-        if len(outputs) != 1 or len(outputs[0]["shape"]) != 2:
+        if len(outputs) != 1 or len(outputs[0]["shape"]) != 2 or int(outputs[0]["shape"][0]) != 1:
             raise ModelError(f"{self.model_path}: expected one (1, n_classes) output")
+        if self.metadata and self.metadata.input_size != shape[1]:
+            raise ModelError(f"{self.model_path}: metadata says {self.metadata.input_size} px, the model takes {shape[1]}")
+        if self.metadata and self.metadata.resize_method not in RESIZE_METHODS:
+            raise ModelError(f"{self.model_path}: unknown resize method {self.metadata.resize_method!r} in metadata")
         return inputs[0], outputs[0]
 
     def _resolve_labels(self, labels: Optional[Sequence[str]]) -> list[str]:
         n_classes = int(self._output["shape"][1])
+        own = list(self.metadata.labels) if self.metadata and self.metadata.labels else None
+        if labels and own and list(labels) != own:
+            raise ModelError(f"{self.model_path}: labels {','.join(labels)} differ from the model's own "
+                             f"{','.join(own)}; leave --labels out for models with artery-edge metadata")
         if labels:
+            try:
+                check_unique_labels(labels)
+            except ValueError as exc:
+                raise ModelError(f"{self.model_path}: {exc}") from None
             resolved = list(labels)
-        elif self.metadata and self.metadata.labels:
-            resolved = list(self.metadata.labels)
+        elif own:
+            resolved = own
         else:
             raise ModelError(
                 f"{self.model_path}: no artery-edge metadata with class names; pass --labels "
@@ -144,6 +156,9 @@ class Classifier:
         scale, zero_point = self._output["quantization"]
         if raw.dtype != np.float32:
             return dequantize(raw, scale, zero_point) if scale else raw.astype(np.float32)
+        if not np.isfinite(raw).all():  # argmax([nan, nan]) would say class 0: never a finding
+            raise PredictionError(f"{self.model_path}: the model's output is not finite ({raw.tolist()}); "
+                                  "the model file may be corrupt")
         return raw
 
     def predict(self, source: ImageSource, threshold: Optional[float] = None) -> Prediction:

@@ -11,3 +11,7 @@ class ImageError(EdgeError):
 
 class ModelError(EdgeError):
     """A model file is missing, not a TFLite flatbuffer, or not an image classifier."""
+
+
+class PredictionError(EdgeError):
+    """A model produced no usable output for an input (e.g. NaN): never a class."""

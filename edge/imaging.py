@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -19,6 +19,9 @@ from PIL import Image, UnidentifiedImageError
 from edge.errors import ImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# The decoders Pillow may use, whatever a file's name says: a crafted file whose content
+# another of Pillow's many plugins recognises is "not a readable image", never decoded.
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 RESIZE_METHOD = "pillow-bilinear"
 COLOR_ORDER = "RGB"
 INPUT_RANGE = (0.0, 255.0)
@@ -26,6 +29,7 @@ INPUT_RANGE = (0.0, 255.0)
 MAX_IMAGE_PIXELS = 64_000_000
 
 _RESAMPLE = {"pillow-bilinear": Image.Resampling.BILINEAR}
+RESIZE_METHODS = tuple(_RESAMPLE)
 
 ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -35,11 +39,24 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def iter_image_files(root: Path) -> Iterator[Path]:
-    """All image files under ``root`` (recursive, sorted, hidden files skipped)."""
-    for path in sorted(Path(root).rglob("*")):
-        if is_image_file(path):
-            yield path
+def iter_image_files(root: Path, problems: Optional[list[str]] = None) -> Iterator[Path]:
+    """Every entry with an image extension under ``root`` (recursive, sorted, hidden ones skipped).
+
+    Entries that are not regular files (dangling or looping symlinks, FIFOs) are yielded
+    too, so that opening them reports each one as a per-file error instead of it vanishing;
+    subfolders that cannot be listed are named in ``problems``.
+    """
+    found = []
+
+    def unlistable(exc: OSError) -> None:
+        if problems is not None:
+            problems.append(f"{display_path(exc.filename)}: folder skipped ({describe_os_error(exc)})")
+
+    for folder, dirs, files in os.walk(root, onerror=unlistable):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(folder) / name for name in files
+                  if Path(name).suffix.lower() in IMAGE_EXTENSIONS and not name.startswith(".")]
+    yield from sorted(found)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -69,31 +86,48 @@ def open_image(source: Union[str, os.PathLike]) -> Image.Image:
     The pixel limit is checked from the header, before any pixel is decoded.
     """
     path = Path(source)
+    shown = display_path(path)
     try:
-        size = path.stat().st_size
-    except OSError:
-        raise ImageError(f"{path}: no such file") from None
+        stat = path.stat()
+    except OSError as exc:
+        raise ImageError(f"{shown}: {describe_os_error(exc)}") from None
     if path.is_dir():
-        raise ImageError(f"{path}: is a directory, not an image")
-    if size == 0:
-        raise ImageError(f"{path}: empty file (0 bytes)")
+        raise ImageError(f"{shown}: is a directory, not an image")
+    if not path.is_file():
+        raise ImageError(f"{shown}: not a regular file")
+    if stat.st_size == 0:
+        raise ImageError(f"{shown}: empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
-            image = Image.open(path)
+            image = Image.open(path, formats=IMAGE_FORMATS)
         with image:
             if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise ImageError(f"{path}: {image.width}x{image.height} exceeds the {MAX_IMAGE_PIXELS:,}-pixel limit")
+                raise ImageError(f"{shown}: {image.width}x{image.height} exceeds the {MAX_IMAGE_PIXELS:,}-pixel limit")
             image.load()
             return to_rgb(image)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: too many pixels ({exc})") from None
+        raise ImageError(f"{shown}: too many pixels ({exc})") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not a readable image") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: corrupt or truncated image ({exc})") from None
+        raise ImageError(f"{shown}: not a readable image ({', '.join(IMAGE_FORMATS)})") from None
+    except PermissionError:
+        raise ImageError(f"{shown}: permission denied") from None
+    except MemoryError:
+        raise ImageError(f"{shown}: not enough memory to decode it") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's error, never a crash
+        raise ImageError(f"{shown}: corrupt or truncated image ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+
+
+def display_path(path: Union[str, os.PathLike]) -> str:
+    """A path as printable text: undecodable bytes of a file name shown as escapes, never an error."""
+    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def describe_os_error(exc: OSError) -> str:
+    return {FileNotFoundError: "no such file", PermissionError: "permission denied"}.get(
+        type(exc), exc.strerror or type(exc).__name__).lower()
 
 
 def resize_rgb(image: Image.Image, size: int, method: str = RESIZE_METHOD) -> np.ndarray:

@@ -50,6 +50,7 @@ class ModelMetadata:
     quantization: dict[str, Any] = field(default_factory=dict)
     artery_edge_version: str = ""
     created: str = ""
+    weights_sha256: str = ""  # of every buffer but this document's: a flipped bit in a weight is refused at load
     format: int = METADATA_FORMAT
 
     def to_json(self) -> str:
@@ -57,10 +58,57 @@ class ModelMetadata:
 
     @classmethod
     def from_json(cls, text: str) -> "ModelMetadata":
+        """Parse and type-check; a malformed document raises ValueError naming the field."""
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name in ("labels", "input_size", "precision"):
+            if name not in known:
+                raise ValueError(f"{name} is missing")
         known["input_range"] = tuple(known.get("input_range", (0.0, 255.0)))
-        return cls(**known)
+        metadata = cls(**known)
+        metadata.check()
+        return metadata
+
+    def check(self) -> None:
+        labels = self.labels
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+            raise ValueError(f"labels must be a list of non-empty strings, found {labels!r}")
+        check_unique_labels(labels)
+        if isinstance(self.input_size, bool) or not isinstance(self.input_size, int) or self.input_size < 1:
+            raise ValueError(f"input_size must be a positive integer, found {self.input_size!r}")
+        for name in ("precision", "color_order", "resize_method", "source_model_sha256", "weights_sha256"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string, found {getattr(self, name)!r}")
+        if self.positive_label is not None and self.positive_label not in labels:
+            raise ValueError(f"positive_label {self.positive_label!r} is not one of the labels")
+        if len(self.input_range) != 2 or not all(isinstance(v, (int, float)) for v in self.input_range):
+            raise ValueError(f"input_range must be two numbers, found {list(self.input_range)!r}")
+        for name in ("training", "quantization"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be an object")
+
+
+def check_unique_labels(labels) -> None:
+    duplicates = sorted({label for label in labels if list(labels).count(label) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate label(s) {', '.join(duplicates)}")
+
+
+def weights_sha256(data: bytes, exclude: Optional[int] = None) -> str:
+    """SHA-256 of the model's buffers (weights, constants), in order, leaving out buffer ``exclude``."""
+    import hashlib
+
+    model = load_schema().Model.GetRootAs(data, 0)
+    digest = hashlib.sha256()
+    for i in range(model.BuffersLength()):
+        if i == exclude:
+            continue
+        raw = model.Buffers(i).DataAsNumpy()
+        if not isinstance(raw, int):  # 0 for an empty buffer
+            digest.update(raw.tobytes())
+    return digest.hexdigest()
 
 
 def read_model_bytes(path: Path) -> bytes:
@@ -81,14 +129,26 @@ def read_metadata(path: Path) -> Optional[ModelMetadata]:
 
 
 def metadata_from_bytes(data: bytes, source: str = "model") -> Optional[ModelMetadata]:
+    """The metadata, after checking its types and the weights' checksum it records."""
     schema = load_schema()
     try:
         model = schema.Model.GetRootAs(data, 0)
+        raw, index = None, None
         for i in range(model.MetadataLength()):
             entry = model.Metadata(i)
             if entry.Name() == METADATA_NAME.encode():
-                raw = model.Buffers(entry.Buffer()).DataAsNumpy()
-                return ModelMetadata.from_json(bytes(raw).decode("utf-8"))
+                index = entry.Buffer()
+                raw = bytes(model.Buffers(index).DataAsNumpy())
+                break
+        digest = weights_sha256(data, exclude=index) if raw is not None else ""
     except Exception as exc:  # struct.error, IndexError...: the flatbuffer is cut or corrupt
         raise ModelError(f"{source}: cannot load TFLite model (corrupt or truncated: {type(exc).__name__})") from None
-    return None
+    if raw is None:
+        return None
+    try:
+        metadata = ModelMetadata.from_json(raw.decode("utf-8"))
+    except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ModelError(f"{source}: malformed {METADATA_NAME} metadata ({str(exc).splitlines()[0]})") from None
+    if metadata.weights_sha256 and metadata.weights_sha256 != digest:
+        raise ModelError(f"{source}: the weights do not match the checksum in its metadata (corrupted file)")
+    return metadata

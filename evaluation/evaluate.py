@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from trainer.data import DataError, Sample, print_progress, scan_dataset, subset
+from trainer.data import DataError, Sample, print_progress, readable, scan_dataset, subset
 from trainer.metrics import binary_metrics, confusion_matrix
 from trainer.runs import TrainedRun, load_run
 from trainer.training import positive_index
@@ -131,13 +131,19 @@ def evaluation_dir(base: Path) -> Path:
     raise RuntimeError(f"cannot create an evaluation folder next to {base}")
 
 
-def evaluation_samples(run: TrainedRun, data_dir: Optional[Path]) -> tuple[list[Sample], str]:
+def readable_subset(run: TrainedRun, name: str) -> tuple[list[Sample], list[str]]:
+    """One subset of the run's split, unreadable files left out and named."""
+    return readable(subset(run.split(), name), print_progress(f"checking {name} images"))
+
+
+def evaluation_samples(run: TrainedRun, data_dir: Optional[Path]) -> tuple[list[Sample], list[str], str]:
+    """The files to evaluate, the unreadable ones skipped (with one message each), and a description."""
     if data_dir is None:
-        return subset(run.split(), "test"), "test split of the run"
-    scanned = scan_dataset(Path(data_dir))
+        return (*readable_subset(run, "test"), "test split of the run")
+    scanned = scan_dataset(Path(data_dir), progress=print_progress("checking images"))
     if scanned.class_names != run.class_names:
         raise DataError(f"{data_dir}: classes {scanned.class_names} differ from the model's {run.class_names}")
-    return scanned.samples, f"all images in {data_dir}"
+    return scanned.samples, scanned.skipped, f"all images in {data_dir}"
 
 
 def evaluate(
@@ -156,9 +162,11 @@ def evaluate(
     for model in models:
         if not Path(model).is_file():
             raise DataError(f"model file {model} does not exist")
-    samples, description = evaluation_samples(run, data_dir)
+    samples, skipped, description = evaluation_samples(run, data_dir)
+    for message in skipped:
+        print(f"warning: skipping {message}", file=sys.stderr)
     if not samples:
-        raise DataError("nothing to evaluate: no images")
+        raise DataError("nothing to evaluate: no readable images")
     labels = np.array([s.label for s in samples])
     positive = positive_index(run.class_names)
     names = [KERAS] + [Path(m).stem.removeprefix("model_") for m in models]
@@ -171,7 +179,7 @@ def evaluate(
 
     thresholds = [threshold] * len(names)
     if target_sensitivity is not None:
-        validation = subset(run.split(), "validation")
+        validation, _ = readable_subset(run, "validation")
         val_labels = np.array([s.label for s in validation])
         thresholds = [threshold_for_sensitivity(val_labels, p[:, positive], positive, target_sensitivity)
                       for p in score_all(validation)]
@@ -181,6 +189,7 @@ def evaluate(
         "run_dir": str(run.run_dir),
         "evaluated_on": description,
         "n": int(len(labels)),
+        "skipped": skipped,
         "class_counts": {name: int((labels == i).sum()) for i, name in enumerate(run.class_names)},
         "class_names": run.class_names,
         "positive_class": run.class_names[positive],

@@ -15,7 +15,7 @@ def test_defaults_follow_the_recipe():
 
 @pytest.mark.parametrize(
     "changes, message",
-    [({"image_size": 31}, "below the minimum"), ({"weights": "/no/such/file.h5"}, "does not exist"),
+    [({"image_size": 31}, "must lie between 32 and 1024"), ({"weights": "/no/such/file.h5"}, "does not exist"),
      ({"val_fraction": 0.6, "test_fraction": 0.5}, "leave some training"), ({"epochs": 0, "fine_tune_epochs": 0}, "at least one stage")],
 )
 def test_bad_values_are_refused(changes, message):

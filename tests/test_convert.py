@@ -113,7 +113,7 @@ def test_cli_report_json_and_out_dir(converted_run, tmp_path):
     run, _ = converted_run
     result = runner.invoke(app, ["convert", str(run.run_dir), "--quantize", "float32,float16", "--out", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout[result.stdout.index("["):])
+    report = json.loads(result.stdout)
     assert [r["precision"] for r in report] == ["float32", "float16"]
     assert report[0]["ratio_to_float32"] == 1.0 and 0.3 < report[1]["ratio_to_float32"] < 0.8
     assert all(Path(r["path"]).parent == tmp_path and r["seconds"] > 0 for r in report)

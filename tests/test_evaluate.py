@@ -24,7 +24,7 @@ def test_report_metrics_agreement_and_artefacts(converted_run, tmp_path):
     out = tmp_path / "evaluation"
     result = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--bootstrap", "50", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout[result.stdout.index("{"):])
+    report = json.loads(result.stdout)
     assert list(report["models"]) == ["keras", "float32", "float16", "int8"]
     assert report["n"] == 30 and report["evaluated_on"].startswith("test split")
     for name, entry in report["models"].items():
@@ -52,7 +52,7 @@ def test_operating_point_reaches_the_target_on_validation(converted_run, tmp_pat
     result = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--models", str(models["float32"]),
                                  "--target-sensitivity", "0.95", "--bootstrap", "10", "--out", str(tmp_path / "e"), "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout[result.stdout.index("{"):])
+    report = json.loads(result.stdout)
     assert report["target_sensitivity"] == 0.95
     assert report["models"]["keras"]["threshold"] == pytest.approx(report["models"]["float32"]["threshold"], abs=1e-4)
 

@@ -37,6 +37,7 @@ def build_tiny_classifier(
     metadata: Optional[ModelMetadata] = None,
     input_shape: Optional[Sequence[int]] = None,
     n_inputs: int = 1,
+    bias: np.ndarray = BIAS,
 ) -> Path:
     """Write a tiny classifier .tflite to ``path`` (optionally with artery-edge metadata)."""
     s = load_schema()
@@ -87,7 +88,7 @@ def build_tiny_classifier(
     reducer.keepDims = False
     op(s.BuiltinOperator.MEAN, [x, axes], [mean], s.BuiltinOptions.ReducerOptions, reducer)
     weights = tensor([2, 3], data=WEIGHTS, name="weights")
-    bias = tensor([2], data=BIAS, name="bias")
+    bias = tensor([2], data=np.asarray(bias, dtype=np.float32), name="bias")
     logits = tensor([1, 2], name="logits")
     op(s.BuiltinOperator.FULLY_CONNECTED, [mean, weights, bias], [logits],
        s.BuiltinOptions.FullyConnectedOptions, s.FullyConnectedOptionsT())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -13,6 +14,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 MIN_IMAGE_SIZE = 32
+MAX_IMAGE_SIZE = 1024  # MobileNetV2 was trained at 224; larger inputs only exhaust memory
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 class ConfigError(ValueError):
@@ -51,8 +54,26 @@ class TrainConfig:
     sample_grid_size: int = 16
 
     def validate(self) -> "TrainConfig":
-        if self.image_size < MIN_IMAGE_SIZE:
-            raise ConfigError(f"image size {self.image_size} is below the minimum of {MIN_IMAGE_SIZE} px")
+        """Types and ranges of every value, before anything is created (a bad value leaves no run)."""
+        self._check_types()
+        for name in ("alpha", "dropout", "l2", "learning_rate", "fine_tune_learning_rate", "rotation", "zoom",
+                     "contrast", "brightness", "val_fraction", "test_fraction"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name.replace('_', '-')} must be a finite number, found {getattr(self, name)}")
+        if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ConfigError(f"image size {self.image_size} must lie between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} px")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must lie between 0 and {2**32 - 1}")
+        if self.learning_rate <= 0 or self.fine_tune_learning_rate <= 0 or self.l2 < 0:
+            raise ConfigError("learning rates must be positive and l2 >= 0")
+        if self.patience < 0 or self.sample_grid_size < 0:
+            raise ConfigError("patience and sample-grid-size must be >= 0")
+        for name in ("rotation", "zoom", "contrast", "brightness"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name} must lie between 0 (off) and 1, found {getattr(self, name)}")
+        if self.run_name and (Path(self.run_name).name != self.run_name or self.run_name in (".", "..")
+                              or self.run_name.startswith(".")):
+            raise ConfigError(f"run name {self.run_name!r} must be a plain folder name (no '/', not hidden)")
         if self.batch_size < 1:
             raise ConfigError("batch size must be at least 1")
         if not 0 < self.val_fraction < 1 or not 0 < self.test_fraction < 1:
@@ -67,9 +88,20 @@ class TrainConfig:
             raise ConfigError("epochs must be >= 0 and at least one stage must train")
         if self.fine_tune_at < 0:
             raise ConfigError("fine-tune-at must be a layer index >= 0")
-        if self.weights not in ("imagenet", "none") and not Path(self.weights).is_file():
-            raise ConfigError(f"weights file {self.weights} does not exist (use imagenet, none or a .h5 path)")
+        if self.weights not in ("imagenet", "none"):
+            check_weights_file(Path(self.weights))
         return self
+
+    def _check_types(self) -> None:
+        """Values from a TOML file arrive untyped: an int where an int belongs (not a bool),
+        a number for a float, a string for a string, true/false for a flag."""
+        for f in fields(self):
+            value, kind = getattr(self, f.name), TYPES[f.name]
+            ok = (isinstance(value, bool) if kind is bool else
+                  isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
+                  isinstance(value, kind) and not isinstance(value, bool))
+            if not ok:
+                raise ConfigError(f"{f.name.replace('_', '-')} must be {kind.__name__}, found {value!r}")
 
     @property
     def pretrained(self) -> bool:
@@ -81,6 +113,20 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return TrainConfig(**{**self.to_dict(), **changes})
+
+
+TYPES = {f.name: {"int": int, "float": float, "str": str, "bool": bool}[f.type] for f in fields(TrainConfig)}
+
+
+def check_weights_file(path: Path) -> None:
+    """A weights file must exist and be a Keras legacy HDF5 ``.h5`` file (checked by its signature)."""
+    if not path.is_file():
+        raise ConfigError(f"weights file {path} does not exist (use imagenet, none or a .h5 path)")
+    if path.suffix != ".h5" or path.name.endswith(".weights.h5"):
+        raise ConfigError(f"weights file {path} must be a Keras .h5 file (not .weights.h5)")
+    with open(path, "rb") as handle:
+        if handle.read(8) != HDF5_SIGNATURE:
+            raise ConfigError(f"weights file {path} is not an HDF5 file")
 
 
 def load_config_file(path: Optional[Path]) -> dict[str, Any]:
@@ -95,6 +141,8 @@ def load_config_file(path: Optional[Path]) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path}: {exc}") from None
     data = data.get("train", data)
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: [train] must be a table of options")
     known = {f.name for f in fields(TrainConfig)}
     values = {key.replace("-", "_"): value for key, value in data.items()}
     unknown = sorted(set(values) - known)

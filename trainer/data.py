@@ -57,28 +57,43 @@ def scan_dataset(
     if not root.is_dir():
         raise DataError(f"data directory {root} does not exist")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files = {folder.name: list(iter_image_files(folder)) for folder in folders}
+    problems: list[str] = []
+    files = {folder.name: list(iter_image_files(folder, problems)) for folder in folders}
     files = {name: paths for name, paths in files.items() if paths}
     if not files:
         raise DataError(f"no class folders with images in {root} (expected {root}/<class>/<image>.png)")
     if len(files) < 2:
         raise DataError(f"found only one class ({next(iter(files))}) in {root}; need at least two class folders")
     class_names = sorted(files)
-    total = sum(len(paths) for paths in files.values())
-    samples, skipped, done = [], [], 0
-    for label, name in enumerate(class_names):
-        for path in files[name]:
-            done += 1
-            if progress:
-                progress(done, total)
-            if validate:
-                try:
-                    open_image(path)
-                except ImageError as exc:
-                    skipped.append(str(exc))
-                    continue
-            samples.append(Sample(path, label))
-    return ScannedDataset(root, class_names, samples, skipped)
+    samples = [Sample(path, label) for label, name in enumerate(class_names) for path in files[name]]
+    skipped: list[str] = []
+    if validate:
+        samples, skipped = readable(samples, progress)
+    usable = Counter(s.label for s in samples)
+    empty = [name for label, name in enumerate(class_names) if not usable[label]]
+    if empty:
+        raise DataError(f"class folder(s) {', '.join(empty)} in {root} hold no readable image "
+                        f"({len(skipped)} unreadable file(s), e.g. {skipped[0]})")
+    return ScannedDataset(root, class_names, samples, problems + skipped)
+
+
+def readable(samples: Sequence[Sample], progress: Optional[Callable[[int, int], None]] = None
+             ) -> tuple[list[Sample], list[str]]:
+    """The samples whose file decodes, and one message per file that does not.
+
+    Every pipeline checks its files up front: a file that fails inside tf.data would end a
+    prediction loop with a traceback (or a hang), and a skipped file is always reported.
+    """
+    kept, skipped = [], []
+    for done, sample in enumerate(samples, 1):
+        try:
+            open_image(sample.path)
+            kept.append(sample)
+        except ImageError as exc:
+            skipped.append(str(exc))
+        if progress:
+            progress(done, len(samples))
+    return kept, skipped
 
 
 def stratified_split(

@@ -40,12 +40,18 @@ def load_run(run_dir: Path) -> TrainedRun:
     for name in (RUN_FILE, "config.json", SPLIT_FILE, MODEL_FILE):
         if not (run_dir / name).is_file():
             raise DataError(f"{run_dir} is not a finished training run: {name} is missing")
-    run = json.loads((run_dir / RUN_FILE).read_text())
     metrics_file = run_dir / "metrics.json"
-    return TrainedRun(
-        run_dir=run_dir,
-        class_names=list(run["class_names"]),
-        image_size=int(run["image_size"]),
-        config=json.loads((run_dir / "config.json").read_text()),
-        metrics=json.loads(metrics_file.read_text()) if metrics_file.is_file() else {},
-    )
+    try:
+        run = json.loads((run_dir / RUN_FILE).read_text())
+        class_names, image_size = run["class_names"], run["image_size"]
+        if not (isinstance(class_names, list) and len(class_names) >= 2 and all(isinstance(c, str) for c in class_names)
+                and isinstance(image_size, int) and not isinstance(image_size, bool) and image_size > 0):
+            raise ValueError("class_names or image_size has the wrong type")
+        config = json.loads((run_dir / "config.json").read_text())
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        if not isinstance(config, dict) or not isinstance(metrics, dict):
+            raise ValueError("config.json and metrics.json must hold JSON objects")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
+        raise DataError(f"{run_dir}: damaged run files ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    return TrainedRun(run_dir=run_dir, class_names=list(class_names), image_size=image_size, config=config,
+                      metrics=metrics)

@@ -56,6 +56,16 @@ def create_run_dir(output_dir: Path, run_name: str = "") -> Path:
     raise RuntimeError(f"cannot create a new run directory under {output_dir}")
 
 
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and prove a file can be written there (an OSError otherwise),
+    so an unwritable output or log folder fails before training, not after it."""
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder):
+        pass
+
+
 def positive_index(class_names: list[str]) -> int:
     """The class whose recall is 'sensitivity': Unhealthy when present, else the last class."""
     return class_names.index(POSITIVE_LABEL) if POSITIVE_LABEL in class_names else len(class_names) - 1
@@ -162,6 +172,8 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
 
     keras.utils.set_random_seed(config.seed)
     model = build_model(len(class_names), config)  # may download ImageNet weights: before the run exists
+    for folder in [Path(config.output_dir)] + ([Path(config.log_dir)] if config.tensorboard else []):
+        check_writable(folder)
     run_dir = create_run_dir(Path(config.output_dir), config.run_name)
     config = config.replace(data_dir=str(data_dir))
     log(f"run directory: {run_dir}")

@@ -1,0 +1,109 @@
+"""Regression tests for the hostile-input defects that need TensorFlow (numbered as in the issue)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
+
+from artery_edge.cli import app  # noqa: E402
+from tests.conftest import tiny_weights  # noqa: E402
+
+runner = CliRunner()
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+# 1. one unreadable image in the test split: skipped and reported, no traceback, no hang
+def test_evaluate_skips_an_unreadable_test_image(converted_run, synthetic_dir, tmp_path):
+    run, _ = converted_run
+    data, run_dir = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(synthetic_dir, data)
+    shutil.copytree(run.run_dir, run_dir, ignore=shutil.ignore_patterns("evaluation*"))
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "data_dir": str(data)}))
+    victim = next(line.split(",")[0] for line in (run_dir / "split.csv").read_text().splitlines() if line.endswith("test"))
+    (data / victim).write_bytes(b"\x89PNG\r\n\x1a\n not any more")
+    result = subprocess.run([sys.executable, "-m", "artery_edge.cli", "evaluate", "--run", str(run_dir),
+                             "--bootstrap", "5", "--json"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)  # 11: stdout is the JSON document alone
+    assert len(report["skipped"]) == 1 and Path(victim).name in report["skipped"][0]
+    assert f"warning: skipping {data / victim}" in result.stderr and "Traceback" not in result.stderr
+
+
+# 9. options checked only after the run folder existed: now nothing is created
+@pytest.mark.parametrize("extra, message", [
+    (["--alpha", "inf"], "alpha must be a finite number"), (["--zoom", "-2"], "zoom must lie between"),
+    (["--brightness", "2"], "brightness must lie between"), (["--seed", "4294967296"], "seed must lie between"),
+    (["--image-size", "100000"], "image size"), (["--run-name", "../x"], "plain folder name"),
+    (["--weights", "GARBAGE"], "not an HDF5 file"),
+])
+def test_bad_train_options_leave_no_run(synthetic_dir, tmp_path, extra, message):
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"nope")
+    extra = [str(garbage) if a == "GARBAGE" else a for a in extra]
+    result = runner.invoke(app, ["train", str(synthetic_dir), "--output-dir", str(tmp_path / "models"),
+                                 "--image-size", "32", "--alpha", "0.35", "--weights", tiny_weights(), *extra])
+    assert result.exit_code == 1 and len(error_lines(result.output)) == 1 and message in error_lines(result.output)[0]
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_unwritable_output_folder_fails_before_training(synthetic_dir, tmp_path):
+    (tmp_path / "plain").write_text("a file where the log folder should be")
+    result = runner.invoke(app, ["train", str(synthetic_dir), "--output-dir", str(tmp_path / "models"),
+                                 "--log-dir", str(tmp_path / "plain" / "tb"), "--image-size", "32", "--alpha", "0.35",
+                                 "--weights", tiny_weights()])
+    assert result.exit_code == 1 and "not a directory" in error_lines(result.output)[0]
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+# 6. a .tflite that appears while converting is not replaced; 15. leftovers of a killed run go;
+# 16. files get the umask's mode
+def test_convert_never_replaces_and_cleans_up(converted_run, tmp_path):
+    from converters.tflite import ConversionError, remove_stale_temporaries, write_atomically
+
+    target = tmp_path / "model_int8.tflite"
+    target.write_bytes(b"someone else's")
+    with pytest.raises(ConversionError, match="created meanwhile"):
+        write_atomically(target, b"ours")
+    assert target.read_bytes() == b"someone else's" and not list(tmp_path.glob(".*.tmp"))
+    write_atomically(target, b"ours", replace_existing=True)
+    assert target.read_bytes() == b"ours"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".model_int8.tflite.{int(dead.stdout)}.tmp"
+    alive = tmp_path / f".model_int8.tflite.{os.getpid()}.tmp"
+    stale.write_bytes(b"killed mid-write")
+    alive.write_bytes(b"still being written")
+    assert remove_stale_temporaries(tmp_path) == [stale] and alive.exists()
+
+
+# 20. TensorFlow's native start-up lines stay out of a normal command's output
+def test_tensorflow_log_lines_are_silenced():
+    result = subprocess.run([sys.executable, "-m", "artery_edge.cli", "evaluate", "--run", "/no/such/run"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["error: run directory /no/such/run does not exist"]
+
+
+# 20. bootstrap rounds must be positive
+def test_bootstrap_must_be_positive(converted_run):
+    run, _ = converted_run
+    result = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--bootstrap", "-5"])
+    assert result.exit_code == 2 and "--bootstrap" in error_lines(result.output)[0]
