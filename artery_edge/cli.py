@@ -27,12 +27,12 @@ app = typer.Typer(
 TRAIN_HINT = 'TensorFlow is not installed: pip install "artery-edge[train]"'
 
 
-VERBOSE = {"on": False}
-
-
 @app.callback()
-def options(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's own log lines.")) -> None:
-    VERBOSE["on"] = verbose
+def options(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's and LiteRT's own log lines.")) -> None:
+    if verbose:
+        from edge.native_log import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -69,32 +69,16 @@ def user_errors(command: Callable) -> Callable:
 
 
 def require_tensorflow() -> None:
-    """Import TensorFlow now, its native start-up log lines hidden unless --verbose
-    (they are written to the stderr file descriptor before any log setting applies)."""
+    """Import TensorFlow now, its native start-up log lines hidden unless --verbose."""
     if importlib.util.find_spec("tensorflow") is None:
         fail(TRAIN_HINT)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if VERBOSE["on"]:
-        return
-    import sys
-    import tempfile
+    from edge.native_log import quiet_native_stderr
 
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
+    with quiet_native_stderr():
+        import tensorflow as tf
 
-            tf.config.list_physical_devices()  # the CUDA probe logs here
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))  # a failed import shows everything
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+        tf.config.list_physical_devices()  # the CUDA probe logs here
 
 
 @contextlib.contextmanager

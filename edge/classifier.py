@@ -16,6 +16,7 @@ import numpy as np
 from edge.errors import ModelError, PredictionError
 from edge.imaging import RESIZE_METHOD, RESIZE_METHODS, ImageSource, load_image
 from edge.metadata import ModelMetadata, check_unique_labels, metadata_from_bytes, read_model_bytes
+from edge.native_log import quiet_native_stderr
 from edge.runtime import load_errors, load_interpreter
 
 DEFAULT_POSITIVE_LABEL = "Unhealthy"
@@ -60,7 +61,7 @@ class Classifier:
         self.interpreter, self.backend = load_interpreter(self.model_path, content, threads, backend)
         self.threads = threads
         self._input, self._output = self._check_signature()
-        with load_errors(self.model_path):
+        with load_errors(self.model_path), quiet_native_stderr():  # LiteRT's "Created ... delegate" line
             self.interpreter.allocate_tensors()
         self._to_input = self._pixel_converter()
         self.input_size = int(self._input["shape"][1])

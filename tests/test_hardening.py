@@ -319,6 +319,15 @@ def test_usage_errors_are_one_error_line():
     assert "╭" not in result.stderr
 
 
+# 20. the runtime's native log lines stay off the terminal unless --verbose
+def test_litert_log_lines_are_silenced_unless_verbose(model, tmp_path):
+    image = save_png(tmp_path / "x.png")
+    quiet = cli("infer", "--model", str(model), "--image", str(image))
+    assert quiet.returncode == 0 and "XNNPACK" not in quiet.stderr
+    loud = cli("--verbose", "infer", "--model", str(model), "--image", str(image))
+    assert loud.returncode == 0 and "XNNPACK" in loud.stderr
+
+
 # 17. SIGTERM to benchmark ends its measuring child too
 def test_sigterm_to_benchmark_stops_its_child(model):
     parent = subprocess.Popen([sys.executable, "-m", "artery_edge.cli", "benchmark", "--model", str(model),
