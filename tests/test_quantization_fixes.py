@@ -14,6 +14,7 @@ import keras  # noqa: E402
 
 from converters.bn_folding import fold_batchnorm  # noqa: E402
 from converters.float16_exceptions import restore_small_weights  # noqa: E402
+from converters.metadata_writer import embed_metadata  # noqa: E402
 from converters.weight_rounding import QMAX, OutputCurvature, choose_integers, round_model, weighted_layers  # noqa: E402
 from edge import Classifier, read_metadata  # noqa: E402
 from edge.metadata import TFLITE_IDENTIFIER, load_schema  # noqa: E402
@@ -127,7 +128,7 @@ def test_float16_keeps_small_weights_in_float32(converted_run):
     assert count > 0 and dequantize_count(restored) == 0
     image = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
     restored_path = models["float16"].parent / "restored.tflite.tmp"
-    restored_path.write_bytes(restored)
+    restored_path.write_bytes(embed_metadata(restored, read_metadata(models["float16"])))  # new weights, new checksum
     try:
         p_restored = Classifier(restored_path).predict(image).probabilities
     finally:
