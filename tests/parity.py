@@ -10,8 +10,12 @@ so nothing here depends on how well it trained. What each precision guarantees:
   most ``max_borderline_flips`` of all images. The mean perturbation is bounded too.
 - int8 on a *trained* model (``trained=True``): accuracy within ``accuracy_points`` of Keras.
 
-The bounds are several times the worst value measured over 5 seeds x 1 and 2 intra-op
-threads (see the README, "Parity"); ``pytest -s`` prints the margins of every run.
+Worst values over 5 seeds x 1 and 2 intra-op threads (``benchmarks/parity_seeds.sh``), tiny
+models on synthetic files / a 300-image real sample: float32 max 1.2e-5; float16 max 8.1e-3,
+mean 1.8e-3, at most 3 flips in 300 (1 %), the farthest 0.006 from 0.5; int8 max 0.35, mean
+0.045, at most 23 flips in 300 (7.7 %), the farthest 0.27 from 0.5, accuracy within 3 points.
+The tiny real-sample model is weak (many probabilities near 0.5), so int8 is held loosely
+here; the README gives the real model's far tighter figures. ``pytest -s`` prints each run.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class Bounds:
 BOUNDS = {
     "float32": Bounds(max_diff=1e-4, mean_diff=1e-5, band=1e-4, max_borderline_flips=0.0),
     "float16": Bounds(max_diff=5e-2, mean_diff=1e-2, band=5e-2, max_borderline_flips=0.02),
-    "int8": Bounds(max_diff=0.5, mean_diff=0.08, band=0.35, max_borderline_flips=0.10, accuracy_points=0.05),
+    "int8": Bounds(max_diff=0.6, mean_diff=0.1, band=0.4, max_borderline_flips=0.15, accuracy_points=0.06),
 }
 
 
