@@ -118,7 +118,7 @@ def synth(
 @user_errors
 def train(
     ctx: typer.Context,
-    data_dir: Path = typer.Argument(..., help="Class-folder dataset: DATA_DIR/<class>/<image>."),
+    data_dir: Optional[Path] = typer.Argument(None, help="Class-folder dataset: DATA_DIR/<class>/<image>."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options (CLI wins)."),
     output_dir: Path = typer.Option(Path("models"), "--output-dir", help="Runs land in a new folder here."),
     run_name: str = typer.Option("", "--run-name", help="Run folder name (default: run-<timestamp>)."),
@@ -144,9 +144,25 @@ def train(
     contrast: float = typer.Option(0.1, "--contrast", help="Random contrast factor (0 = off)."),
     brightness: float = typer.Option(0.1, "--brightness", help="Random brightness factor (0 = off)."),
     tensorboard: bool = typer.Option(True, "--tensorboard/--no-tensorboard"),
+    strategy: str = typer.Option(
+        "auto", "--strategy", help="auto (mirrored if >1 GPU), default (one device), mirrored (local GPUs or "
+        "--devices), multi-worker (TF_CONFIG; the chief writes the run).",
+    ),
+    devices: str = typer.Option("", "--devices", help="mirrored: devices to replicate on, e.g. /gpu:0,/gpu:1."),
+    scale_learning_rate: bool = typer.Option(
+        False, "--scale-learning-rate/--no-scale-learning-rate",
+        help="Multiply the learning rates by the number of replicas (--batch-size is per replica).",
+    ),
+    mixed_precision: bool = typer.Option(False, "--mixed-precision", help="mixed_float16 on GPU (refused on CPU)."),
+    jit_compile: bool = typer.Option(False, "--jit-compile", help="XLA-compile the training step."),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", help="Continue this interrupted run directory (kill -9 included) with its own config."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the test metrics as JSON."),
 ) -> None:
     """Two-stage MobileNetV2 transfer learning: frozen ImageNet base, then fine-tuning."""
+    if (data_dir is None) == (resume is None):
+        fail("give a DATA_DIR to train, or --resume RUN_DIR to continue a run (not both)", 2)
     require_tensorflow()
     from trainer.config import TrainConfig, load_config_file
     from trainer.training import train as run_training
@@ -154,7 +170,7 @@ def train(
     values = {"data_dir": str(data_dir)}
     from_file = load_config_file(config)
     for name, value in ctx.params.items():
-        if name in ("ctx", "config", "json_output", "data_dir"):
+        if name in ("ctx", "config", "json_output", "data_dir", "resume"):
             continue
         source = ctx.get_parameter_source(name)
         explicit = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
@@ -162,7 +178,7 @@ def train(
         if isinstance(values[name], Path):
             values[name] = str(values[name])
     with stdout_for_json(json_output):
-        result = run_training(TrainConfig(**values))
+        result = run_training(TrainConfig(**values), resume_dir=resume)
     if json_output:
         print_json({"run_dir": str(result.run_dir), **result.metrics})
         return

@@ -86,7 +86,7 @@ def load_keras_model(path: Path):
     """Load a Keras model and check it takes one square RGB image; return its serving graph."""
     import keras
 
-    from trainer.model import AUGMENTATION, serving_model
+    from trainer.model import AUGMENTATION, float32_twin, is_float32, serving_model
 
     if path.suffix not in (".keras", ".h5"):
         raise ConversionError(f"{path} is not a Keras model file (.keras or .h5)")
@@ -98,7 +98,9 @@ def load_keras_model(path: Path):
     if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
         raise ConversionError(f"{path}: input must be one square RGB image tensor (None, S, S, 3), found {model.input_shape}")
     has_augmentation = any(layer.name == AUGMENTATION for layer in model.layers)
-    return serving_model(model) if has_augmentation else model
+    if has_augmentation:
+        return serving_model(model)
+    return model if is_float32(model) else float32_twin(model)
 
 
 def representative_samples(samples: Sequence[Sample], count: int, seed: int = 0) -> list[Sample]:

@@ -52,6 +52,11 @@ class TrainConfig:
     brightness: float = 0.1
     tensorboard: bool = True
     sample_grid_size: int = 16
+    strategy: str = "auto"  # auto | default | mirrored | multi-worker (trainer.distribute)
+    devices: str = ""  # mirrored: comma-separated device names, default all local GPUs
+    scale_learning_rate: bool = False  # multiply the learning rates by the number of replicas
+    mixed_precision: bool = False  # mixed_float16 on GPU; refused on CPU-only machines
+    jit_compile: bool = False
 
     def validate(self) -> "TrainConfig":
         """Types and ranges of every value, before anything is created (a bad value leaves no run)."""

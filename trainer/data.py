@@ -143,6 +143,12 @@ def read_split(path: Path, root: Path, class_names: Sequence[str]) -> list[Sampl
         raise DataError(f"{path}: unexpected row or class {exc}") from None
 
 
+def split_class_names(path: Path) -> list[str]:
+    """The class names of a split manifest, sorted as the scan sorts them."""
+    with open(path, newline="") as handle:
+        return sorted({row["class"] for row in csv.DictReader(handle)})
+
+
 def subset(samples: Iterable[Sample], name: str) -> list[Sample]:
     return [s for s in samples if s.subset == name]
 
@@ -182,7 +188,9 @@ def make_dataset(
     dataset = dataset.batch(batch_size).map(
         lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE
     )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()  # several workers: each takes its share of the batches, not of the files
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def print_progress(label: str) -> Callable[[int, int], None]:

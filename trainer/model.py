@@ -116,8 +116,9 @@ def build_model(n_classes: int, config: TrainConfig) -> keras.Model:
     x = base(x, training=False) if config.pretrained else base(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(config.dropout, name="dropout")(x)
-    outputs = layers.Dense(
-        n_classes, activation="softmax", kernel_regularizer=keras.regularizers.l2(config.l2), name="classifier"
+    outputs = layers.Dense(  # float32 whatever the policy: softmax in float16 loses the small probabilities
+        n_classes, activation="softmax", kernel_regularizer=keras.regularizers.l2(config.l2), name="classifier",
+        dtype="float32",
     )(x)
     model = keras.Model(inputs, outputs, name="artery_edge_mobilenetv2")
     set_stage(model, 1, pretrained=config.pretrained)
@@ -146,20 +147,47 @@ def set_stage(model: keras.Model, stage: int, fine_tune_at: int = 0, pretrained:
         layer.trainable = index >= fine_tune_at and not is_bn
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> None:
+def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool = False) -> None:
+    """Adam + sparse cross-entropy; ``jit_compile`` asks XLA to compile the train step.
+    Under a mixed-float16 policy Keras 3 scales the loss itself (LossScaleOptimizer)."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=["accuracy"],
+        jit_compile=jit_compile,
     )
 
 
 def serving_model(model: keras.Model) -> keras.Model:
-    """The inference graph: the trained layers without augmentation, sharing their weights."""
+    """The inference graph: the trained layers without augmentation, always float32 (a model
+    trained under ``mixed_float16`` is rebuilt with float32 layers and the same weights)."""
     size = model.input_shape[1]
     inputs = keras.Input((size, size, 3), name="image")
     x = model.get_layer(RESCALE)(inputs)
     x = base_of(model)(x, training=False)
     for name in ("pool", "dropout", "classifier"):
         x = model.get_layer(name)(x)
-    return keras.Model(inputs, x, name=model.name + "_serving")
+    serving = keras.Model(inputs, x, name=model.name + "_serving")
+    return serving if is_float32(serving) else float32_twin(serving)
+
+
+def is_float32(model: keras.Model) -> bool:
+    return all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers())
+
+
+def float32_twin(model: keras.Model) -> keras.Model:
+    """The same architecture with every layer's dtype policy float32, and the same weights
+    (mixed-precision variables are float32 already, so nothing is rounded)."""
+
+    def to_float32(node):
+        if isinstance(node, dict):
+            if node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and "config" in node:
+                return {**node, "config": {**node["config"], "name": "float32"}}
+            return {key: to_float32(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [to_float32(value) for value in node]
+        return "float32" if node == "mixed_float16" or node == "mixed_bfloat16" else node
+
+    twin = keras.Model.from_config(to_float32(model.get_config()))
+    twin.set_weights(model.get_weights())
+    return twin

@@ -7,7 +7,9 @@ created, so bad input never leaves a half-written run behind.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from trainer import data as datamod
-from trainer.config import TrainConfig
+from trainer.config import ConfigError, TrainConfig
 from trainer.metrics import binary_metrics, confusion_matrix
 
 POSITIVE_LABEL = "Unhealthy"
@@ -59,8 +61,6 @@ def create_run_dir(output_dir: Path, run_name: str = "") -> Path:
 def check_writable(folder: Path) -> None:
     """Create ``folder`` if needed and prove a file can be written there (an OSError otherwise),
     so an unwritable output or log folder fails before training, not after it."""
-    import tempfile
-
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=folder):
         pass
@@ -100,95 +100,187 @@ def _sample_grids(model, samples, config: TrainConfig, class_names: list[str], r
     plot_image_grid(np.asarray(augmented), titles, run_dir / "samples_augmented.png", "augmented (same images)")
 
 
-def make_callbacks(config: TrainConfig, run_dir: Path, tb_dir: Path) -> Callable[[], list]:
-    """Fresh EarlyStopping per stage; checkpoint and CSV log shared so they span both stages."""
+def stage_callbacks(config: TrainConfig, run_dir: Path, tb_dir: Path, state, chief: bool
+                    ) -> Callable[[int], list]:
+    """Per stage: a (resumable) EarlyStopping and a BackupAndRestore of its own; the best-model
+    checkpoint, CSV history and TensorBoard span both stages (TensorBoard on the chief only)."""
     import keras
 
-    checkpoint = keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True)
+    from trainer.resume import ResumableEarlyStopping, SaveState
+
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True,
+        initial_value_threshold=state.data.get("checkpoint_best"))  # a resumed run keeps its best
     csv_log = keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)
 
-    def for_stage() -> list:
-        found = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
-                 checkpoint, csv_log]
-        if config.tensorboard:
+    def for_stage(stage: int) -> list:
+        found = [ResumableEarlyStopping(state, stage, monitor="val_loss", patience=config.patience,
+                                        restore_best_weights=True),
+                 checkpoint, csv_log, SaveState(state, checkpoint),
+                 keras.callbacks.BackupAndRestore(str(state.stage_dir(stage)), double_checkpoint=True)]
+        if config.tensorboard and chief:
             found.append(keras.callbacks.TensorBoard(log_dir=str(tb_dir), profile_batch=0))
         return found
 
     return for_stage
 
 
-def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Callable[[], list], log: Log,
-                   verbose: int) -> tuple[dict[str, list[float]], int]:
-    """Stage 1 (frozen base) then stage 2 (fine-tuning), epochs numbered on; the joint history
-    and how many epochs stage 1 ran (EarlyStopping may end it early)."""
-    from trainer.model import compile_model, set_stage
+def prebuild_for_multi_worker(model, train_ds) -> None:
+    """Work around keras-team/keras#20585 (open): under MultiWorkerMirroredStrategy, Keras 3's
+    ``fit`` first reduces one distributed input batch across workers only to learn its shapes,
+    and that reduction fails ("Attempt to convert a value (PerReplica ...)"). The shapes are
+    known here, so the compiled loss, metrics and optimizer are built from them directly and
+    that one step is skipped. No other strategy is touched."""
+    import tensorflow as tf
 
-    history: dict[str, list[float]] = {}
-    stage1_epochs = 0
+    if not isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    x_spec, y_spec = train_ds.element_spec
+    local_batch = (tf.zeros([1, *x_spec.shape[1:]], x_spec.dtype), tf.zeros([1, *y_spec.shape[1:]], y_spec.dtype))
+    model._symbolic_build(data_batch=local_batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    if not getattr(tf_trainer.reduce_per_replica, "artery_edge_patch", False):
+        original = tf_trainer.reduce_per_replica
+
+        def reduce_per_replica(values, strategy, reduction):
+            # Keras reduces every worker's scalar metrics with MEAN along axis 0, which scalars lack
+            if reduction in ("auto", "mean") and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                return tf.nest.map_structure(
+                    lambda v: strategy.reduce("MEAN", v, axis=None) if isinstance(v, tf.distribute.DistributedValues)
+                    else v, values)
+            return original(values, strategy, reduction)
+
+        reduce_per_replica.artery_edge_patch = True
+        tf_trainer.reduce_per_replica = reduce_per_replica
+
+
+def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Callable[[int], list], state,
+                   log: Log, verbose: int, learning_rate_scale: float = 1.0) -> int:
+    """Stage 1 (frozen base) then stage 2 (fine-tuning), epochs numbered on; returns how many
+    epochs stage 1 ran (EarlyStopping may end it early). A resumed run skips a finished stage
+    and continues an unfinished one where its backup left it."""
+    from trainer.model import compile_model, set_stage
+    from trainer.resume import truncate_history
+
+    done = 0
     stages = ((1, config.epochs, config.learning_rate), (2, config.fine_tune_epochs, config.fine_tune_learning_rate))
     for stage, epochs, lr in stages:
         if epochs == 0:
             continue
+        if state.stage_done(stage) is not None:
+            done = state.stage_done(stage)
+            state.load_end_weights(stage, model)
+            log(f"stage {stage}: finished before the interruption ({done} epochs so far), skipped")
+            continue
         set_stage(model, stage, config.fine_tune_at, config.pretrained)
-        compile_model(model, lr)  # recompile: a change of `trainable` only counts after it
+        compile_model(model, lr * learning_rate_scale, config.jit_compile)  # recompile: `trainable` counts after it
         trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         what = "fine-tuning" if stage == 2 else "frozen base" if config.pretrained else \
             "from scratch (--weights none): whole network trains"
-        log(f"stage {stage}: {what}, lr {lr:g}, {trainable:,} trainable parameters")
-        done = len(history.get("loss", []))
+        resumed_at = state.restored_epoch(stage, done)
+        truncate_history(state.folder.parent / "history.csv", resumed_at)
+        log(f"stage {stage}: {what}, lr {lr * learning_rate_scale:g}, {trainable:,} trainable parameters"
+            + (f"; resuming at epoch {resumed_at + 1}" if resumed_at > done else ""))
+        prebuild_for_multi_worker(model, train_ds)
         with warnings.catch_warnings():  # Keras warns that a tf.data input ignores shuffle=True
             warnings.filterwarnings("ignore", message=".*shuffle=True.*")
             fit = model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + epochs,
-                            callbacks=callbacks(), verbose=verbose)
-        for key, values in fit.history.items():
-            history.setdefault(key, []).extend(float(v) for v in values)
-        if stage == 1:
-            stage1_epochs = len(history.get("loss", []))
-    return history, stage1_epochs
+                            callbacks=callbacks(stage), verbose=verbose)
+        done = resumed_at + len(fit.history.get("loss", []))
+        state.mark_done(stage, done, model)
+    return state.stage_done(1) or 0
 
 
 def write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=2))
 
 
-def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None) -> RunResult:
-    """Run the full recipe and return where it landed and its test metrics."""
+def resumable_run(run_dir: Path) -> TrainConfig:
+    """The config of an interrupted run; a finished or missing run is a one-line error."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file() or not (run_dir / datamod.SPLIT_FILE).is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (config.json and split.csv are missing)")
+    if (run_dir / RUN_FILE).is_file() or (run_dir / "metrics.json").is_file():
+        raise ConfigError(f"{run_dir} finished training; there is nothing to resume")
+    try:
+        values = json.loads((run_dir / "config.json").read_text())
+        return TrainConfig(**values).validate()
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{run_dir}/config.json cannot be read ({str(exc).splitlines()[0]})") from None
+
+
+def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None,
+          resume_dir: Optional[Path] = None) -> RunResult:
+    """Run the full recipe and return where it landed and its test metrics.
+
+    ``resume_dir``: continue that interrupted run (its config and split; ``config`` is ignored).
+    """
     import keras
 
+    from trainer.distribute import check_request, describe, is_chief, make_strategy
     from trainer.model import build_model, resolve_weights
     from trainer.plots import plot_history
+    from trainer.resume import RunState, read_history
 
     start = time.perf_counter()
+    if resume_dir is not None:
+        config = resumable_run(resume_dir)
     config.validate()
+    check_request(config)
     resolve_weights(config)  # a bad weights option fails before the data scan
-    data_dir = Path(config.data_dir).resolve()
-    scanned = datamod.scan_dataset(data_dir, progress=datamod.print_progress("checking images"))
-    for message in scanned.skipped:
+    if resume_dir is None:
+        data_dir = Path(config.data_dir).resolve()
+        scanned = datamod.scan_dataset(data_dir, progress=datamod.print_progress("checking images"))
+        class_names, skipped = scanned.class_names, scanned.skipped
+        samples = datamod.stratified_split(scanned.samples, config.val_fraction, config.test_fraction, config.seed)
+    else:
+        data_dir = Path(config.data_dir)
+        class_names = datamod.split_class_names(Path(resume_dir) / datamod.SPLIT_FILE)
+        samples = datamod.read_split(Path(resume_dir) / datamod.SPLIT_FILE, data_dir, class_names)
+        skipped = []
+    for message in skipped:
         log(f"warning: skipping {message}")
-    samples = datamod.stratified_split(scanned.samples, config.val_fraction, config.test_fraction, config.seed)
     split = {name: datamod.subset(samples, name) for name in datamod.SUBSETS}
-    class_names = scanned.class_names
     log(f"classes {class_names}; " + ", ".join(f"{k}: {len(v)}" for k, v in split.items()))
 
+    strategy = make_strategy(config, log)
+    chief, replicas = is_chief(strategy), strategy.num_replicas_in_sync
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(config.seed)
-    model = build_model(len(class_names), config)  # may download ImageNet weights: before the run exists
-    for folder in [Path(config.output_dir)] + ([Path(config.log_dir)] if config.tensorboard else []):
-        check_writable(folder)
-    run_dir = create_run_dir(Path(config.output_dir), config.run_name)
-    config = config.replace(data_dir=str(data_dir))
-    log(f"run directory: {run_dir}")
-    write_json(run_dir / "config.json", config.to_dict())
-    datamod.write_split(run_dir / datamod.SPLIT_FILE, samples, data_dir, class_names)
+    with strategy.scope():
+        model = build_model(len(class_names), config)  # may download ImageNet weights: before the run exists
+    if not chief:  # the multi-worker guide's pattern: other workers write to a temporary folder
+        run_dir = Path(tempfile.mkdtemp(prefix="artery-edge-worker-"))
+    elif resume_dir is not None:
+        run_dir = Path(resume_dir)
+        log(f"resuming {run_dir}")
+    else:
+        for folder in [Path(config.output_dir)] + ([Path(config.log_dir)] if config.tensorboard else []):
+            check_writable(folder)
+        run_dir = create_run_dir(Path(config.output_dir), config.run_name)
+        config = config.replace(data_dir=str(data_dir))
+        log(f"run directory: {run_dir}")
+        write_json(run_dir / "config.json", config.to_dict())
+        datamod.write_split(run_dir / datamod.SPLIT_FILE, samples, data_dir, class_names)
 
-    train_ds = datamod.make_dataset(split["train"], config.image_size, config.batch_size, shuffle=True, seed=config.seed)
-    val_ds = datamod.make_dataset(split["validation"], config.image_size, config.batch_size)
-    test_ds = datamod.make_dataset(split["test"], config.image_size, config.batch_size)
+    global_batch = config.batch_size * replicas
+    train_ds = datamod.make_dataset(split["train"], config.image_size, global_batch, shuffle=True, seed=config.seed)
+    val_ds = datamod.make_dataset(split["validation"], config.image_size, global_batch)
+    test_ds = datamod.make_dataset(split["test"], config.image_size, global_batch)
 
-    _sample_grids(model, split["train"], config, class_names, run_dir)
-    tb_dir = Path(config.log_dir) / datetime.now().strftime("%Y%m%d-%H%M%S")
+    if chief and resume_dir is None:
+        _sample_grids(model, split["train"], config, class_names, run_dir)
+    state = RunState(run_dir)
+    tb_dir = Path(state.data.setdefault("tensorboard_dir", str(
+        Path(config.log_dir) / datetime.now().strftime("%Y%m%d-%H%M%S"))))
     verbose = verbose if verbose is not None else (1 if sys.stderr.isatty() else 2)
-    history, stage1_epochs = fit_two_stages(model, config, train_ds, val_ds, make_callbacks(config, run_dir, tb_dir),
-                                            log, verbose)
+    with strategy.scope():
+        stage1_epochs = fit_two_stages(model, config, train_ds, val_ds,
+                                       stage_callbacks(config, run_dir, tb_dir, state, chief), state, log, verbose,
+                                       replicas if config.scale_learning_rate else 1)
 
     model.save(run_dir / MODEL_FILE)
     loss = model.evaluate(test_ds, verbose=0)[0]
@@ -196,16 +288,26 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
     metrics = test_metrics(model.predict(test_ds, verbose=0), labels, class_names, loss)
     seconds = time.perf_counter() - start
     metrics["train_seconds"] = round(seconds, 1)
+    history = read_history(run_dir / "history.csv")
+    if not chief:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return RunResult(run_dir, metrics, history, stage1_epochs, seconds)
     write_json(run_dir / "metrics.json", metrics)
     write_json(run_dir / "history.json", {"stage1_epochs": stage1_epochs, **history})
     write_json(run_dir / RUN_FILE, {
         "class_names": class_names,
         "image_size": config.image_size,
         "counts": {k: len(v) for k, v in split.items()},
-        "skipped": scanned.skipped,
+        "skipped": skipped,
         "stage1_epochs": stage1_epochs,
+        "strategy": describe(strategy),
+        "replicas": replicas,
+        "global_batch_size": global_batch,
+        "mixed_precision": config.mixed_precision,
+        "resumed": resume_dir is not None or None,
         "tensorboard_dir": str(tb_dir) if config.tensorboard else None,
         "keras_version": keras.__version__,
     })
+    shutil.rmtree(state.folder, ignore_errors=True)  # the run finished: its backups are spent
     plot_history(history, stage1_epochs, run_dir / "history.png")
     return RunResult(run_dir, metrics, history, stage1_epochs, seconds)

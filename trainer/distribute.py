@@ -1,0 +1,114 @@
+"""Which devices train, through TensorFlow's own ``tf.distribute`` strategies (no home-made scheduler).
+
+- ``auto``: ``MirroredStrategy`` when more than one GPU is visible, else the default strategy.
+- ``default``: whatever single device TensorFlow picks.
+- ``mirrored``: in-graph replication over all local GPUs, or the ``--devices`` given.
+- ``multi-worker``: ``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``; the chief writes the run,
+  the other workers write to a temporary folder (the TensorFlow multi-worker Keras guide's pattern).
+
+``--batch-size`` is the batch of one replica; the global batch is that times the replicas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from trainer.config import ConfigError, TrainConfig
+
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
+
+
+@dataclass
+class Cluster:
+    """This process's place in a multi-worker cluster, from ``TF_CONFIG``."""
+
+    workers: int
+    task_type: str
+    task_index: int
+
+    @property
+    def is_chief(self) -> bool:
+        return self.task_type == "chief" or (self.task_type == "worker" and self.task_index == 0)
+
+
+def read_tf_config(text: Optional[str]) -> Cluster:
+    """Parse and check ``TF_CONFIG``; a malformed one is a one-line error, not a hang or a traceback."""
+    if not text:
+        raise ConfigError("--strategy multi-worker needs TF_CONFIG (a JSON cluster spec and this worker's task)")
+    try:
+        spec: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    cluster = spec.get("cluster") if isinstance(spec, dict) else None
+    task = spec.get("task") if isinstance(spec, dict) else None
+    if not isinstance(cluster, dict) or not isinstance(task, dict):
+        raise ConfigError('TF_CONFIG needs "cluster" and "task" objects')
+    members = {kind: hosts for kind, hosts in cluster.items() if kind in ("chief", "worker")}
+    if not members or not all(isinstance(h, list) and h and all(isinstance(a, str) and ":" in a for a in h)
+                              for h in members.values()):
+        raise ConfigError('TF_CONFIG "cluster" needs "worker" (and optionally "chief") lists of host:port')
+    kind, index = task.get("type"), task.get("index")
+    if kind not in members or not isinstance(index, int) or not 0 <= index < len(members[kind]):
+        raise ConfigError(f'TF_CONFIG "task" {task!r} does not name a member of the cluster')
+    return Cluster(workers=sum(len(h) for h in members.values()), task_type=kind, task_index=index)
+
+
+def check_request(config: TrainConfig) -> Optional[Cluster]:
+    """Everything that can be checked without starting TensorFlow's runtime; the cluster if any."""
+    if config.strategy not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {config.strategy!r}; choose from {', '.join(STRATEGIES)}")
+    if config.devices and config.strategy != "mirrored":
+        raise ConfigError("--devices applies to --strategy mirrored only")
+    if config.strategy == "multi-worker":
+        return read_tf_config(os.environ.get("TF_CONFIG"))
+    return None
+
+
+def gpus() -> list:
+    import tensorflow as tf
+
+    return tf.config.list_physical_devices("GPU")
+
+
+def make_strategy(config: TrainConfig, log) -> Any:
+    """The strategy to build, compile and fit under; logs what it chose and why."""
+    import tensorflow as tf
+
+    check_request(config)
+    if config.mixed_precision and not gpus():
+        raise ConfigError("--mixed-precision needs a GPU (on a CPU, float16 only slows training down)")
+    if config.strategy == "multi-worker":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    elif config.strategy == "mirrored" or (config.strategy == "auto" and len(gpus()) > 1):
+        devices = [d.strip() for d in config.devices.split(",") if d.strip()] or None
+        try:
+            strategy = tf.distribute.MirroredStrategy(devices=devices)
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigError(f"--devices {config.devices}: {str(exc).splitlines()[0]}") from None
+        if strategy.num_replicas_in_sync == 1:
+            log("mirrored strategy with one device: nothing to mirror onto, training as on one device")
+    else:
+        strategy = tf.distribute.get_strategy()
+    log(f"strategy {describe(strategy)}: {strategy.num_replicas_in_sync} replica(s), "
+        f"global batch {config.batch_size * strategy.num_replicas_in_sync}")
+    return strategy
+
+
+def is_chief(strategy) -> bool:
+    """The worker that writes the run: the only one, or the chief of a multi-worker cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return Cluster(0, resolver.task_type, resolver.task_id).is_chief
+
+
+def describe(strategy) -> str:
+    """The public name of a strategy (``tf.distribute`` aliases some classes)."""
+    import tensorflow as tf
+
+    names = ((tf.distribute.MultiWorkerMirroredStrategy, "MultiWorkerMirroredStrategy"),
+             (tf.distribute.MirroredStrategy, "MirroredStrategy"))
+    return next((name for cls, name in names if isinstance(strategy, cls)), "default")
