@@ -36,3 +36,36 @@ def test_unknown_keys_and_missing_files_fail(tmp_path):
         load_config_file(tmp_path / "c.toml")
     with pytest.raises(ConfigError, match="does not exist"):
         load_config_file(tmp_path / "missing.toml")
+
+
+def test_distribution_options_come_from_toml_too(tmp_path):
+    from trainer.distribute import check_request
+
+    path = tmp_path / "scale.toml"
+    path.write_text('[train]\nstrategy = "mirrored"\ndevices = "/gpu:0,/gpu:1"\nscale_learning_rate = true\n')
+    config = TrainConfig(**load_config_file(path)).validate()
+    assert (config.strategy, config.devices, config.scale_learning_rate) == ("mirrored", "/gpu:0,/gpu:1", True)
+    assert check_request(config) is None
+    path.write_text("strategy = 5\n")
+    with pytest.raises(ConfigError, match="strategy must be str"):
+        TrainConfig(**load_config_file(path)).validate()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "needs TF_CONFIG"), ("{", "not valid JSON"), ('{"cluster": {}}', '"cluster" and "task"'),
+    ('{"cluster": {"worker": ["nohost"]}, "task": {"type": "worker", "index": 0}}', "host:port"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "does not name a member"),
+])
+def test_malformed_tf_config_is_one_line(text, message):
+    from trainer.distribute import read_tf_config
+
+    with pytest.raises(ConfigError, match=message):
+        read_tf_config(text)
+
+
+def test_tf_config_names_the_chief():
+    from trainer.distribute import read_tf_config
+
+    spec = '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": %d}}'
+    assert read_tf_config(spec % 0).is_chief and not read_tf_config(spec % 1).is_chief
+    assert read_tf_config(spec % 1).workers == 2

@@ -126,11 +126,12 @@ def stage_callbacks(config: TrainConfig, run_dir: Path, tb_dir: Path, state, chi
 
 
 def prebuild_for_multi_worker(model, train_ds) -> None:
-    """Work around keras-team/keras#20585 (open): under MultiWorkerMirroredStrategy, Keras 3's
-    ``fit`` first reduces one distributed input batch across workers only to learn its shapes,
-    and that reduction fails ("Attempt to convert a value (PerReplica ...)"). The shapes are
-    known here, so the compiled loss, metrics and optimizer are built from them directly and
-    that one step is skipped. No other strategy is touched."""
+    """Work around keras-team/keras#20585 (open): Keras 3's ``fit`` fails twice under
+    MultiWorkerMirroredStrategy. (1) It reduces one distributed input batch across workers only
+    to learn its shapes ("Attempt to convert a value (PerReplica ...)"): the shapes are known
+    here, so loss, metrics and optimizer are built from them and that step is skipped. (2) It
+    averages each worker's scalar metrics along axis 0, which scalars lack: they are averaged
+    as scalars instead. Nothing changes for any other strategy."""
     import tensorflow as tf
 
     if not isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
