@@ -11,17 +11,23 @@ from dataclasses import replace
 import flatbuffers
 import numpy as np
 
-from edge.metadata import METADATA_NAME, TFLITE_IDENTIFIER, ModelMetadata, load_schema, weights_sha256
+from edge.metadata import (
+    METADATA_NAME, TFLITE_IDENTIFIER, UNSET_DIGEST, ModelMetadata, digest_field, file_sha256, load_schema,
+)
 
 
 def embed_metadata(model_bytes: bytes, metadata: ModelMetadata) -> bytes:
-    """Return ``model_bytes`` with our metadata entry added (or replaced), recording the
-    checksum of every buffer already there (the reader leaves out only this entry's buffer)."""
+    """Return ``model_bytes`` with our metadata entry added (or replaced). The entry records
+    the SHA-256 of the finished file (hashed with that field zeroed, then filled in place:
+    same length, so nothing moves)."""
     schema = load_schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
-    metadata = replace(metadata, weights_sha256=weights_sha256(model_bytes))
+    metadata = replace(metadata, file_sha256=UNSET_DIGEST)
     payload = np.frombuffer(metadata.to_json().encode("utf-8"), dtype=np.uint8)
-    entries = [m for m in (model.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
+    ours = (METADATA_NAME, METADATA_NAME.encode())
+    for replaced in (m for m in (model.metadata or []) if m.name in ours):
+        model.buffers[replaced.buffer].data = None  # the earlier document goes, not only its entry
+    entries = [m for m in (model.metadata or []) if m.name not in ours]
     buffer = schema.BufferT()
     buffer.data = payload
     model.buffers.append(buffer)
@@ -31,4 +37,5 @@ def embed_metadata(model_bytes: bytes, metadata: ModelMetadata) -> bytes:
     model.metadata = entries + [entry]
     builder = flatbuffers.Builder(len(model_bytes) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
-    return bytes(builder.Output())
+    unsealed = bytes(builder.Output())
+    return unsealed.replace(digest_field(UNSET_DIGEST), digest_field(file_sha256(unsealed)), 1)

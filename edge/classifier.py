@@ -60,7 +60,8 @@ class Classifier:
         self.metadata: Optional[ModelMetadata] = metadata_from_bytes(content, source=str(self.model_path))
         self.interpreter, self.backend = load_interpreter(self.model_path, content, threads, backend)
         self.threads = threads
-        self._input, self._output = self._check_signature()
+        with load_errors(self.model_path):  # tensor details decode names: a damaged one raises there
+            self._input, self._output = self._check_signature()
         with load_errors(self.model_path), quiet_native_stderr():  # LiteRT's "Created ... delegate" line
             self.interpreter.allocate_tensors()
         self._to_input = self._pixel_converter()
@@ -151,9 +152,12 @@ class Classifier:
 
     def invoke(self, tensor: np.ndarray) -> np.ndarray:
         """Run the model on a prepared input tensor and return float probabilities."""
-        self.interpreter.set_tensor(self._input["index"], tensor)
-        self.interpreter.invoke()
-        raw = self.interpreter.get_tensor(self._output["index"])[0]
+        try:
+            self.interpreter.set_tensor(self._input["index"], tensor)
+            self.interpreter.invoke()
+            raw = self.interpreter.get_tensor(self._output["index"])[0]
+        except (ValueError, RuntimeError) as exc:  # a damaged model can fail only when it runs
+            raise PredictionError(f"{self.model_path}: inference failed ({str(exc).strip().splitlines()[0]})") from None
         scale, zero_point = self._output["quantization"]
         if raw.dtype != np.float32:
             return dequantize(raw, scale, zero_point) if scale else raw.astype(np.float32)

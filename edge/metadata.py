@@ -50,7 +50,7 @@ class ModelMetadata:
     quantization: dict[str, Any] = field(default_factory=dict)
     artery_edge_version: str = ""
     created: str = ""
-    weights_sha256: str = ""  # of every buffer but this document's: a flipped bit in a weight is refused at load
+    file_sha256: str = ""  # of the whole file with this field zeroed: any flipped bit is refused at load
     format: int = METADATA_FORMAT
 
     def to_json(self) -> str:
@@ -78,7 +78,7 @@ class ModelMetadata:
         check_unique_labels(labels)
         if isinstance(self.input_size, bool) or not isinstance(self.input_size, int) or self.input_size < 1:
             raise ValueError(f"input_size must be a positive integer, found {self.input_size!r}")
-        for name in ("precision", "color_order", "resize_method", "source_model_sha256", "weights_sha256"):
+        for name in ("precision", "color_order", "resize_method", "source_model_sha256", "file_sha256"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string, found {getattr(self, name)!r}")
         if self.positive_label is not None and self.positive_label not in labels:
@@ -96,19 +96,19 @@ def check_unique_labels(labels) -> None:
         raise ValueError(f"duplicate label(s) {', '.join(duplicates)}")
 
 
-def weights_sha256(data: bytes, exclude: Optional[int] = None) -> str:
-    """SHA-256 of the model's buffers (weights, constants), in order, leaving out buffer ``exclude``."""
+UNSET_DIGEST = "0" * 64
+
+
+def digest_field(value: str) -> bytes:
+    """How the checksum appears in the file: once, inside the JSON document (keys are sorted)."""
+    return f'"file_sha256": "{value}"'.encode()
+
+
+def file_sha256(data: bytes, recorded: str = UNSET_DIGEST) -> str:
+    """SHA-256 of a model file whose recorded checksum is replaced by zeros (its value when hashed)."""
     import hashlib
 
-    model = load_schema().Model.GetRootAs(data, 0)
-    digest = hashlib.sha256()
-    for i in range(model.BuffersLength()):
-        if i == exclude:
-            continue
-        raw = model.Buffers(i).DataAsNumpy()
-        if not isinstance(raw, int):  # 0 for an empty buffer
-            digest.update(raw.tobytes())
-    return digest.hexdigest()
+    return hashlib.sha256(data.replace(digest_field(recorded), digest_field(UNSET_DIGEST), 1)).hexdigest()
 
 
 def read_model_bytes(path: Path) -> bytes:
@@ -129,18 +129,17 @@ def read_metadata(path: Path) -> Optional[ModelMetadata]:
 
 
 def metadata_from_bytes(data: bytes, source: str = "model") -> Optional[ModelMetadata]:
-    """The metadata, after checking its types and the weights' checksum it records."""
+    """The metadata, after checking its types and the file's checksum it records. The check
+    runs before any interpreter sees the bytes: LiteRT itself can crash on a damaged file."""
     schema = load_schema()
     try:
         model = schema.Model.GetRootAs(data, 0)
-        raw, index = None, None
+        raw = None
         for i in range(model.MetadataLength()):
             entry = model.Metadata(i)
             if entry.Name() == METADATA_NAME.encode():
-                index = entry.Buffer()
-                raw = bytes(model.Buffers(index).DataAsNumpy())
+                raw = bytes(model.Buffers(entry.Buffer()).DataAsNumpy())
                 break
-        digest = weights_sha256(data, exclude=index) if raw is not None else ""
     except Exception as exc:  # struct.error, IndexError...: the flatbuffer is cut or corrupt
         raise ModelError(f"{source}: cannot load TFLite model (corrupt or truncated: {type(exc).__name__})") from None
     if raw is None:
@@ -149,6 +148,6 @@ def metadata_from_bytes(data: bytes, source: str = "model") -> Optional[ModelMet
         metadata = ModelMetadata.from_json(raw.decode("utf-8"))
     except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ModelError(f"{source}: malformed {METADATA_NAME} metadata ({str(exc).splitlines()[0]})") from None
-    if metadata.weights_sha256 and metadata.weights_sha256 != digest:
-        raise ModelError(f"{source}: the weights do not match the checksum in its metadata (corrupted file)")
+    if metadata.file_sha256 and file_sha256(data, metadata.file_sha256) != metadata.file_sha256:
+        raise ModelError(f"{source}: the file does not match the checksum in its metadata (corrupted)")
     return metadata

@@ -166,7 +166,7 @@ for line in sys.stdin:
     except EdgeError as exc:
         outcome = "clean error" if "\n" not in str(exc) else "multi-line error"
     except Exception as exc:
-        outcome = f"uncaught {type(exc).__name__}"
+        outcome = f"uncaught {type(exc).__name__}: {str(exc)[:200]}"
     print(json.dumps([path, outcome]), flush=True)
 """
 

@@ -100,7 +100,8 @@ def test_a_nan_output_is_an_error_not_a_class(tmp_path):
 
 
 def test_a_flipped_bit_in_a_weight_is_refused_at_load(tmp_path):
-    """The metadata records a checksum of the weights: a corrupted file is refused, not run."""
+    """The metadata records a checksum of the whole file: a corrupted file is refused before
+    LiteRT sees it (LiteRT itself can crash on a damaged flatbuffer)."""
     from tests.tflite_builder import WEIGHTS
 
     path = build_tiny_classifier(tmp_path / "m.tflite", "float32",
@@ -352,3 +353,12 @@ def test_sigterm_to_benchmark_stops_its_child(model):
     parent.wait(timeout=30)
     time.sleep(0.5)
     assert not Path(f"/proc/{child[0]}").exists() or "Z" in Path(f"/proc/{child[0]}/stat").read_text().split()[2]
+
+
+def test_a_damaged_tensor_name_is_a_model_error(tmp_path):
+    """Found by the long fuzz run: the interpreter decodes tensor names as UTF-8."""
+    path = build_tiny_classifier(tmp_path / "m.tflite", "uint8")
+    data = path.read_bytes().replace(b"image", b"\xff\xfemag")
+    path.write_bytes(data)
+    with pytest.raises(ModelError):
+        Classifier(path, labels=LABELS)
