@@ -219,6 +219,10 @@ def convert(
         1024, "--float16-keep-below",
         help="float16: ops whose weights have fewer elements stay float32 (the few, sensitive stem layers); 0: none.",
     ),
+    calibrated: bool = typer.Option(
+        True, "--calibrated/--uncalibrated",
+        help="Bake the run's calibration temperature into the graph (softmax(logits / T)); --uncalibrated: T = 1.",
+    ),
     json_output: bool = typer.Option(False, "--json"),
 ) -> None:
     """Convert a trained model to TFLite (float32 / float16 / full INT8) with self-describing metadata."""
@@ -233,7 +237,7 @@ def convert(
 
     with stdout_for_json(json_output):
         results = run_conversion(source, precisions, out, representative_count, representative_data,
-                                 parse_labels(labels), force, weight_rounding, float16_keep_below)
+                                 parse_labels(labels), force, weight_rounding, float16_keep_below, calibrated)
     if json_output:
         print_json([r.to_dict() for r in results])
         return
@@ -254,6 +258,9 @@ def evaluate(
         None, "--target-sensitivity", help="Pick each model's threshold on the validation split to reach this sensitivity."
     ),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals."),
+    prevalence: Optional[float] = typer.Option(
+        None, "--prevalence", help="Also report PPV and NPV re-weighted to this share of positives (0 < P < 1)."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: RUN/evaluation, never overwritten)."),
     json_output: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -262,12 +269,14 @@ def evaluate(
         fail("--threshold and --target-sensitivity must lie between 0 and 1", 2)
     if bootstrap < 1:
         fail("--bootstrap must be at least 1", 2)
+    if prevalence is not None and not 0 < prevalence < 1:
+        fail("--prevalence must lie strictly between 0 and 1", 2)
     require_tensorflow()
     from evaluation.evaluate import evaluate as run_evaluation
     from evaluation.report import metrics_table
 
     with stdout_for_json(json_output):
-        report, folder = run_evaluation(run, models, data, threshold, target_sensitivity, bootstrap, out)
+        report, folder = run_evaluation(run, models, data, threshold, target_sensitivity, bootstrap, out, prevalence)
     if json_output:
         print_json({"folder": str(folder), **report})
         return

@@ -82,8 +82,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_keras_model(path: Path):
-    """Load a Keras model and check it takes one square RGB image; return its serving graph."""
+def load_keras_model(path: Path, temperature: float = 1.0):
+    """Load a Keras model and check it takes one square RGB image; return its serving graph
+    (for one of our training models: calibrated with ``temperature``)."""
     import keras
 
     from trainer.model import AUGMENTATION, float32_twin, is_float32, serving_model
@@ -99,7 +100,7 @@ def load_keras_model(path: Path):
         raise ConversionError(f"{path}: input must be one square RGB image tensor (None, S, S, 3), found {model.input_shape}")
     has_augmentation = any(layer.name == AUGMENTATION for layer in model.layers)
     if has_augmentation:
-        return serving_model(model)
+        return serving_model(model, temperature)
     return model if is_float32(model) else float32_twin(model)
 
 
@@ -264,9 +265,11 @@ def convert(
     force: bool = False,
     weight_rounding: str = "calibrated",
     float16_keep_below: int = SMALL_WEIGHT_ELEMENTS,
+    calibrated: bool = True,
 ) -> list[ConvertedModel]:
     """Convert a run (or a .keras file) to the asked precisions; return what was written.
-    ``float16_keep_below``: ops whose weights have fewer elements stay float32 (0: none)."""
+    ``float16_keep_below``: ops whose weights have fewer elements stay float32 (0: none).
+    ``calibrated``: bake the run's temperature into the graph (False: plain softmax, T = 1)."""
     unknown = [p for p in precisions if p not in PRESETS]
     if unknown:
         raise ConversionError(f"unknown precision {', '.join(unknown)}; choose from {', '.join(PRESETS)} or all")
@@ -286,7 +289,8 @@ def convert(
     if not class_names:
         raise ConversionError("class names unknown: convert a run directory or pass --labels A,B")
 
-    model = load_keras_model(source.model_path)
+    temperature = source.run.temperature if calibrated and source.run is not None else 1.0
+    model = load_keras_model(source.model_path, temperature)
     image_size = int(model.input_shape[1])
     if int(model.output_shape[-1]) != len(class_names):
         raise ConversionError(f"{len(class_names)} class names for a model with {model.output_shape[-1]} outputs")
@@ -295,7 +299,7 @@ def convert(
     if any(p.needs_representative_data for p in presets):
         images = build_representative_images(source, representative_count, image_size, representative_data)
 
-    metadata = build_metadata(source, image_size, class_names)
+    metadata = replace(build_metadata(source, image_size, class_names), temperature=temperature)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
     float32_bytes: Optional[bytes] = None

@@ -50,6 +50,7 @@ class ModelMetadata:
     quantization: dict[str, Any] = field(default_factory=dict)
     artery_edge_version: str = ""
     created: str = ""
+    temperature: float = 1.0  # calibration: the graph outputs softmax(logits / temperature)
     file_sha256: str = ""  # of the whole file with this field zeroed: any flipped bit is refused at load
     format: int = METADATA_FORMAT
 
@@ -85,6 +86,8 @@ class ModelMetadata:
             raise ValueError(f"positive_label {self.positive_label!r} is not one of the labels")
         if len(self.input_range) != 2 or not all(isinstance(v, (int, float)) for v in self.input_range):
             raise ValueError(f"input_range must be two numbers, found {list(self.input_range)!r}")
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
+            raise ValueError(f"temperature must be a positive number, found {self.temperature!r}")
         for name in ("training", "quantization"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be an object")

@@ -33,10 +33,14 @@ class Scores:
     threshold: float
 
 
-def load_keras(run: TrainedRun):
+def load_keras(run: TrainedRun, logits: bool = False):
+    """The run's serving graph with its calibration temperature, as ``convert`` exports it
+    (``logits=True``: before the softmax)."""
     import keras
 
-    return keras.models.load_model(run.model_path, compile=False)
+    from trainer.model import serving_model
+
+    return serving_model(keras.models.load_model(run.model_path, compile=False), run.temperature, logits)
 
 
 def load_classifier(model_path: Path, labels: Sequence[str]):
@@ -96,15 +100,36 @@ def bootstrap_intervals(labels, scores, predicted, positive, rounds=1000, seed=0
     return {key: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for key, v in samples.items()}
 
 
-def model_report(scores: Scores, labels: np.ndarray, positive: int, n_classes: int, rounds: int) -> dict:
+def at_prevalence(sensitivity: Optional[float], specificity: Optional[float], prevalence: float) -> dict:
+    """PPV and NPV re-weighted to a stated prevalence (Bayes' rule with the measured sensitivity
+    and specificity), for a population whose share of positives differs from the sample's."""
+    if sensitivity is None or specificity is None:
+        return {"ppv": None, "npv": None}
+    true_pos, false_pos = sensitivity * prevalence, (1 - specificity) * (1 - prevalence)
+    true_neg, false_neg = specificity * (1 - prevalence), (1 - sensitivity) * prevalence
+    return {"ppv": true_pos / (true_pos + false_pos) if true_pos + false_pos else None,
+            "npv": true_neg / (true_neg + false_neg) if true_neg + false_neg else None}
+
+
+def model_report(scores: Scores, labels: np.ndarray, positive: int, n_classes: int, rounds: int,
+                 prevalence: Optional[float] = None) -> dict:
+    from trainer.calibration import expected_calibration_error, reliability
+
     predicted = decide(scores.probabilities, positive, scores.threshold)
     positive_scores = scores.probabilities[:, positive]
-    return {
+    metrics = binary_metrics(labels, positive_scores, predicted, positive)
+    found = {
         "threshold": scores.threshold,
-        "metrics": binary_metrics(labels, positive_scores, predicted, positive),
+        "metrics": metrics,
         "ci95": bootstrap_intervals(labels, positive_scores, predicted, positive, rounds),
         "confusion_matrix": confusion_matrix(labels, predicted, n_classes).tolist(),
+        "ece": expected_calibration_error(scores.probabilities, labels),
+        "reliability": reliability(scores.probabilities, labels),
     }
+    if prevalence is not None:
+        found["at_prevalence"] = {"prevalence": prevalence,
+                                  **at_prevalence(metrics.get("sensitivity"), metrics.get("specificity"), prevalence)}
+    return found
 
 
 def agreement(reference: Scores, other: Scores, positive: int) -> dict:
@@ -154,8 +179,14 @@ def evaluate(
     target_sensitivity: Optional[float] = None,
     bootstrap_rounds: int = 1000,
     out_dir: Optional[Path] = None,
+    prevalence: Optional[float] = None,
 ) -> tuple[dict, Path]:
-    """Evaluate and write metrics.json, report.md and the plots; return the report and its folder."""
+    """Evaluate and write metrics.json, report.md, predictions.csv, MODEL_CARD.md and the plots;
+    return the report and its folder."""
+    from trainer.calibration import expected_calibration_error, softmax
+
+    if prevalence is not None and not 0 < prevalence < 1:
+        raise DataError(f"--prevalence must lie strictly between 0 and 1, found {prevalence}")
     run = load_run(run_dir)
     if models is None:
         models = [run.run_dir / f"model_{p}.tflite" for p in PRECISIONS if (run.run_dir / f"model_{p}.tflite").is_file()]
@@ -172,18 +203,22 @@ def evaluate(
     names = [KERAS] + [Path(m).stem.removeprefix("model_") for m in models]
 
     classifiers = [load_classifier(Path(m), run.class_names) for m in models]
-    keras_model = load_keras(run)
+    keras_logits_model = load_keras(run, logits=True)
 
-    def score_all(files: Sequence[Sample]) -> list[np.ndarray]:
-        return [keras_probabilities(keras_model, run.image_size, files)] + [tflite_probabilities(c, files) for c in classifiers]
+    def score_all(files: Sequence[Sample]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Keras' logits, and the probabilities of Keras with the run's temperature (as exported)
+        and of each TFLite file."""
+        logits = keras_probabilities(keras_logits_model, run.image_size, files)
+        return logits, [softmax(logits, run.temperature)] + [tflite_probabilities(c, files) for c in classifiers]
 
     thresholds = [threshold] * len(names)
     if target_sensitivity is not None:
         validation, _ = readable_subset(run, "validation")
         val_labels = np.array([s.label for s in validation])
         thresholds = [threshold_for_sensitivity(val_labels, p[:, positive], positive, target_sensitivity)
-                      for p in score_all(validation)]
-    scores = [Scores(n, p, t) for n, p, t in zip(names, score_all(samples), thresholds)]
+                      for p in score_all(validation)[1]]
+    keras_logits, probabilities = score_all(samples)
+    scores = [Scores(n, p, t) for n, p, t in zip(names, probabilities, thresholds)]
 
     report = {
         "run_dir": str(run.run_dir),
@@ -195,16 +230,27 @@ def evaluate(
         "positive_class": run.class_names[positive],
         "target_sensitivity": target_sensitivity,
         "bootstrap_rounds": bootstrap_rounds,
-        "models": {s.name: model_report(s, labels, positive, len(run.class_names), bootstrap_rounds) for s in scores},
+        "models": {s.name: model_report(s, labels, positive, len(run.class_names), bootstrap_rounds, prevalence)
+                   for s in scores},
         "agreement_with_keras": {s.name: agreement(scores[0], s, positive) for s in scores[1:]},
         "conversion": {name: (c.metadata.quantization if c.metadata else {}) for name, c in zip(names[1:], classifiers)},
+        "calibration": {
+            "temperature": run.temperature,
+            "keras_ece_uncalibrated": expected_calibration_error(softmax(keras_logits), labels),
+            "tflite_temperatures": {name: (c.metadata.temperature if c.metadata else None)
+                                    for name, c in zip(names[1:], classifiers)},
+        },
+        "prevalence": prevalence,
     }
     folder = evaluation_dir(Path(out_dir) if out_dir else run.run_dir / "evaluation")
     (folder / "metrics.json").write_text(json.dumps(report, indent=2))
     np.savez_compressed(folder / "probabilities.npz", files=np.array([str(s.path) for s in samples]),
                         labels=labels, **{s.name: s.probabilities for s in scores})
-    from evaluation.report import write_markdown, write_plots
+    from evaluation.model_card import write_model_card
+    from evaluation.report import write_markdown, write_plots, write_predictions
 
+    write_predictions(folder / "predictions.csv", samples, run, scores, positive)
     write_plots(report, scores, labels, positive, folder)
     write_markdown(report, folder / "report.md")
+    write_model_card(folder / "MODEL_CARD.md", report, run, [Path(m) for m in models])
     return report, folder

@@ -25,6 +25,12 @@ def metrics_table(report: dict) -> list[str]:
     for metric in METRIC_ORDER:
         cells = [_cell(report["models"][n]["metrics"].get(metric), report["models"][n]["ci95"].get(metric)) for n in names]
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    lines.append("| ECE (15 bins) | " + " | ".join(f"{report['models'][n]['ece']:.4f}" for n in names) + " |")
+    if report.get("prevalence") is not None:
+        for key in ("ppv", "npv"):
+            cells = [report["models"][n]["at_prevalence"][key] for n in names]
+            lines.append(f"| {key} at prevalence {report['prevalence']:g} | "
+                         + " | ".join("n/a" if c is None else f"{c:.3f}" for c in cells) + " |")
     lines.append("| threshold | " + " | ".join(f"{report['models'][n]['threshold']:.4f}" for n in names) + " |")
     lines.append("| confusion [[TN, FP], [FN, TP]] | " + " | ".join(str(report["models"][n]["confusion_matrix"]) for n in names) + " |")
     return lines
@@ -49,7 +55,14 @@ def write_markdown(report: dict, path: Path) -> None:
     for name, a in report["agreement_with_keras"].items():
         notes = ", ".join(f"{k} {v}" for k, v in report.get("conversion", {}).get(name, {}).items()) or "-"
         lines.append(f"| {name} | {a['label_agreement']:.4f} | {a['mean_abs_diff']:.5f} | {a['max_abs_diff']:.5f} | {notes} |")
-    lines += ["", "Plots: `roc.png`, `confusion_<model>.png`, `scatter_<model>.png`.", "",
+    calibration = report["calibration"]
+    lines += ["", "## Calibration", "",
+              f"Temperature {calibration['temperature']:.4f}, fitted on the validation split after training and "
+              "baked into every exported graph (softmax(logits / T)). Keras' expected calibration error on these "
+              f"files without it (T = 1): {calibration['keras_ece_uncalibrated']:.4f}; with it: "
+              f"{report['models']['keras']['ece']:.4f}. Per model in the table above; `reliability.png`."]
+    lines += ["", "Plots: `roc.png`, `reliability.png`, `confusion_<model>.png`, `scatter_<model>.png`. "
+              "Per-image probabilities and labels: `predictions.csv`.", "",
               "Research tool, not a diagnostic device: these figures describe this data set only."]
     path.write_text("\n".join(lines) + "\n")
 
@@ -75,6 +88,21 @@ def write_plots(report: dict, scores: Sequence, labels: np.ndarray, positive: in
     fig.tight_layout()
     fig.savefig(folder / "roc.png", dpi=100)
     plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for s in scores:
+        table = report["models"][s.name]["reliability"]
+        used = [i for i, n in enumerate(table["count"]) if n]
+        ax.plot([table["confidence"][i] for i in used], [table["accuracy"][i] for i in used], marker="o",
+                label=f"{s.name} (ECE {report['models'][s.name]['ece']:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set_xlim(0.45 if len(report["class_names"]) == 2 else 0, 1)
+    ax.set_xlabel("confidence (mean of the bin)")
+    ax.set_ylabel("accuracy in the bin")
+    ax.set_title(f"reliability, T = {report['calibration']['temperature']:.3f}")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(folder / "reliability.png", dpi=100)
+    plt.close(fig)
     keras_scores = scores[0].probabilities[:, positive]
     for s in scores[1:]:
         fig, ax = plt.subplots(figsize=(4.5, 4.5))
@@ -85,3 +113,29 @@ def write_plots(report: dict, scores: Sequence, labels: np.ndarray, positive: in
         fig.tight_layout()
         fig.savefig(folder / f"scatter_{s.name}.png", dpi=100)
         plt.close(fig)
+
+
+def write_predictions(path: Path, samples: Sequence, run, scores: Sequence, positive: int) -> None:
+    """One row per file: the true class, and per model its p(positive) and label (so variants'
+    disagreements can be looked at one by one). Files are relative to the data folder when inside it."""
+    import csv
+
+    from edge.report_csv import spreadsheet_safe
+    from evaluation.evaluate import decide
+
+    positive_name = run.class_names[positive]
+    labels = {s.name: decide(s.probabilities, positive, s.threshold) for s in scores}
+    header = ["file", "true_class"] + [f"{column}_{s.name}" for s in scores
+                                       for column in (f"p_{positive_name}", "label")]
+    with open(path, "x", newline="", encoding="utf-8", errors="backslashreplace") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for i, sample in enumerate(samples):
+            try:
+                name = Path(sample.path).relative_to(run.data_dir).as_posix()
+            except ValueError:
+                name = str(sample.path)
+            row = [spreadsheet_safe(name), run.class_names[sample.label]]
+            for s in scores:
+                row += [f"{s.probabilities[i, positive]:.6f}", run.class_names[labels[s.name][i]]]
+            writer.writerow(row)

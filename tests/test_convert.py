@@ -90,11 +90,16 @@ def test_float32_matches_keras_on_the_same_tensor(converted_run):
 
     from trainer.model import serving_model
 
+    from trainer.runs import load_run
+
     run, models = converted_run
     model = keras.models.load_model(run.run_dir / "model.keras")
+    temperature = load_run(run.run_dir).temperature
     x = np.random.default_rng(1).uniform(0, 255, (1, 48, 48, 3)).astype(np.float32)
-    expected = np.asarray(serving_model(model)(x, training=False))[0]
-    assert np.max(np.abs(Classifier(models["float32"]).invoke(x) - expected)) <= 1e-4
+    expected = np.asarray(serving_model(model, temperature)(x, training=False))[0]
+    classifier = Classifier(models["float32"])
+    assert np.max(np.abs(classifier.invoke(x) - expected)) <= 1e-4
+    assert classifier.metadata.temperature == temperature != 1.0  # the run's fitted T is baked in and recorded
 
 
 def test_source_model_is_not_modified_and_overwrite_needs_force(converted_run):

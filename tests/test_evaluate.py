@@ -47,6 +47,45 @@ def test_report_metrics_agreement_and_artefacts(converted_run, tmp_path):
     assert again.exit_code == 0 and (tmp_path / "evaluation-2" / "metrics.json").is_file()  # nothing overwritten
 
 
+def test_calibration_predictions_and_model_card(converted_run, tmp_path):
+    import csv
+
+    from trainer.runs import load_run
+
+    run, _ = converted_run
+    out = tmp_path / "e"
+    result = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--bootstrap", "20", "--out", str(out),
+                                 "--prevalence", "0.2", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    temperature = load_run(run.run_dir).temperature
+    assert report["calibration"]["temperature"] == temperature != 1.0
+    assert set(report["calibration"]["tflite_temperatures"].values()) == {temperature}  # baked into every file
+    for name, entry in report["models"].items():
+        assert 0 <= entry["ece"] <= 1 and sum(entry["reliability"]["count"]) == 30, name
+        sens, spec = entry["metrics"]["sensitivity"], entry["metrics"]["specificity"]
+        ppv = entry["at_prevalence"]["ppv"]
+        if ppv is not None:
+            assert ppv == pytest.approx(sens * 0.2 / (sens * 0.2 + (1 - spec) * 0.8))
+    rows = list(csv.DictReader(open(out / "predictions.csv")))
+    assert len(rows) == 30 and {r["true_class"] for r in rows} == {"Healthy", "Unhealthy"}
+    probabilities = np.load(out / "probabilities.npz")["int8"][:, 1]
+    assert [float(r["p_Unhealthy_int8"]) for r in rows] == pytest.approx(probabilities.tolist(), abs=1e-6)
+    assert all(r["label_keras"] in ("Healthy", "Unhealthy") for r in rows)
+    card = (out / "MODEL_CARD.md").read_text()
+    for needle in ("Research tool, not a diagnostic device", "## Training data", "## Limitations", "sha256",
+                   "stratified random split", "expected calibration error", "At a prevalence of 0.2", "model_int8.tflite"):
+        assert needle in card, needle
+    assert (out / "reliability.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "1"])
+def test_prevalence_must_be_a_proportion(converted_run, value):
+    run, _ = converted_run
+    result = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--prevalence", value])
+    assert result.exit_code == 2 and "--prevalence must lie strictly between 0 and 1" in result.output
+
+
 def test_operating_point_reaches_the_target_on_validation(converted_run, tmp_path):
     run, models = converted_run
     result = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--models", str(models["float32"]),

@@ -158,15 +158,26 @@ def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool = 
     )
 
 
-def serving_model(model: keras.Model) -> keras.Model:
+def serving_model(model: keras.Model, temperature: float = 1.0, logits: bool = False) -> keras.Model:
     """The inference graph: the trained layers without augmentation, always float32 (a model
-    trained under ``mixed_float16`` is rebuilt with float32 layers and the same weights)."""
+    trained under ``mixed_float16`` is rebuilt with float32 layers and the same weights).
+
+    The classifier's softmax is split out so the calibration temperature sits between the
+    logits and it: softmax(logits / T). ``logits=True`` stops at the logits (for fitting T).
+    """
     size = model.input_shape[1]
     inputs = keras.Input((size, size, 3), name="image")
     x = model.get_layer(RESCALE)(inputs)
     x = base_of(model)(x, training=False)
-    for name in ("pool", "dropout", "classifier"):
+    for name in ("pool", "dropout"):
         x = model.get_layer(name)(x)
+    trained = model.get_layer("classifier")
+    linear = layers.Dense(trained.units, name="logits", dtype="float32")
+    x = linear(x)
+    linear.set_weights(trained.get_weights())
+    if not logits:
+        x = layers.Rescaling(1.0 / temperature, name="temperature", dtype="float32")(x)
+        x = layers.Softmax(name="probabilities", dtype="float32")(x)
     serving = keras.Model(inputs, x, name=model.name + "_serving")
     return serving if is_float32(serving) else float32_twin(serving)
 

@@ -18,6 +18,7 @@ class TrainedRun:
     image_size: int
     config: dict
     metrics: dict
+    temperature: float = 1.0  # fitted on the validation split after training (1: not calibrated)
 
     @property
     def model_path(self) -> Path:
@@ -53,5 +54,8 @@ def load_run(run_dir: Path) -> TrainedRun:
             raise ValueError("config.json and metrics.json must hold JSON objects")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
         raise DataError(f"{run_dir}: damaged run files ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    temperature = run.get("temperature") or 1.0
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < float("inf"):
+        raise DataError(f"{run_dir}: damaged run files (temperature {temperature!r})")
     return TrainedRun(run_dir=run_dir, class_names=list(class_names), image_size=image_size, config=config,
-                      metrics=metrics)
+                      metrics=metrics, temperature=float(temperature))

@@ -194,6 +194,25 @@ def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Call
     return state.stage_done(1) or 0
 
 
+def calibrate(model, val_ds, test_ds, split: dict, log: Log) -> dict:
+    """Fit the temperature on the validation split; the test split's calibrated probabilities
+    and its expected calibration error before and after (15 bins)."""
+    from trainer.calibration import expected_calibration_error, fit_temperature, softmax
+    from trainer.model import serving_model
+
+    logits_model = serving_model(model, logits=True)
+    val_labels = np.array([s.label for s in split["validation"]])
+    temperature = fit_temperature(logits_model.predict(val_ds, verbose=0), val_labels)
+    test_logits = logits_model.predict(test_ds, verbose=0)
+    test_labels = np.array([s.label for s in split["test"]])
+    before = expected_calibration_error(softmax(test_logits), test_labels)
+    probabilities = softmax(test_logits, temperature)
+    after = expected_calibration_error(probabilities, test_labels)
+    log(f"calibration: temperature {temperature:.3f} (fitted on validation); test ECE {before:.4f} -> {after:.4f}")
+    return {"temperature": round(temperature, 6), "ece_uncalibrated": before, "ece": after,
+            "test_probabilities": probabilities}
+
+
 def write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=2))
 
@@ -285,8 +304,10 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
 
     model.save(run_dir / MODEL_FILE)
     loss = model.evaluate(test_ds, verbose=0)[0]
+    calibration = calibrate(model, val_ds, test_ds, split, log)
     labels = np.array([s.label for s in split["test"]])
-    metrics = test_metrics(model.predict(test_ds, verbose=0), labels, class_names, loss)
+    metrics = test_metrics(calibration.pop("test_probabilities"), labels, class_names, loss)
+    metrics.update(calibration)
     seconds = time.perf_counter() - start
     metrics["train_seconds"] = round(seconds, 1)
     history = read_history(run_dir / "history.csv")
@@ -301,6 +322,7 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
         "counts": {k: len(v) for k, v in split.items()},
         "skipped": skipped,
         "stage1_epochs": stage1_epochs,
+        "temperature": metrics["temperature"],
         "strategy": describe(strategy),
         "replicas": replicas,
         "global_batch_size": global_batch,

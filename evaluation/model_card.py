@@ -1,0 +1,135 @@
+"""MODEL_CARD.md for a run, laid out after the Hugging Face model card (model details, intended
+use, training data, training procedure, evaluation, limitations) with the MONAI bundle's
+emphasis on files and checksums. Written by ``evaluate`` from what the run and the evaluation
+measured: nothing in it is typed by hand."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import platform
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "roc_auc")
+RECIPE_KEYS = ("image_size", "alpha", "weights", "epochs", "learning_rate", "fine_tune_epochs",
+               "fine_tune_learning_rate", "fine_tune_at", "batch_size", "dropout", "l2", "flip", "rotation", "zoom",
+               "contrast", "brightness", "class_weight", "split_file", "group_pattern", "seed", "strategy")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def split_counts(run) -> tuple[dict, str]:
+    """Images per (subset, class) from the run's split manifest, and how the split was made."""
+    with open(run.run_dir / "split.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    counts = Counter((row["subset"], row["class"]) for row in rows)
+    config = run.config
+    if config.get("split_file"):
+        how = f"predefined split file `{Path(config['split_file']).name}`"
+    elif config.get("group_pattern"):
+        groups = len({row.get("group") for row in rows})
+        how = (f"grouped by the first capture group of `{config['group_pattern']}` on the file name "
+               f"({groups} groups, none in two subsets), seeded ({config.get('seed')})")
+    else:
+        how = (f"stratified random split of single files, seeded ({config.get('seed')}): patches of one "
+               "patient or recording may sit in more than one subset")
+    return dict(counts), how
+
+
+def _cell(model: dict, metric: str) -> str:
+    value, interval = model["metrics"].get(metric), model["ci95"].get(metric)
+    if value is None:
+        return "n/a"
+    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else f"{value:.3f}"
+
+
+def write_model_card(path: Path, report: dict, run, model_files: Sequence[Path]) -> None:
+    import keras
+
+    counts, how = split_counts(run)
+    subsets = ("train", "validation", "test")
+    config, models = run.config, report["models"]
+    names = list(models)
+    lines = [
+        f"# Model card: {run.run_dir.name}",
+        "",
+        "## Model details",
+        f"- MobileNetV2 (alpha {config.get('alpha')}) transfer-learned in two stages (frozen base, then "
+        f"fine-tuning), {run.image_size} x {run.image_size} RGB input, raw pixels 0..255 (normalised in the graph).",
+        f"- Classes: {', '.join(run.class_names)}; positive class **{report['positive_class']}**.",
+        f"- Calibration temperature {report['calibration']['temperature']:.4f} (fitted on the validation split, "
+        "inside every exported graph).",
+        f"- Built with artery-edge, Keras {keras.__version__}, Python {platform.python_version()}.",
+        "",
+        "## Intended use",
+        "- **Research tool, not a diagnostic device.** Not validated for clinical use; no decision about a "
+        "patient may rest on it.",
+        "- Intended: research on patch-level stenosis classification in X-ray coronary angiography, and on "
+        "running such models on edge devices.",
+        "- Out of scope: whole-frame or whole-study diagnosis, other imaging modalities, other populations or "
+        "sites without new validation.",
+        "",
+        "## Training data",
+        f"- Data folder: `{Path(config.get('data_dir', '')).name}`. Split: {how}.",
+        "",
+        "| subset | " + " | ".join(run.class_names) + " |",
+        "|---|" + "---|" * len(run.class_names),
+        *[f"| {subset} | " + " | ".join(str(counts.get((subset, c), 0)) for c in run.class_names) + " |"
+          for subset in subsets],
+        "",
+        "## Training procedure",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        *[f"| {key} | {config[key]} |" for key in RECIPE_KEYS if key in config],
+        "",
+        "## Evaluation",
+        f"On the {report['evaluated_on']} ({report['n']} images). Brackets: bootstrap 95 % intervals "
+        f"({report['bootstrap_rounds']} resamples).",
+        "",
+        "| metric | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+        *[f"| {metric} | " + " | ".join(_cell(models[n], metric) for n in names) + " |" for metric in METRICS],
+        "| expected calibration error (15 bins) | " + " | ".join(f"{models[n]['ece']:.4f}" for n in names) + " |",
+        "| operating threshold on p(positive) | " + " | ".join(f"{models[n]['threshold']:.4f}" for n in names) + " |",
+        "",
+        f"Keras' calibration error without the temperature: {report['calibration']['keras_ece_uncalibrated']:.4f}.",
+        "",
+        "Agreement with the Keras model on the same files: " + "; ".join(
+            f"{name} {a['label_agreement']:.2%} identical labels (mean |dp| {a['mean_abs_diff']:.4f})"
+            for name, a in report["agreement_with_keras"].items()) + ".",
+    ]
+    if report.get("prevalence") is not None:
+        lines += ["", f"At a prevalence of {report['prevalence']:g}: " + "; ".join(
+            f"{n} PPV {models[n]['at_prevalence']['ppv']:.3f}, NPV {models[n]['at_prevalence']['npv']:.3f}"
+            for n in names if models[n]["at_prevalence"]["ppv"] is not None) + "."]
+    lines += [
+        "",
+        "## Limitations",
+        "- Patch-level classifier: it sees small crops, not whole angiograms, and says nothing about where "
+        "in a study a stenosis is.",
+        "- Measured on one data source (one site, one kind of equipment); performance at other sites is "
+        "unknown and, where it was measured, lower.",
+        "- Every patch, Healthy included, comes from patients with coronary artery disease; the model has not "
+        "seen a population without it.",
+        "- A random split of single files can put patches of one patient on both sides; only a grouped or "
+        "predefined split guards against that.",
+        "- Figures are from one run and one split; the spread over seeds is not in this card.",
+        "",
+        "## Files",
+        "",
+        "| file | sha256 |",
+        "|---|---|",
+        *[f"| `{f.name}` | `{sha256(f)}` |" for f in [run.model_path, *model_files]],
+        "",
+        "Reproduce: `artery-edge evaluate --run " + str(run.run_dir) + "`.",
+    ]
+    path.write_text("\n".join(lines) + "\n")
