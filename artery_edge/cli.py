@@ -144,6 +144,17 @@ def train(
     contrast: float = typer.Option(0.1, "--contrast", help="Random contrast factor (0 = off)."),
     brightness: float = typer.Option(0.1, "--brightness", help="Random brightness factor (0 = off)."),
     tensorboard: bool = typer.Option(True, "--tensorboard/--no-tensorboard"),
+    class_weight: str = typer.Option(
+        "none", "--class-weight", help="none, or balanced: weight each class by its inverse frequency in training."
+    ),
+    split_file: Optional[Path] = typer.Option(
+        None, "--split-file", help="CSV with file (or path) and subset columns: train on this predefined split."
+    ),
+    group_pattern: str = typer.Option(
+        "", "--group-pattern",
+        help="Regex; the first capture group of each file name is its group (patient, recording): "
+             "no group crosses train/validation/test.",
+    ),
     strategy: str = typer.Option(
         "auto", "--strategy", help="auto (mirrored if >1 GPU), default (one device), mirrored (local GPUs or "
         "--devices), multi-worker (TF_CONFIG; the chief writes the run).",
@@ -177,6 +188,8 @@ def train(
         values[name] = value if explicit or name not in from_file else from_file[name]
         if isinstance(values[name], Path):
             values[name] = str(values[name])
+        elif values[name] is None:  # an optional path left out: the dataclass default
+            del values[name]
     with stdout_for_json(json_output):
         result = run_training(TrainConfig(**values), resume_dir=resume)
     if json_output:

@@ -16,6 +16,7 @@ else:  # pragma: no cover - Python 3.10
 MIN_IMAGE_SIZE = 32
 MAX_IMAGE_SIZE = 1024  # MobileNetV2 was trained at 224; larger inputs only exhaust memory
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 class ConfigError(ValueError):
@@ -52,6 +53,9 @@ class TrainConfig:
     brightness: float = 0.1
     tensorboard: bool = True
     sample_grid_size: int = 16
+    class_weight: str = "none"  # none | balanced (inverse class frequency in the training split)
+    split_file: str = ""  # CSV (file, subset): a predefined split instead of the random one
+    group_pattern: str = ""  # regex; its first capture group on the file name keeps a group in one subset
     strategy: str = "auto"  # auto | default | mirrored | multi-worker (trainer.distribute)
     devices: str = ""  # mirrored: comma-separated device names, default all local GPUs
     scale_learning_rate: bool = False  # multiply the learning rates by the number of replicas
@@ -95,6 +99,19 @@ class TrainConfig:
             raise ConfigError("fine-tune-at must be a layer index >= 0")
         if self.weights not in ("imagenet", "none"):
             check_weights_file(Path(self.weights))
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ConfigError(f"class-weight must be one of {', '.join(CLASS_WEIGHTS)}, found {self.class_weight!r}")
+        if self.split_file and self.group_pattern:
+            raise ConfigError("give --split-file or --group-pattern, not both")
+        if self.split_file and not Path(self.split_file).is_file():
+            raise ConfigError(f"split file {self.split_file} does not exist")
+        if self.group_pattern:
+            from trainer.data import DataError, compile_group_pattern
+
+            try:
+                compile_group_pattern(self.group_pattern)
+            except DataError as exc:
+                raise ConfigError(str(exc)) from None
         return self
 
     def _check_types(self) -> None:

@@ -32,6 +32,7 @@ class Sample:
     path: Path
     label: int
     subset: str = ""
+    group: str = ""  # e.g. a patient or recording (--group-pattern); no group spans two subsets
 
 
 @dataclass
@@ -121,12 +122,12 @@ def stratified_split(
 
 
 def write_split(path: Path, samples: Iterable[Sample], root: Path, class_names: Sequence[str]) -> None:
-    """The split manifest: one row per file (relative to the data root), class and subset."""
+    """The split manifest: one row per file (relative to the data root), class, subset and group."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["file", "class", "subset"])
+        writer.writerow(["file", "class", "subset", "group"])
         for s in samples:
-            writer.writerow([s.path.relative_to(root).as_posix(), class_names[s.label], s.subset])
+            writer.writerow([s.path.relative_to(root).as_posix(), class_names[s.label], s.subset, s.group])
 
 
 def read_split(path: Path, root: Path, class_names: Sequence[str]) -> list[Sample]:
@@ -138,9 +139,88 @@ def read_split(path: Path, root: Path, class_names: Sequence[str]) -> list[Sampl
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     try:
-        return [Sample(Path(root) / row["file"], index[row["class"]], row["subset"]) for row in rows]
+        return [Sample(Path(root) / row["file"], index[row["class"]], row["subset"], row.get("group") or "")
+                for row in rows]
     except KeyError as exc:
         raise DataError(f"{path}: unexpected row or class {exc}") from None
+
+
+def split_from_file(samples: Sequence[Sample], split_file: Path, root: Path) -> tuple[list[Sample], int]:
+    """Assign subsets from a CSV with a ``file`` (or ``path``) and a ``subset`` column; files
+    relative to the data folder or absolute (a run's own ``split.csv`` works). Returns the
+    assigned samples and how many scanned files the CSV does not list (left out)."""
+    split_file = Path(split_file)
+    try:
+        with open(split_file, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"split file {split_file}: {exc}") from None
+    column = next((c for c in ("file", "path") if rows and c in rows[0]), None)
+    if column is None or "subset" not in rows[0]:
+        raise DataError(f"split file {split_file}: needs a 'file' (or 'path') and a 'subset' column")
+    by_path = {s.path.resolve(): s for s in samples}
+    assigned: dict[Path, Sample] = {}
+    for line, row in enumerate(rows, 2):
+        if row["subset"] not in SUBSETS:
+            raise DataError(f"split file {split_file}, line {line}: subset {row['subset']!r} is not one of {', '.join(SUBSETS)}")
+        file = Path(row[column])
+        full = (file if file.is_absolute() else Path(root) / file).resolve()
+        if full not in by_path:
+            what = "does not exist" if not full.exists() else "is not a readable image of the dataset"
+            raise DataError(f"split file {split_file}, line {line}: {row[column]} {what}")
+        assigned[full] = Sample(by_path[full].path, by_path[full].label, row["subset"])
+    result = list(assigned.values())
+    missing = [name for name in SUBSETS if not any(s.subset == name for s in result)]
+    if missing:
+        raise DataError(f"split file {split_file}: no file in {', '.join(missing)}")
+    return sorted(result, key=lambda s: (SUBSETS.index(s.subset), s.label, str(s.path))), len(samples) - len(result)
+
+
+def group_split(samples: Sequence[Sample], pattern: str, val_fraction: float, test_fraction: float,
+                seed: int) -> list[Sample]:
+    """Split by group, the first capture group of ``pattern`` in each file name, so that no group
+    (patient, recording) spans two subsets. Groups are shuffled (seeded) and dealt to test, then
+    validation, until each holds its fraction of the images; the rest train."""
+    regex = compile_group_pattern(pattern)
+    groups: dict[str, list[Sample]] = {}
+    unmatched = []
+    for sample in samples:
+        found = regex.search(sample.path.name)
+        if found is None or found.group(1) is None:
+            unmatched.append(sample.path.name)
+        else:
+            groups.setdefault(found.group(1), []).append(sample)
+    if not groups:
+        raise DataError(f"--group-pattern {pattern!r} matches no file name (e.g. {samples[0].path.name})")
+    if unmatched:
+        raise DataError(f"--group-pattern {pattern!r} does not match {len(unmatched)} file name(s), e.g. {unmatched[0]}")
+    if len(groups) < 3:
+        raise DataError(f"--group-pattern {pattern!r} finds {len(groups)} group(s); train, validation and test need 3")
+    order = sorted(groups)
+    np.random.default_rng(seed).shuffle(order)
+    targets = {"test": test_fraction * len(samples), "validation": val_fraction * len(samples)}
+    filled = {"test": 0, "validation": 0, "train": 0}
+    result = []
+    for name in order:
+        subset = next((s for s in ("test", "validation") if filled[s] < targets[s]), "train")
+        filled[subset] += len(groups[name])
+        result += [Sample(s.path, s.label, subset, name) for s in groups[name]]
+    missing = [name for name in SUBSETS if not any(s.subset == name for s in result)]
+    if missing:
+        raise DataError(f"--group-pattern {pattern!r}: too few groups to fill {', '.join(missing)}")
+    return sorted(result, key=lambda s: (SUBSETS.index(s.subset), s.label, str(s.path)))
+
+
+def compile_group_pattern(pattern: str):
+    import re
+
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise DataError(f"--group-pattern {pattern!r} is not a valid regular expression ({exc})") from None
+    if regex.groups < 1:
+        raise DataError(f"--group-pattern {pattern!r} needs a capture group, e.g. '^(patient\\d+)_'")
+    return regex
 
 
 def split_class_names(path: Path) -> list[str]:

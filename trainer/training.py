@@ -158,7 +158,8 @@ def prebuild_for_multi_worker(model, train_ds) -> None:
 
 
 def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Callable[[int], list], state,
-                   log: Log, verbose: int, learning_rate_scale: float = 1.0) -> int:
+                   log: Log, verbose: int, learning_rate_scale: float = 1.0,
+                   weights: Optional[dict[int, float]] = None) -> int:
     """Stage 1 (frozen base) then stage 2 (fine-tuning), epochs numbered on; returns how many
     epochs stage 1 ran (EarlyStopping may end it early). A resumed run skips a finished stage
     and continues an unfinished one where its backup left it."""
@@ -188,10 +189,34 @@ def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Call
         with warnings.catch_warnings():  # Keras warns that a tf.data input ignores shuffle=True
             warnings.filterwarnings("ignore", message=".*shuffle=True.*")
             fit = model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + epochs,
-                            callbacks=callbacks(stage), verbose=verbose)
+                            callbacks=callbacks(stage), verbose=verbose, class_weight=weights)
         done = resumed_at + len(fit.history.get("loss", []))
         state.mark_done(stage, done, model)
     return state.stage_done(1) or 0
+
+
+def choose_split(samples: list, config: TrainConfig, data_dir: Path, log: Log) -> list:
+    """A predefined split file, a split by group, or (default) the stratified random split."""
+    if config.split_file:
+        assigned, unlisted = datamod.split_from_file(samples, Path(config.split_file), data_dir)
+        if unlisted:
+            log(f"warning: {unlisted} file(s) of the dataset are not in {config.split_file}: left out")
+        return assigned
+    if config.group_pattern:
+        assigned = datamod.group_split(samples, config.group_pattern, config.val_fraction, config.test_fraction,
+                                       config.seed)
+        counts = {name: len({s.group for s in assigned if s.subset == name}) for name in datamod.SUBSETS}
+        log("groups per subset: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return assigned
+    return datamod.stratified_split(samples, config.val_fraction, config.test_fraction, config.seed)
+
+
+def class_weights(samples: list, n_classes: int, how: str) -> Optional[dict[int, float]]:
+    """``balanced``: n / (k * n_c) per class over the training split (Keras' class_weight)."""
+    if how == "none":
+        return None
+    counts = np.bincount([s.label for s in samples], minlength=n_classes)
+    return {c: float(len(samples) / (n_classes * counts[c])) for c in range(n_classes) if counts[c]}
 
 
 def calibrate(model, val_ds, test_ds, split: dict, log: Log) -> dict:
@@ -254,7 +279,7 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
         data_dir = Path(config.data_dir).resolve()
         scanned = datamod.scan_dataset(data_dir, progress=datamod.print_progress("checking images"))
         class_names, skipped = scanned.class_names, scanned.skipped
-        samples = datamod.stratified_split(scanned.samples, config.val_fraction, config.test_fraction, config.seed)
+        samples = choose_split(scanned.samples, config, data_dir, log)
     else:
         data_dir = Path(config.data_dir)
         class_names = datamod.split_class_names(Path(resume_dir) / datamod.SPLIT_FILE)
@@ -281,7 +306,8 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
         for folder in [Path(config.output_dir)] + ([Path(config.log_dir)] if config.tensorboard else []):
             check_writable(folder)
         run_dir = create_run_dir(Path(config.output_dir), config.run_name)
-        config = config.replace(data_dir=str(data_dir))
+        config = config.replace(data_dir=str(data_dir),
+                                split_file=str(Path(config.split_file).resolve()) if config.split_file else "")
         log(f"run directory: {run_dir}")
         write_json(run_dir / "config.json", config.to_dict())
         datamod.write_split(run_dir / datamod.SPLIT_FILE, samples, data_dir, class_names)
@@ -291,6 +317,9 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
     val_ds = datamod.make_dataset(split["validation"], config.image_size, global_batch)
     test_ds = datamod.make_dataset(split["test"], config.image_size, global_batch)
 
+    weights = class_weights(split["train"], len(class_names), config.class_weight)
+    if weights:
+        log("class weights (balanced): " + ", ".join(f"{class_names[c]} {w:.3f}" for c, w in weights.items()))
     if chief and resume_dir is None:
         _sample_grids(model, split["train"], config, class_names, run_dir)
     state = RunState(run_dir)
@@ -300,7 +329,7 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
     with strategy.scope():
         stage1_epochs = fit_two_stages(model, config, train_ds, val_ds,
                                        stage_callbacks(config, run_dir, tb_dir, state, chief), state, log, verbose,
-                                       replicas if config.scale_learning_rate else 1)
+                                       replicas if config.scale_learning_rate else 1, weights)
 
     model.save(run_dir / MODEL_FILE)
     loss = model.evaluate(test_ds, verbose=0)[0]
