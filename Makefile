@@ -55,8 +55,11 @@ demo: $(VENV)/.installed weights
 	$(VENV)/bin/artery-edge evaluate --run $$run && \
 	echo "== held-out test images through the int8 model ==" && \
 	$(VENV)/bin/artery-edge infer --model $$run/model_int8.tflite $$held_out && \
+	echo "== Grad-CAM: where the Keras model looks ==" && \
+	$(VENV)/bin/artery-edge explain --run $$run $$held_out && \
+	{ [ ! -f $(DEMO)/data/narrowings.csv ] || $(VENV)/bin/python benchmarks/gradcam_localisation.py --run $$run --data $(DEMO)/data; } && \
 	$(VENV)/bin/artery-edge benchmark --model $$run/model_float32.tflite --model $$run/model_float16.tflite --model $$run/model_int8.tflite && \
-	echo "demo run: $$run (plots: history.png, samples*.png, evaluation/)"
+	echo "demo run: $$run (plots: history.png, samples*.png, evaluation/ with MODEL_CARD.md, explain/)"
 
 clean:
 	rm -rf $(VENV) $(EDGE_VENV) $(DEMO) .pytest_cache

@@ -302,6 +302,49 @@ def evaluate(
 
 @app.command()
 @user_errors
+def explain(
+    run: Path = typer.Option(..., "--run", help="A training run directory (its Keras model is explained)."),
+    image: List[Path] = typer.Option(..., "--image", help="Image file or folder (recursive); repeatable."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: RUN/explain, never overwritten)."),
+    layer: Optional[str] = typer.Option(
+        None, "--layer", help="Convolutional layer of the base to explain (default: the last block with >= 4x4 cells)."
+    ),
+    json_output: bool = typer.Option(False, "--json"),
+) -> None:
+    """Grad-CAM heat maps: an overlay PNG per image and one grid with each prediction."""
+    require_tensorflow()
+    from edge.batch import expand_inputs
+    from evaluation.evaluate import evaluation_dir
+    from trainer.explain import explain as run_explain
+    from trainer.explain import write_explanations
+    from trainer.runs import load_run
+    from trainer.training import positive_index
+
+    trained = load_run(run)
+    files, problems = expand_inputs(image)
+    with stdout_for_json(json_output):
+        explanations, unreadable = run_explain(trained, files, layer)
+    for message in problems + unreadable:
+        typer.echo(f"error: {message}", err=True)
+    if not explanations:
+        fail("no readable image to explain")
+    folder = evaluation_dir(Path(out) if out else trained.run_dir / "explain")
+    grid = write_explanations(explanations, folder, trained.class_names[positive_index(trained.class_names)])
+    skipped = len(problems) + len(unreadable)
+    if json_output:
+        print_json({"folder": str(folder), "grid": str(grid), "skipped": skipped,
+                    "images": [{"file": str(e.path), "label": e.label, "probability": e.probability}
+                               for e in explanations]})
+    else:
+        for e in explanations:
+            typer.echo(f"{e.label:<12}{e.probability:>8.3f}  {e.path}")
+        typer.echo(f"grid: {grid} ({len(explanations)} images, overlays beside it)")
+    if skipped:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
 def infer(
     model: Path = typer.Option(..., "--model", help="A .tflite file (metadata gives labels and preprocessing)."),
     image: Optional[List[Path]] = typer.Option(None, "--image", help="Image file or folder (recursive); repeatable."),

@@ -8,6 +8,7 @@ width. Made with NumPy and Pillow only.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -15,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 CLASS_NAMES = ("Healthy", "Unhealthy")
+NARROWINGS_FILE = "narrowings.csv"
 
 
 def _vessel_path(rng: np.random.Generator, size: int, points: int = 160) -> np.ndarray:
@@ -30,6 +32,12 @@ def _vessel_path(rng: np.random.Generator, size: int, points: int = 160) -> np.n
 
 def render_patch(rng: np.random.Generator, size: int, stenosis: bool) -> np.ndarray:
     """One uint8 grayscale patch (size x size)."""
+    return render_patch_with_box(rng, size, stenosis)[0]
+
+
+def render_patch_with_box(rng: np.random.Generator, size: int, stenosis: bool) -> tuple[np.ndarray, tuple]:
+    """A patch and the box (x0, y0, x1, y1, pixels) around its narrowing: two widths of the
+    narrowing along the vessel, at least the vessel's diameter, each side of its centre."""
     curve = _vessel_path(rng, size)
     radius = np.full(len(curve), rng.uniform(0.07, 0.12) * size)
     radius *= 1 + 0.05 * np.sin(np.linspace(0, rng.uniform(2, 6), len(curve)))
@@ -49,7 +57,12 @@ def render_patch(rng: np.random.Generator, size: int, stenosis: bool) -> np.ndar
     background = rng.uniform(110, 170) + 25 * gradient
     contrast = rng.uniform(50, 90) * (-1 if rng.random() < 0.8 else 1)
     image = background + contrast * vessel + rng.normal(0, rng.uniform(4, 12), (size, size))
-    return np.clip(image, 0, 255).astype(np.uint8)
+    step = float(np.linalg.norm(curve[1] - curve[0]))  # pixels between two curve points
+    centre = curve[int(round(at))]
+    half = max(2 * width * step, 2 * float(radius.max()))
+    box = tuple(int(round(v)) for v in (max(centre[0] - half, 0), max(centre[1] - half, 0),
+                                        min(centre[0] + half, size), min(centre[1] + half, size)))
+    return np.clip(image, 0, 255).astype(np.uint8), box
 
 
 def synthesize_dataset(
@@ -72,12 +85,19 @@ def synthesize_dataset(
         raise FileExistsError(f"{out_dir} exists and is not empty; choose a new --out")
     rng = np.random.default_rng(seed)
     total = 2 * count
+    boxes = []
     for label, name in enumerate(CLASS_NAMES):
         folder = out_dir / name
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            patch = render_patch(rng, size, stenosis=bool(label))
+            patch, box = render_patch_with_box(rng, size, stenosis=bool(label))
             Image.fromarray(patch, mode="L").convert("RGB").save(folder / f"synth-{i:05d}.png")
+            if label:
+                boxes.append((f"{name}/synth-{i:05d}.png", *box))
             if progress:
                 progress(label * count + i + 1, total)
+    with open(out_dir / NARROWINGS_FILE, "w", newline="") as handle:  # where each narrowing is, for checking explanations
+        writer = csv.writer(handle)
+        writer.writerow(["file", "x0", "y0", "x1", "y1"])
+        writer.writerows(boxes)
     return {name: count for name in CLASS_NAMES}
