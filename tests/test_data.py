@@ -66,7 +66,7 @@ def test_manifest_round_trips(tmp_path):
     samples = stratified_split(scanned.samples)
     write_split(tmp_path / "split.csv", samples, root, scanned.class_names)
     assert read_split(tmp_path / "split.csv", root, scanned.class_names) == samples
-    assert (tmp_path / "split.csv").read_text().splitlines()[0] == "file,class,subset"
+    assert (tmp_path / "split.csv").read_text().splitlines()[0] == "file,class,subset,group"
 
 
 @pytest.mark.parametrize(
