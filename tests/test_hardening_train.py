@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -33,7 +34,8 @@ def test_evaluate_skips_an_unreadable_test_image(converted_run, synthetic_dir, t
     shutil.copytree(run.run_dir, run_dir, ignore=shutil.ignore_patterns("evaluation*"))
     config = json.loads((run_dir / "config.json").read_text())
     (run_dir / "config.json").write_text(json.dumps({**config, "data_dir": str(data)}))
-    victim = next(line.split(",")[0] for line in (run_dir / "split.csv").read_text().splitlines() if line.endswith("test"))
+    with open(run_dir / "split.csv", newline="") as handle:
+        victim = next(row["file"] for row in csv.DictReader(handle) if row["subset"] == "test")
     (data / victim).write_bytes(b"\x89PNG\r\n\x1a\n not any more")
     result = subprocess.run([sys.executable, "-m", "artery_edge.cli", "evaluate", "--run", str(run_dir),
                              "--bootstrap", "5", "--json"], capture_output=True, text=True, timeout=300)
