@@ -10,10 +10,11 @@ so nothing here depends on how well it trained. What each precision guarantees:
   most ``max_borderline_flips`` of all images. The mean perturbation is bounded too.
 - int8 on a *trained* model (``trained=True``): accuracy within ``accuracy_points`` of Keras.
 
-Worst values over 5 seeds x 1 and 2 intra-op threads (``benchmarks/parity_seeds.sh``), tiny
-models on synthetic files / a 300-image real sample: float32 max 1.2e-5; float16 max 8.1e-3,
-mean 1.8e-3, at most 3 flips in 300 (1 %), the farthest 0.006 from 0.5; int8 max 0.35, mean
-0.045, at most 23 flips in 300 (7.7 %), the farthest 0.27 from 0.5, accuracy within 3 points.
+Worst values over 20 runs (``benchmarks/parity_seeds.sh``: 5 seeds x 1 and 2 intra-op threads,
+run twice, the second time with the calibration temperature in the graph), tiny models on
+synthetic files / a 300-image real sample: float32 max 2.1e-5; float16 max 1.7e-2, mean
+1.8e-3, at most 3 flips in 300 (1 %), the farthest 0.012 from 0.5; int8 max 0.42, mean
+0.053, at most 23 flips in 300 (7.7 %), the farthest 0.34 from 0.5, accuracy within 3 points.
 The tiny real-sample model is weak (many probabilities near 0.5), so int8 is held loosely
 here; the README gives the real model's far tighter figures. ``pytest -s`` prints each run.
 """
@@ -38,7 +39,7 @@ class Bounds:
 BOUNDS = {
     "float32": Bounds(max_diff=1e-4, mean_diff=1e-5, band=1e-4, max_borderline_flips=0.0),
     "float16": Bounds(max_diff=5e-2, mean_diff=1e-2, band=5e-2, max_borderline_flips=0.02),
-    "int8": Bounds(max_diff=0.6, mean_diff=0.1, band=0.4, max_borderline_flips=0.15, accuracy_points=0.06),
+    "int8": Bounds(max_diff=0.7, mean_diff=0.1, band=0.45, max_borderline_flips=0.15, accuracy_points=0.06),
 }
 
 
