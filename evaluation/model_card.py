@@ -6,24 +6,17 @@ measured: nothing in it is typed by hand."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import platform
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
+from converters.tflite import file_sha256
+
 METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "roc_auc")
 RECIPE_KEYS = ("image_size", "alpha", "weights", "epochs", "learning_rate", "fine_tune_epochs",
                "fine_tune_learning_rate", "fine_tune_at", "batch_size", "dropout", "l2", "flip", "rotation", "zoom",
                "contrast", "brightness", "class_weight", "split_file", "group_pattern", "seed", "strategy")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def split_counts(run) -> tuple[dict, str]:
@@ -128,7 +121,7 @@ def write_model_card(path: Path, report: dict, run, model_files: Sequence[Path])
         "",
         "| file | sha256 |",
         "|---|---|",
-        *[f"| `{f.name}` | `{sha256(f)}` |" for f in [run.model_path, *model_files]],
+        *[f"| `{f.name}` | `{file_sha256(f)}` |" for f in [run.model_path, *model_files]],
         "",
         "Reproduce: `artery-edge evaluate --run " + str(run.run_dir) + "`.",
     ]
