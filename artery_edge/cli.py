@@ -324,10 +324,12 @@ def explain(
     files, problems = expand_inputs(image)
     with stdout_for_json(json_output):
         explanations, unreadable = run_explain(trained, files, layer)
-    for message in problems + unreadable:
-        typer.echo(f"error: {message}", err=True)
+    failed = problems + unreadable
     if not explanations:
-        fail("no readable image to explain")
+        fail(failed[0] if len(failed) == 1 else f"no readable image to explain ({len(failed)} failed, e.g. {failed[0]})"
+             if failed else "no image files found in the given paths")
+    for message in failed:
+        typer.echo(f"error: {message}", err=True)
     folder = evaluation_dir(Path(out) if out else trained.run_dir / "explain")
     grid = write_explanations(explanations, folder, trained.class_names[positive_index(trained.class_names)])
     skipped = len(problems) + len(unreadable)
