@@ -261,7 +261,19 @@ def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None
     """Run the full recipe and return where it landed and its test metrics.
 
     ``resume_dir``: continue that interrupted run (its config and split; ``config`` is ignored).
+    Keras' global dtype policy (``--mixed-precision`` sets it) is restored afterwards, so models
+    built later in the same process are float32 again.
     """
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    try:
+        return _train(config, log, verbose, resume_dir)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Optional[Path]) -> RunResult:
     import keras
 
     from trainer.distribute import check_request, describe, is_chief, make_strategy
