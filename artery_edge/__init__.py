@@ -1,3 +1,5 @@
 """artery-edge: train a MobileNetV2 image classifier, ship it as TFLite, run it on edge devices."""
 
-__version__ = "0.1.0"
+from edge.version import __version__
+
+__all__ = ["__version__"]

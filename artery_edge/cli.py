@@ -16,6 +16,9 @@ from typing import Callable, List, Optional
 
 import typer
 
+from edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS, parse_precisions
+from trainer.config import DEFAULTS, TrainConfig, load_config_file
+
 app = typer.Typer(
     help="Train a MobileNetV2 angiography patch classifier, convert it to TFLite and run it on edge devices.\n\n"
     "Research tool, not a diagnostic device.",
@@ -24,11 +27,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+D = DEFAULTS  # every training option's default comes from trainer.config
 TRAIN_HINT = 'TensorFlow is not installed: pip install "artery-edge[train]"'
 
 
+def show_version(value: bool) -> None:
+    if value:
+        from edge.version import __version__
+
+        typer.echo(f"artery-edge {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def options(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's and LiteRT's own log lines.")) -> None:
+def options(
+    verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's and LiteRT's own log lines."),
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True, help="Print the version."),
+) -> None:
     if verbose:
         from edge.native_log import VERBOSE_ENV
 
@@ -49,13 +64,14 @@ def describe_os_error(exc: OSError) -> str:
 
 
 def user_errors(command: Callable) -> Callable:
-    """Turn the project's own one-line errors and OS errors into 'error: ...' and a non-zero exit."""
+    """Turn the project's own one-line errors (ArteryEdgeError) and OS errors into
+    'error: ...' and a non-zero exit; anything else is a bug and keeps its traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from edge.errors import EdgeError
+        from edge.errors import ArteryEdgeError
 
-        handled: tuple = (EdgeError, ValueError, OSError)
+        handled: tuple = (ArteryEdgeError, OSError)
         try:
             return command(*args, **kwargs)
         except handled as exc:
@@ -118,70 +134,91 @@ def synth(
 @user_errors
 def train(
     ctx: typer.Context,
-    data_dir: Optional[Path] = typer.Argument(None, help="Class-folder dataset: DATA_DIR/<class>/<image>."),
+    data_dirs: Optional[List[Path]] = typer.Argument(
+        None, help="Class-folder dataset(s): DATA/<class>/<image>; several folders merge class by class."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options (CLI wins)."),
-    output_dir: Path = typer.Option(Path("models"), "--output-dir", help="Runs land in a new folder here."),
-    run_name: str = typer.Option("", "--run-name", help="Run folder name (default: run-<timestamp>)."),
-    log_dir: Path = typer.Option(Path("transfer_learning_log"), "--log-dir", help="TensorBoard root."),
-    image_size: int = typer.Option(300, "--image-size", help="Square input size in pixels (>= 32)."),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    seed: int = typer.Option(42, "--seed", help="Seeds the split, shuffling and initialisation."),
-    val_fraction: float = typer.Option(0.15, "--val-fraction"),
-    test_fraction: float = typer.Option(0.15, "--test-fraction"),
-    alpha: float = typer.Option(1.0, "--alpha", help="MobileNetV2 width multiplier."),
-    weights: str = typer.Option("imagenet", "--weights", help="imagenet, none, or a path to a .h5 file."),
-    dropout: float = typer.Option(0.2, "--dropout"),
-    l2: float = typer.Option(1e-4, "--l2", help="L2 factor on the classifier kernel."),
-    learning_rate: float = typer.Option(1e-4, "--learning-rate", help="Stage 1 (frozen base) Adam learning rate."),
-    epochs: int = typer.Option(10, "--epochs", help="Stage 1 epochs."),
-    fine_tune_epochs: int = typer.Option(10, "--fine-tune-epochs", help="Stage 2 epochs (0 skips fine-tuning)."),
-    fine_tune_learning_rate: float = typer.Option(1e-5, "--fine-tune-learning-rate"),
-    fine_tune_at: int = typer.Option(0, "--fine-tune-at", help="Unfreeze base layers from this index on."),
-    patience: int = typer.Option(5, "--patience", help="EarlyStopping patience on val_loss."),
-    flip: bool = typer.Option(True, "--flip/--no-flip", help="Random horizontal and vertical flips."),
-    rotation: float = typer.Option(0.1, "--rotation", help="Random rotation, fraction of a full turn (0 = off)."),
-    zoom: float = typer.Option(0.1, "--zoom", help="Random zoom factor (0 = off)."),
-    contrast: float = typer.Option(0.1, "--contrast", help="Random contrast factor (0 = off)."),
-    brightness: float = typer.Option(0.1, "--brightness", help="Random brightness factor (0 = off)."),
-    tensorboard: bool = typer.Option(True, "--tensorboard/--no-tensorboard"),
+    output_dir: Path = typer.Option(Path(D.output_dir), "--output-dir", help="Runs land in a new folder here."),
+    run_name: str = typer.Option(D.run_name, "--run-name", help="Run folder name (default: run-<timestamp>)."),
+    log_dir: Path = typer.Option(Path(D.log_dir), "--log-dir", help="TensorBoard root."),
+    image_size: int = typer.Option(D.image_size, "--image-size", help="Square input size in pixels (>= 32)."),
+    batch_size: int = typer.Option(D.batch_size, "--batch-size"),
+    seed: int = typer.Option(D.seed, "--seed", help="Seeds the split, shuffling and initialisation."),
+    val_fraction: float = typer.Option(D.val_fraction, "--val-fraction"),
+    test_fraction: float = typer.Option(D.test_fraction, "--test-fraction"),
+    alpha: float = typer.Option(D.alpha, "--alpha", help="MobileNetV2 width multiplier."),
+    weights: str = typer.Option(D.weights, "--weights", help="imagenet, none, or a path to a .h5 file."),
+    dropout: float = typer.Option(D.dropout, "--dropout"),
+    l2: float = typer.Option(D.l2, "--l2", help="L2 factor on the classifier kernel."),
+    learning_rate: float = typer.Option(D.learning_rate, "--learning-rate", help="Stage 1 (frozen base) Adam learning rate."),
+    epochs: int = typer.Option(D.epochs, "--epochs", help="Stage 1 epochs."),
+    fine_tune_epochs: int = typer.Option(D.fine_tune_epochs, "--fine-tune-epochs", help="Stage 2 epochs (0 skips fine-tuning)."),
+    fine_tune_learning_rate: float = typer.Option(D.fine_tune_learning_rate, "--fine-tune-learning-rate"),
+    fine_tune_at: int = typer.Option(D.fine_tune_at, "--fine-tune-at", help="Unfreeze base layers from this index on."),
+    schedule: str = typer.Option(
+        D.schedule, "--schedule", help="constant, or cosine: linear warm-up then cosine decay to 0, in each stage."),
+    warmup_epochs: float = typer.Option(D.warmup_epochs, "--warmup-epochs", help="cosine: warm-up epochs per stage."),
+    label_smoothing: float = typer.Option(D.label_smoothing, "--label-smoothing", help="0 (off) to 0.5."),
+    patience: int = typer.Option(D.patience, "--patience", help="EarlyStopping patience on val_loss."),
+    flip: bool = typer.Option(D.flip, "--flip/--no-flip", help="Random horizontal and vertical flips."),
+    rotation: float = typer.Option(D.rotation, "--rotation", help="Random rotation, fraction of a full turn (0 = off)."),
+    zoom: float = typer.Option(D.zoom, "--zoom", help="Random zoom factor (0 = off)."),
+    contrast: float = typer.Option(D.contrast, "--contrast", help="Random contrast factor (0 = off)."),
+    brightness: float = typer.Option(D.brightness, "--brightness", help="Random brightness factor (0 = off)."),
+    site_augmentation: float = typer.Option(
+        D.site_augmentation, "--site-augmentation",
+        help="Probability per image of each of: down-sampling to 32 px and back, gamma, noise, blur (0 = off)."),
+    tensorboard: bool = typer.Option(D.tensorboard, "--tensorboard/--no-tensorboard"),
     class_weight: str = typer.Option(
-        "none", "--class-weight", help="none, or balanced: weight each class by its inverse frequency in training."
+        D.class_weight, "--class-weight", help="none, or balanced: weight each class by its inverse frequency in training."
     ),
     split_file: Optional[Path] = typer.Option(
         None, "--split-file", help="CSV with file (or path) and subset columns: train on this predefined split."
     ),
+    split_pattern: str = typer.Option(
+        D.split_pattern, "--split-pattern",
+        help="REGEX=SUBSET[,...]: files whose name matches go to that subset (a published split, e.g. "
+             "'validation-=test'); the rest fill the other subsets by --val-fraction / --test-fraction.",
+    ),
     group_pattern: str = typer.Option(
-        "", "--group-pattern",
+        D.group_pattern, "--group-pattern",
         help="Regex; the first capture group of each file name is its group (patient, recording): "
              "no group crosses train/validation/test.",
     ),
+    operating_point: str = typer.Option(
+        D.operating_point, "--operating-point",
+        help="Decision threshold chosen on validation and stored with the model: argmax (0.5), youden, accuracy, "
+             "sensitivity=X or specificity=X.",
+    ),
     strategy: str = typer.Option(
-        "auto", "--strategy", help="auto (mirrored if >1 GPU), default (one device), mirrored (local GPUs or "
+        D.strategy, "--strategy", help="auto (mirrored if >1 GPU), default (one device), mirrored (local GPUs or "
         "--devices), multi-worker (TF_CONFIG; the chief writes the run).",
     ),
-    devices: str = typer.Option("", "--devices", help="mirrored: devices to replicate on, e.g. /gpu:0,/gpu:1."),
+    devices: str = typer.Option(D.devices, "--devices", help="mirrored: devices to replicate on, e.g. /gpu:0,/gpu:1."),
     scale_learning_rate: bool = typer.Option(
-        False, "--scale-learning-rate/--no-scale-learning-rate",
+        D.scale_learning_rate, "--scale-learning-rate/--no-scale-learning-rate",
         help="Multiply the learning rates by the number of replicas (--batch-size is per replica).",
     ),
-    mixed_precision: bool = typer.Option(False, "--mixed-precision", help="mixed_float16 on GPU (refused on CPU)."),
-    jit_compile: bool = typer.Option(False, "--jit-compile", help="XLA-compile the training step."),
+    mixed_precision: bool = typer.Option(D.mixed_precision, "--mixed-precision", help="mixed_float16 on GPU (refused on CPU)."),
+    jit_compile: bool = typer.Option(D.jit_compile, "--jit-compile", help="XLA-compile the training step."),
+    steps_per_execution: int = typer.Option(
+        D.steps_per_execution, "--steps-per-execution", help="Training steps per call into the compiled function."),
     resume: Optional[Path] = typer.Option(
         None, "--resume", help="Continue this interrupted run directory (kill -9 included) with its own config."
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the test metrics as JSON."),
 ) -> None:
     """Two-stage MobileNetV2 transfer learning: frozen ImageNet base, then fine-tuning."""
-    if (data_dir is None) == (resume is None):
-        fail("give a DATA_DIR to train, or --resume RUN_DIR to continue a run (not both)", 2)
+    from_file = load_config_file(config)
+    if not data_dirs and "data_dirs" in from_file:
+        data_dirs = [Path(d) for d in from_file["data_dirs"]]
+    if (not data_dirs) == (resume is None):
+        fail("give DATA folder(s) to train, or --resume RUN_DIR to continue a run (not both)", 2)
     require_tensorflow()
-    from trainer.config import TrainConfig, load_config_file
     from trainer.training import train as run_training
 
-    values = {"data_dir": str(data_dir)}
-    from_file = load_config_file(config)
+    values = {"data_dirs": [str(d) for d in data_dirs or []]}
     for name, value in ctx.params.items():
-        if name in ("ctx", "config", "json_output", "data_dir", "resume"):
+        if name in ("ctx", "config", "json_output", "data_dirs", "resume"):
             continue
         source = ctx.get_parameter_source(name)
         explicit = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
@@ -200,11 +237,8 @@ def train(
     summary = ", ".join(
         f"{k} {m[k]:.3f}" for k in ("accuracy", "sensitivity", "specificity", "roc_auc") if m.get(k) is not None
     )
-    typer.echo(f"test ({m['n']} images): {summary}; {result.seconds:.0f} s")
-
-
-def parse_precisions(quantize: str) -> list[str]:
-    return ["float32", "float16", "int8"] if quantize == "all" else [p.strip() for p in quantize.split(",") if p.strip()]
+    at = f" at threshold {m['threshold']:.3f} ({m['operating_point']})" if m.get("threshold") is not None else ""
+    typer.echo(f"test ({m['n']} images){at}: {summary}; {result.seconds:.0f} s")
 
 
 def parse_labels(labels: Optional[str]) -> Optional[list[str]]:
@@ -214,8 +248,10 @@ def parse_labels(labels: Optional[str]) -> Optional[list[str]]:
 @app.command()
 @user_errors
 def convert(
+    ctx: typer.Context,
     source: Path = typer.Argument(..., help="A run directory or a model.keras file."),
-    quantize: str = typer.Option("int8", "--quantize", help="float32, float16, int8, a comma list, or all."),
+    quantize: str = typer.Option(
+        DEVICE_DEFAULT.name, "--quantize", help=f"{', '.join(PRECISIONS)}, a comma list, or all (model_<precision>.tflite)."),
     representative_count: int = typer.Option(200, "--representative-count", help="INT8 calibration images."),
     representative_data: Optional[Path] = typer.Option(
         None, "--representative-data", help="Class-folder dataset for calibration instead of the run's training split."
@@ -238,13 +274,15 @@ def convert(
     ),
     json_output: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Convert a trained model to TFLite (float32 / float16 / full INT8) with self-describing metadata."""
-    precisions = parse_precisions(quantize)
-    from converters.presets import PRESETS
+    """Convert a trained model to TFLite (float32 / float16 / dynamic range / full INT8) with self-describing metadata."""
+    from edge.errors import ArteryEdgeError
 
-    unknown = [p for p in precisions if p not in PRESETS]
-    if unknown or not precisions:
-        fail(f"unknown --quantize value {quantize!r}; choose from {', '.join(PRESETS)} or all", 2)
+    try:
+        precisions = [p.name for p in parse_precisions(quantize)]
+    except ArteryEdgeError as exc:
+        fail(f"--quantize: {exc}", 2)
+    refuse_inapplicable(ctx, precisions, {"weight_rounding": "weight_rounding", "float16_keep_below": "float16_keep_below",
+                                          "representative_count": "representative", "representative_data": "representative"})
     require_tensorflow()
     from converters.tflite import convert as run_conversion
 
@@ -260,13 +298,27 @@ def convert(
         typer.echo(f"{r.precision:<10}{r.bytes / 1e6:>10.2f}{ratio:>12}{r.seconds:>10.1f}  {r.path}")
 
 
+def refuse_inapplicable(ctx: typer.Context, precisions: list[str], options: dict[str, str]) -> None:
+    """An option given on the command line that acts on none of the asked precisions is an
+    error, not silently ignored (e.g. --weight-rounding with --quantize float16).
+    ``options``: parameter name -> the key in ``Precision.options`` it belongs to."""
+    for name, key in options.items():
+        source = ctx.get_parameter_source(name)
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+            continue
+        if not any(key in PRECISIONS[p].options for p in precisions):
+            users = [p.name for p in PRECISIONS.values() if key in p.options]
+            fail(f"--{name.replace('_', '-')} applies only to {', '.join(users)}, not to {', '.join(precisions)}", 2)
+
+
 @app.command()
 @user_errors
 def evaluate(
     run: Path = typer.Option(..., "--run", help="A training run directory (its split manifest picks the test files)."),
     models: Optional[List[Path]] = typer.Option(None, "--models", help="TFLite files (default: the run's model_*.tflite); repeatable."),
     data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this class-folder dataset instead of the test split."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Unhealthy iff its probability >= this."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", help="Unhealthy iff its probability >= this (default: the run's stored operating point)."),
     target_sensitivity: Optional[float] = typer.Option(
         None, "--target-sensitivity", help="Pick each model's threshold on the validation split to reach this sensitivity."
     ),
@@ -278,7 +330,7 @@ def evaluate(
     json_output: bool = typer.Option(False, "--json"),
 ) -> None:
     """Keras and every TFLite variant side by side: clinical metrics with 95% CIs and agreement with Keras."""
-    if not 0 <= threshold <= 1 or (target_sensitivity is not None and not 0 < target_sensitivity <= 1):
+    if (threshold is not None and not 0 <= threshold <= 1) or (target_sensitivity is not None and not 0 < target_sensitivity <= 1):
         fail("--threshold and --target-sensitivity must lie between 0 and 1", 2)
     if bootstrap < 1:
         fail("--bootstrap must be at least 1", 2)
@@ -353,7 +405,10 @@ def infer(
     camera: Optional[int] = typer.Option(None, "--camera", help="Camera index for live classification."),
     video: Optional[Path] = typer.Option(None, "--video", help="Video file, same loop as --camera."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Class names for models without metadata, comma-separated."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Positive (Unhealthy) iff its probability >= this; default arg-max."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold",
+        help="Positive (Unhealthy) iff its probability >= this; default: the model's stored operating point, "
+             "else arg-max."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Interpreter threads."),
     json_output: bool = typer.Option(False, "--json", help="JSON (files) or JSON lines (camera/video) on stdout."),
     csv_file: Optional[Path] = typer.Option(None, "--csv", help="Also write file results to this new CSV file."),
@@ -441,7 +496,8 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
         typer.echo(f"{sum(judged)} of {len(judged)} correct (true class from the class folder)", err=True)
     if json_output:
         print_json({"model": str(classifier.model_path), "backend": classifier.backend,
-                    "threshold": threshold, "results": rows, "failed": failed, "problems": problems})
+                    "threshold": threshold if threshold is not None else classifier.threshold,
+                    "results": rows, "failed": failed, "problems": problems})
     if failed:
         typer.echo(f"{failed} of {len(results) + len(problems)} file(s) failed", err=True)
     return 1 if failed else 0
@@ -493,6 +549,47 @@ def benchmark(
         typer.echo(f"{Path(r['model']).name[:27]:<28}{r['precision']:>10}{r['size_bytes'] / 1e6:>7.2f}{r['load_ms']:>9.1f}"
                    f"{r['p50_ms']:>8.3f}{r['p95_ms']:>8.3f}{r['mean_ms']:>9.3f}{r['throughput_ips']:>8.0f}"
                    f"{r['peak_rss_mb']:>8.1f}  {r['backend']} ({r['threads'] or 'default'} threads)")
+
+
+@app.command()
+@user_errors
+def inspect(
+    model: Path = typer.Argument(..., help="A .tflite file."),
+    report: bool = typer.Option(
+        False, "--report", help="Per-layer error of this quantized model against its float32 twin (Markdown + PNG)."),
+    reference: Optional[Path] = typer.Option(
+        None, "--reference", help=f"The float32 twin (default: {FLOAT_REFERENCE.file_name} next to MODEL)."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="Images for --report (class folders or a flat folder; default: the run's training split)."),
+    count: int = typer.Option(8, "--count", help="--report: images compared."),
+    out: Optional[Path] = typer.Option(None, "--out", help="--report folder (default: next to MODEL, never overwritten)."),
+    json_output: bool = typer.Option(False, "--json"),
+) -> None:
+    """What a .tflite file is (metadata, tensors, op counts; no TensorFlow needed), or with
+    --report where its quantization loses precision, layer by layer."""
+    if count < 1:
+        fail("--count must be at least 1", 2)
+    if not report:
+        from edge.inspect import format_summary, summarize
+
+        summary = summarize(model)
+        typer.echo(json.dumps(summary, indent=2, default=str) if json_output else format_summary(summary))
+        return
+    from evaluation.layer_report import check_pair, compare, report_images, write_report
+
+    reference = reference or FLOAT_REFERENCE.file(model.parent)
+    check_pair(model, reference)
+    images = report_images(model, data, count)
+    rows = compare(model, reference, images)
+    files = write_report(rows, out or model.parent / f"{model.stem}_layer_report", model, reference, len(images))
+    if json_output:
+        print_json({"model": str(model), "reference": str(reference), "images": len(images),
+                    "files": [str(f) for f in files], "layers": rows})
+        return
+    typer.echo(f"{len(rows)} tensors compared on {len(images)} image(s); the worst:")
+    for row in rows[:5]:
+        typer.echo(f"  {row['snr_db']:6.1f} dB  cosine {row['cosine']:.5f}  {row['layer']}")
+    typer.echo(f"report: {files[0]}  chart: {files[1]}")
 
 
 def main() -> None:

@@ -22,7 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-PRECISIONS = ("int8", "float16", "float32")
+from edge.precisions import PRECISIONS, model_files, precision_of_file
+
+SMALLEST = next(reversed(PRECISIONS.values()))  # the registry ends with full integer, the device's model
 
 
 def rss_of(command: list[str]) -> tuple[float, float]:
@@ -38,7 +40,7 @@ def rss_of(command: list[str]) -> tuple[float, float]:
 
 def cold_start(run: Path, image: Path, repeats: int) -> dict:
     cli = str(Path(sys.executable).with_name("artery-edge"))
-    edge_cmd = [cli, "infer", "--model", str(run / "model_int8.tflite"), "--image", str(image)]
+    edge_cmd = [cli, "infer", "--model", str(SMALLEST.file(run)), "--image", str(image)]
     keras_cmd = [sys.executable, "-c",
                  "import sys; from trainer.predict import KerasPredictor; "
                  f"print(KerasPredictor.from_run({str(run)!r}).predict({str(image)!r}))"]
@@ -87,9 +89,9 @@ def precisions_side_by_side(run: Path, images: list[Path], folder: list[Path], r
     from edge import Classifier
     from edge.batch import classify_files
 
-    classifiers = {p: Classifier(run / f"model_{p}.tflite", threads=threads) for p in PRECISIONS}
+    classifiers = {precision_of_file(f): Classifier(f, threads=threads) for f in model_files(run)}
     tensors = {p: [c.input_tensor(c.preprocess(i)) for i in images] for p, c in classifiers.items()}
-    times = {p: [] for p in PRECISIONS}
+    times = {p: [] for p in classifiers}
     for _ in range(rounds):
         for p, c in classifiers.items():  # interleaved: same machine load for all three
             for t in tensors[p]:
@@ -103,7 +105,7 @@ def precisions_side_by_side(run: Path, images: list[Path], folder: list[Path], r
         seconds = time.perf_counter() - start
         result[p] = {"invoke_p50_ms": round(statistics.median(times[p]) * 1000, 3),
                      "folder_images_per_s": round(len(outcomes) / seconds, 1),
-                     "size_mb": round((run / f"model_{p}.tflite").stat().st_size / 1e6, 2)}
+                     "size_mb": round(c.model_path.stat().st_size / 1e6, 2)}
     return result
 
 
@@ -121,7 +123,8 @@ def main() -> None:
     images, folder = files[:: max(1, len(files) // 50)][:50], files[:: max(1, len(files) // args.folder_count)][: args.folder_count]
     report = {
         "cold_start": cold_start(args.run, images[0], args.repeats),
-        "classifier_overhead_int8": classifier_overhead(args.run / "model_int8.tflite", images, args.rounds, args.threads),
+        f"classifier_overhead_{SMALLEST.name}": classifier_overhead(SMALLEST.file(args.run), images, args.rounds,
+                                                                     args.threads),
         "precisions": precisions_side_by_side(args.run, images, folder, args.rounds, args.threads),
         "threads": args.threads, "folder_count": len(folder),
     }

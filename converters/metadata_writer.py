@@ -16,12 +16,22 @@ from edge.metadata import (
 )
 
 
+def inline_external_buffers(model, model_bytes: bytes) -> None:
+    """AI Edge Quantizer writes constant data after the flatbuffer, found by offset and size
+    (the format for models over 2 GB). Re-packing would drop it: it moves into the buffers."""
+    for buffer in model.buffers or []:
+        if (buffer.offset or 0) > 1 and buffer.size:
+            buffer.data = np.frombuffer(model_bytes, np.uint8, count=buffer.size, offset=buffer.offset)
+            buffer.offset, buffer.size = 0, 0
+
+
 def embed_metadata(model_bytes: bytes, metadata: ModelMetadata) -> bytes:
     """Return ``model_bytes`` with our metadata entry added (or replaced). The entry records
     the SHA-256 of the finished file (hashed with that field zeroed, then filled in place:
     same length, so nothing moves)."""
     schema = load_schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    inline_external_buffers(model, model_bytes)
     metadata = replace(metadata, file_sha256=UNSET_DIGEST)
     payload = np.frombuffer(metadata.to_json().encode("utf-8"), dtype=np.uint8)
     ours = (METADATA_NAME, METADATA_NAME.encode())

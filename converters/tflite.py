@@ -21,10 +21,12 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from artery_edge import __version__
+from edge.errors import ArteryEdgeError
+from edge.version import __version__
 from converters.float16_exceptions import SMALL_WEIGHT_ELEMENTS, restore_small_weights
 from converters.metadata_writer import embed_metadata
 from converters.presets import PRESETS, QuantizationPreset
+from edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS
 from edge.imaging import COLOR_ORDER, INPUT_RANGE, RESIZE_METHOD, load_image
 from edge.metadata import ModelMetadata
 from trainer.data import DataError, Sample, print_progress, scan_dataset, subset
@@ -40,7 +42,7 @@ TRAINING_SUMMARY_KEYS = (
 WEIGHT_ROUNDINGS = ("calibrated", "nearest")
 
 
-class ConversionError(ValueError):
+class ConversionError(ArteryEdgeError, ValueError):
     """The model or its representative data cannot be converted; one line for the user."""
 
 
@@ -160,13 +162,23 @@ def representative_dataset(images: np.ndarray) -> Callable[[], Iterator[list]]:
     return generate
 
 
+def graph_threshold(run, temperature: float) -> Optional[float]:
+    """The run's threshold (chosen on calibrated probabilities) for a graph with ``temperature``.
+    Two classes: p = sigmoid(dz / T), so p_cal >= t  <=>  p_T >= sigmoid(T_run * logit(t) / T)."""
+    if run is None or run.threshold is None:
+        return None
+    t = min(max(run.threshold, 1e-12), 1 - 1e-12)
+    return float(1 / (1 + np.exp(-run.temperature * np.log(t / (1 - t)) / temperature)))
+
+
 def build_metadata(source: ConversionSource, image_size: int, labels: Sequence[str], precision: str = "") -> ModelMetadata:
     """Everything but the precision is shared by the variants of one conversion (one hash of the source)."""
     training = {}
     if source.run is not None:
         training = {key: source.run.config.get(key) for key in TRAINING_SUMMARY_KEYS}
         training["test_accuracy"] = source.run.metrics.get("accuracy")
-        training["data_dir"] = Path(source.run.config.get("data_dir", "")).name
+        folders = source.run.config.get("data_dirs") or [source.run.config.get("data_dir", "")]
+        training["data_dir"] = " + ".join(Path(folder).name for folder in folders)
     return ModelMetadata(
         labels=list(labels),
         input_size=image_size,
@@ -257,7 +269,7 @@ def int8_ready_model(model, images: np.ndarray, rounding: str):
 
 def convert(
     source_path: Path,
-    precisions: Sequence[str] = ("int8",),
+    precisions: Sequence[str] = (DEVICE_DEFAULT.name,),
     out_dir: Optional[Path] = None,
     representative_count: int = 200,
     representative_data: Optional[Path] = None,
@@ -281,7 +293,7 @@ def convert(
         raise ConversionError("--float16-keep-below must be 0 or more")
     source = ConversionSource.resolve(source_path)
     out_dir = Path(out_dir) if out_dir else source.model_path.parent
-    targets = {p: out_dir / f"model_{p}.tflite" for p in precisions}
+    targets = {p: PRECISIONS[p].file(out_dir) for p in precisions}
     existing = [str(t) for t in targets.values() if t.exists()]
     if existing and not force:
         raise ConversionError(f"refusing to overwrite {', '.join(existing)} (use --force)")
@@ -299,7 +311,8 @@ def convert(
     if any(p.needs_representative_data for p in presets):
         images = build_representative_images(source, representative_count, image_size, representative_data)
 
-    metadata = replace(build_metadata(source, image_size, class_names), temperature=temperature)
+    metadata = replace(build_metadata(source, image_size, class_names), temperature=temperature,
+                       threshold=graph_threshold(source.run, temperature))
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
     float32_bytes: Optional[bytes] = None
@@ -307,22 +320,22 @@ def convert(
     for preset in presets:
         start = time.perf_counter()
         quantization: dict = {}
-        if preset.name == "int8":
+        if preset.needs_representative_data:  # full integer: BN folding and weight rounding first
             int8_model, quantization = int8_ready_model(model, images, weight_rounding)
             flatbuffer = _run_converter(int8_model, preset, representative_dataset(images))
         else:
             flatbuffer = _run_converter(model, preset)
-        if preset.name == "float32":
+        if preset.precision == FLOAT_REFERENCE:
             float32_bytes = flatbuffer
-        if preset.name == "float16" and float16_keep_below:
-            float32_bytes = float32_bytes or _run_converter(model, PRESETS["float32"]())
+        if "float16_keep_below" in preset.precision.options and float16_keep_below:
+            float32_bytes = float32_bytes or _run_converter(model, PRESETS[FLOAT_REFERENCE.name]())
             flatbuffer, kept = restore_small_weights(flatbuffer, float32_bytes, float16_keep_below)
             quantization = {"float32_weights_below_elements": float16_keep_below, "float32_tensors": kept}
         flatbuffer = embed_metadata(flatbuffer, replace(metadata, precision=preset.name, quantization=quantization))
         write_atomically(targets[preset.name], flatbuffer, replace_existing=force)
         results.append(ConvertedModel(preset.name, str(targets[preset.name]), len(flatbuffer),
                                       round(time.perf_counter() - start, 2)))
-    reference = out_dir / "model_float32.tflite"
+    reference = FLOAT_REFERENCE.file(out_dir)
     if reference.is_file():
         for result in results:
             result.ratio_to_float32 = round(result.bytes / reference.stat().st_size, 4)

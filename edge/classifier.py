@@ -69,6 +69,8 @@ class Classifier:
         self.resize_method = self.metadata.resize_method if self.metadata else RESIZE_METHOD
         self.labels = self._resolve_labels(labels)
         self.positive_label = self._resolve_positive_label()
+        # the operating point chosen on validation when the model was trained (None: arg-max)
+        self.threshold: Optional[float] = self.metadata.threshold if self.metadata else None
 
     def _check_signature(self) -> tuple[dict, dict]:
         inputs = self.interpreter.get_input_details()
@@ -167,7 +169,8 @@ class Classifier:
         return raw
 
     def predict(self, source: ImageSource, threshold: Optional[float] = None) -> Prediction:
-        """Classify one image. With ``threshold``, the positive class wins iff its probability >= it."""
+        """Classify one image. The positive class wins iff its probability >= ``threshold``
+        (default: the model's stored operating point; arg-max for a model without one)."""
         start = time.perf_counter()
         tensor = self.input_tensor(self.preprocess(source))
         invoke_start = time.perf_counter()
@@ -184,7 +187,9 @@ class Classifier:
         )
 
     def decide(self, probabilities: np.ndarray, threshold: Optional[float] = None) -> int:
-        """Arg-max, or for a threshold: positive class iff p(positive) >= threshold."""
+        """Positive class iff p(positive) >= threshold (the model's own when None), else the
+        likeliest other class; arg-max when neither is set."""
+        threshold = self.threshold if threshold is None else threshold
         if threshold is None:
             return int(np.argmax(probabilities))
         positive = self.labels.index(self.positive_label)

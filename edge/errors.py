@@ -1,8 +1,18 @@
-"""Errors the edge runtime raises: each carries a one-line message meant for the user."""
+"""The project's errors: each carries a one-line message meant for the user.
+
+:class:`ArteryEdgeError` is the root of every error the packages raise on purpose (bad input,
+a damaged file, a failed download); the CLI prints those as ``error: ...``. Anything else
+(a ValueError from a bug included) keeps its traceback. It lives here, in the smallest
+package, because every other package (and the TF-free device install) imports ``edge``.
+"""
 
 
-class EdgeError(Exception):
+class ArteryEdgeError(Exception):
     """Base class: the CLI prints ``str(error)`` on one line and exits non-zero."""
+
+
+class EdgeError(ArteryEdgeError):
+    """An error of the edge runtime."""
 
 
 class ImageError(EdgeError):

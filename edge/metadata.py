@@ -51,6 +51,7 @@ class ModelMetadata:
     artery_edge_version: str = ""
     created: str = ""
     temperature: float = 1.0  # calibration: the graph outputs softmax(logits / temperature)
+    threshold: Optional[float] = None  # positive iff p(positive_label) >= it (chosen on validation); None: arg-max
     file_sha256: str = ""  # of the whole file with this field zeroed: any flipped bit is refused at load
     format: int = METADATA_FORMAT
 
@@ -88,6 +89,11 @@ class ModelMetadata:
             raise ValueError(f"input_range must be two numbers, found {list(self.input_range)!r}")
         if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
             raise ValueError(f"temperature must be a positive number, found {self.temperature!r}")
+        if self.threshold is not None and (isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float))
+                                           or not 0 <= self.threshold <= 1):
+            raise ValueError(f"threshold must be a number in [0, 1], found {self.threshold!r}")
+        if self.threshold is not None and self.positive_label is None:
+            raise ValueError("a threshold needs a positive_label")
         for name in ("training", "quantization"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be an object")

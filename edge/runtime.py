@@ -23,7 +23,7 @@ def _interpreter_class(backend: str) -> Callable[..., Any]:
         return importlib.import_module("tflite_runtime.interpreter").Interpreter
     if backend == "tensorflow":
         return importlib.import_module("tensorflow").lite.Interpreter
-    raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    raise ModelError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
 
 
 def find_backend(preferred: Optional[str] = None) -> tuple[str, Callable[..., Any]]:

@@ -15,12 +15,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from edge.precisions import model_files, precision_of_file
 from trainer.data import DataError, Sample, print_progress, readable, scan_dataset, subset
 from trainer.metrics import binary_metrics, confusion_matrix
 from trainer.runs import TrainedRun, load_run
 from trainer.training import positive_index
 
-PRECISIONS = ("float32", "float16", "int8")
 KERAS = "keras"
 
 
@@ -175,21 +175,22 @@ def evaluate(
     run_dir: Path,
     models: Optional[Sequence[Path]] = None,
     data_dir: Optional[Path] = None,
-    threshold: float = 0.5,
+    threshold: Optional[float] = None,
     target_sensitivity: Optional[float] = None,
     bootstrap_rounds: int = 1000,
     out_dir: Optional[Path] = None,
     prevalence: Optional[float] = None,
 ) -> tuple[dict, Path]:
     """Evaluate and write metrics.json, report.md, predictions.csv, MODEL_CARD.md and the plots;
-    return the report and its folder."""
+    return the report and its folder. ``threshold`` None: each model decides at its stored
+    operating point (the run's, chosen on validation; 0.5 for a model without one)."""
     from trainer.calibration import expected_calibration_error, softmax
 
     if prevalence is not None and not 0 < prevalence < 1:
         raise DataError(f"--prevalence must lie strictly between 0 and 1, found {prevalence}")
     run = load_run(run_dir)
     if models is None:
-        models = [run.run_dir / f"model_{p}.tflite" for p in PRECISIONS if (run.run_dir / f"model_{p}.tflite").is_file()]
+        models = model_files(run.run_dir)
     for model in models:
         if not Path(model).is_file():
             raise DataError(f"model file {model} does not exist")
@@ -200,7 +201,7 @@ def evaluate(
         raise DataError("nothing to evaluate: no readable images")
     labels = np.array([s.label for s in samples])
     positive = positive_index(run.class_names)
-    names = [KERAS] + [Path(m).stem.removeprefix("model_") for m in models]
+    names = [KERAS] + [precision_of_file(m) for m in models]
 
     classifiers = [load_classifier(Path(m), run.class_names) for m in models]
     keras_logits_model = load_keras(run, logits=True)
@@ -211,7 +212,10 @@ def evaluate(
         logits = keras_probabilities(keras_logits_model, run.image_size, files)
         return logits, [softmax(logits, run.temperature)] + [tflite_probabilities(c, files) for c in classifiers]
 
-    thresholds = [threshold] * len(names)
+    stored = [run.threshold] + [c.threshold for c in classifiers]
+    thresholds = [threshold if threshold is not None else 0.5 if t is None else t for t in stored]
+    operating_point = ("--threshold" if threshold is not None else
+                       run.config.get("operating_point", "argmax") if run.threshold is not None else "argmax")
     if target_sensitivity is not None:
         validation, _ = readable_subset(run, "validation")
         val_labels = np.array([s.label for s in validation])
@@ -229,6 +233,7 @@ def evaluate(
         "class_names": run.class_names,
         "positive_class": run.class_names[positive],
         "target_sensitivity": target_sensitivity,
+        "operating_point": f"sensitivity={target_sensitivity} on validation" if target_sensitivity else operating_point,
         "bootstrap_rounds": bootstrap_rounds,
         "models": {s.name: model_report(s, labels, positive, len(run.class_names), bootstrap_rounds, prevalence)
                    for s in scores},

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.precisions import PRECISIONS
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +54,7 @@ def trained_run(synthetic_dir, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("runs")
     config = TrainConfig(
-        data_dir=str(synthetic_dir), output_dir=str(out), log_dir=str(out / "tb"), image_size=48, alpha=0.35,
+        data_dirs=[str(synthetic_dir)], output_dir=str(out), log_dir=str(out / "tb"), image_size=48, alpha=0.35,
         weights=tiny_weights(), batch_size=16, epochs=10, learning_rate=3e-3, fine_tune_epochs=4,
         fine_tune_learning_rate=1e-4, tensorboard=False, sample_grid_size=4, seed=TEST_SEED,
     )
@@ -61,8 +63,8 @@ def trained_run(synthetic_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def converted_run(trained_run):
-    """The tiny run converted to float32, float16 and int8."""
+    """The tiny run converted to every precision of the registry."""
     from converters.tflite import convert
 
-    results = convert(trained_run.run_dir, ["float32", "float16", "int8"], representative_count=40)
+    results = convert(trained_run.run_dir, list(PRECISIONS), representative_count=40)
     return trained_run, {r.precision: Path(r.path) for r in results}

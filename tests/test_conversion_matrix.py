@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.precisions import PRECISIONS
+
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
 from edge import Classifier, read_metadata  # noqa: E402
@@ -49,9 +51,9 @@ def test_every_precision_converts_and_keeps_parity(weights, alpha, size, synthet
         compile_model(model, 1e-3)
         model.fit(*load_arrays(samples, size), batch_size=8, epochs=2, verbose=0)
     model.save(tmp_path / "model.keras")
-    results = convert(tmp_path / "model.keras", ["float32", "float16", "int8"], labels=CLASS_NAMES,
+    results = convert(tmp_path / "model.keras", list(PRECISIONS), labels=CLASS_NAMES,
                       representative_data=synthetic_dir, representative_count=16)
-    assert [r.precision for r in results] == ["float32", "float16", "int8"]
+    assert [r.precision for r in results] == list(PRECISIONS)
 
     labels = np.array([s.label for s in samples])
     keras_p = keras_probabilities(load_keras_model(tmp_path / "model.keras"), size, samples)

@@ -131,7 +131,7 @@ def test_cli_report_json_and_out_dir(converted_run, tmp_path):
         ("missing", [], "does not exist"),
         ("not_keras", [], "not a Keras model"),
         ("not_image", [], "square RGB image"),
-        ("run", ["--quantize", "int4"], "unknown --quantize"),
+        ("run", ["--quantize", "int4"], "--quantize: unknown precision"),
         ("run", ["--weight-rounding", "exact"], "unknown weight rounding"),
         ("run", ["--float16-keep-below", "-1"], "--float16-keep-below"),
         ("moved_data", ["--quantize", "int8"], "representative set cannot be built"),
@@ -156,7 +156,7 @@ def test_bad_inputs_fail_in_one_line_with_nothing_left(converted_run, tmp_path, 
         shutil.copytree(run.run_dir, source, ignore=shutil.ignore_patterns("*.tflite"))
         if setup == "moved_data":
             config = json.loads((source / "config.json").read_text())
-            config["data_dir"] = str(tmp_path / "moved-away")
+            config["data_dirs"] = [str(tmp_path / "moved-away")]
             (source / "config.json").write_text(json.dumps(config))
     args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
     (tmp_path / "empty").mkdir()

@@ -25,7 +25,7 @@ def test_report_metrics_agreement_and_artefacts(converted_run, tmp_path):
     result = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--bootstrap", "50", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert list(report["models"]) == ["keras", "float32", "float16", "int8"]
+    assert list(report["models"]) == ["keras", "float32", "float16", "dynamic", "int8"]
     assert report["n"] == 30 and report["evaluated_on"].startswith("test split")
     for name, entry in report["models"].items():
         for metric in METRICS:

@@ -33,7 +33,7 @@ def test_evaluate_skips_an_unreadable_test_image(converted_run, synthetic_dir, t
     shutil.copytree(synthetic_dir, data)
     shutil.copytree(run.run_dir, run_dir, ignore=shutil.ignore_patterns("evaluation*"))
     config = json.loads((run_dir / "config.json").read_text())
-    (run_dir / "config.json").write_text(json.dumps({**config, "data_dir": str(data)}))
+    (run_dir / "config.json").write_text(json.dumps({**config, "data_dirs": [str(data)]}))
     with open(run_dir / "split.csv", newline="") as handle:
         victim = next(row["file"] for row in csv.DictReader(handle) if row["subset"] == "test")
     (data / victim).write_bytes(b"\x89PNG\r\n\x1a\n not any more")

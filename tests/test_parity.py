@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.precisions import PRECISIONS
+
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
 from edge import Classifier  # noqa: E402
@@ -74,9 +76,9 @@ def test_parity_on_a_sample_of_the_real_data(tmp_path_factory):
         for path in sorted((REAL_DATA / name).glob("*.png"))[:150]:
             (data / name / path.name).symlink_to(path)
     out = tmp_path_factory.mktemp("real_runs")
-    config = TrainConfig(data_dir=str(data), output_dir=str(out), image_size=64, alpha=0.35, weights=tiny_weights(),
+    config = TrainConfig(data_dirs=[str(data)], output_dir=str(out), image_size=64, alpha=0.35, weights=tiny_weights(),
                          batch_size=16, epochs=6, learning_rate=3e-3, seed=TEST_SEED, fine_tune_epochs=1, fine_tune_learning_rate=1e-4,
                          tensorboard=False, sample_grid_size=4)
     result = train(config, log=lambda message: None, verbose=0)
-    models = {r.precision: Path(r.path) for r in convert(result.run_dir, ["float32", "float16", "int8"], representative_count=60)}
+    models = {r.precision: Path(r.path) for r in convert(result.run_dir, list(PRECISIONS), representative_count=60)}
     check_parity(load_run(result.run_dir), models, scan_dataset(data).samples)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
+
+from edge.errors import ArteryEdgeError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -17,9 +19,11 @@ MIN_IMAGE_SIZE = 32
 MAX_IMAGE_SIZE = 1024  # MobileNetV2 was trained at 224; larger inputs only exhaust memory
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 CLASS_WEIGHTS = ("none", "balanced")
+SCHEDULES = ("constant", "cosine")
+OPERATING_POINTS = "argmax, youden, accuracy, sensitivity=X or specificity=X"
 
 
-class ConfigError(ValueError):
+class ConfigError(ArteryEdgeError, ValueError):
     """A bad hyperparameter or config file; the message is one line for the user."""
 
 
@@ -27,7 +31,7 @@ class ConfigError(ValueError):
 class TrainConfig:
     """The full two-stage recipe. Defaults follow the original recipe (300 px, Adam 1e-4)."""
 
-    data_dir: str = ""
+    data_dirs: list[str] = field(default_factory=list)  # one or several class-folder datasets, merged
     output_dir: str = "models"
     run_name: str = ""
     log_dir: str = "transfer_learning_log"
@@ -56,6 +60,13 @@ class TrainConfig:
     class_weight: str = "none"  # none | balanced (inverse class frequency in the training split)
     split_file: str = ""  # CSV (file, subset): a predefined split instead of the random one
     group_pattern: str = ""  # regex; its first capture group on the file name keeps a group in one subset
+    split_pattern: str = ""  # REGEX=SUBSET[,...]: a published split kept by file name, e.g. validation-=test
+    schedule: str = "constant"  # constant | cosine (linear warm-up, then cosine decay to 0, per stage)
+    warmup_epochs: float = 0.0  # cosine: epochs of linear warm-up at the start of each stage
+    label_smoothing: float = 0.0
+    site_augmentation: float = 0.0  # probability of imitating another site: down/up-sampling, gamma, noise, blur
+    operating_point: str = "youden"  # the decision threshold, chosen on validation (see OPERATING_POINTS)
+    steps_per_execution: int = 1
     strategy: str = "auto"  # auto | default | mirrored | multi-worker (trainer.distribute)
     devices: str = ""  # mirrored: comma-separated device names, default all local GPUs
     scale_learning_rate: bool = False  # multiply the learning rates by the number of replicas
@@ -77,7 +88,7 @@ class TrainConfig:
             raise ConfigError("learning rates must be positive and l2 >= 0")
         if self.patience < 0 or self.sample_grid_size < 0:
             raise ConfigError("patience and sample-grid-size must be >= 0")
-        for name in ("rotation", "zoom", "contrast", "brightness"):
+        for name in ("rotation", "zoom", "contrast", "brightness", "site_augmentation"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{name} must lie between 0 (off) and 1, found {getattr(self, name)}")
         if self.run_name and (Path(self.run_name).name != self.run_name or self.run_name in (".", "..")
@@ -101,8 +112,24 @@ class TrainConfig:
             check_weights_file(Path(self.weights))
         if self.class_weight not in CLASS_WEIGHTS:
             raise ConfigError(f"class-weight must be one of {', '.join(CLASS_WEIGHTS)}, found {self.class_weight!r}")
-        if self.split_file and self.group_pattern:
-            raise ConfigError("give --split-file or --group-pattern, not both")
+        if self.split_file and (self.group_pattern or self.split_pattern):
+            raise ConfigError("give --split-file, or --split-pattern and/or --group-pattern, not both")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, found {self.schedule!r}")
+        if not (math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0):
+            raise ConfigError("warmup-epochs must be a number >= 0")
+        if not (math.isfinite(self.label_smoothing) and 0 <= self.label_smoothing < 0.5):
+            raise ConfigError("label-smoothing must lie in [0, 0.5)")
+        if self.steps_per_execution < 1:
+            raise ConfigError("steps-per-execution must be at least 1")
+        parse_operating_point(self.operating_point)
+        if self.split_pattern:
+            from trainer.data import DataError, parse_split_pattern
+
+            try:
+                parse_split_pattern(self.split_pattern)
+            except DataError as exc:
+                raise ConfigError(str(exc)) from None
         if self.split_file and not Path(self.split_file).is_file():
             raise ConfigError(f"split file {self.split_file} does not exist")
         if self.group_pattern:
@@ -119,11 +146,13 @@ class TrainConfig:
         a number for a float, a string for a string, true/false for a flag."""
         for f in fields(self):
             value, kind = getattr(self, f.name), TYPES[f.name]
-            ok = (isinstance(value, bool) if kind is bool else
+            ok = (isinstance(value, list) and all(isinstance(v, str) for v in value) if kind is list else
+                  isinstance(value, bool) if kind is bool else
                   isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
                   isinstance(value, kind) and not isinstance(value, bool))
             if not ok:
-                raise ConfigError(f"{f.name.replace('_', '-')} must be {kind.__name__}, found {value!r}")
+                what = "a list of folder names" if kind is list else kind.__name__
+                raise ConfigError(f"{f.name.replace('_', '-')} must be {what}, found {value!r}")
 
     @property
     def pretrained(self) -> bool:
@@ -133,11 +162,36 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """A saved config.json; runs written before multi-folder training name one ``data_dir``."""
+        values = dict(values)
+        if "data_dir" in values:
+            values["data_dirs"] = [values.pop("data_dir")]
+        return cls(**values)
+
     def replace(self, **changes: Any) -> "TrainConfig":
         return TrainConfig(**{**self.to_dict(), **changes})
 
 
-TYPES = {f.name: {"int": int, "float": float, "str": str, "bool": bool}[f.type] for f in fields(TrainConfig)}
+TYPES = {f.name: {"int": int, "float": float, "str": str, "bool": bool, "list[str]": list}[f.type]
+         for f in fields(TrainConfig)}
+DEFAULTS = TrainConfig()  # the single source of every default: the CLI reads its option defaults here
+
+
+def parse_operating_point(rule: str) -> tuple[str, Optional[float]]:
+    """``youden`` / ``accuracy`` / ``argmax`` or ``sensitivity=0.9`` / ``specificity=0.97``."""
+    name, _, value = rule.partition("=")
+    if name in ("argmax", "youden", "accuracy") and not value:
+        return name, None
+    if name in ("sensitivity", "specificity"):
+        try:
+            target = float(value)
+        except ValueError:
+            target = math.nan
+        if 0 < target <= 1:
+            return name, target
+    raise ConfigError(f"operating point {rule!r} must be one of {OPERATING_POINTS} (0 < X <= 1)")
 
 
 def check_weights_file(path: Path) -> None:
@@ -167,6 +221,8 @@ def load_config_file(path: Optional[Path]) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: [train] must be a table of options")
     known = {f.name for f in fields(TrainConfig)}
     values = {key.replace("-", "_"): value for key, value in data.items()}
+    if "data_dir" in values:  # one folder, as before multi-folder training
+        values["data_dirs"] = [values.pop("data_dir")]
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"config file {path}: unknown option(s) {', '.join(unknown)}")

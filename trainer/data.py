@@ -16,14 +16,14 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from edge.errors import ImageError
+from edge.errors import ArteryEdgeError, ImageError
 from edge.imaging import iter_image_files, load_image, open_image
 
 SUBSETS = ("train", "validation", "test")
 SPLIT_FILE = "split.csv"
 
 
-class DataError(ValueError):
+class DataError(ArteryEdgeError, ValueError):
     """The dataset cannot be used; the message is one line for the user."""
 
 
@@ -48,23 +48,32 @@ class ScannedDataset:
 
 
 def scan_dataset(
-    root: Path, validate: bool = True, progress: Optional[Callable[[int, int], None]] = None
+    roots: Path | Sequence[Path], validate: bool = True, progress: Optional[Callable[[int, int], None]] = None
 ) -> ScannedDataset:
-    """Find ``root/<class>/<image>`` files; classes are the sorted folder names.
+    """Find ``root/<class>/<image>`` files in one or several folders, merged class by class;
+    classes are the sorted folder names (a class may be missing from some folders, and equal
+    file names in two folders stay two samples). ``root`` of the result is the folders'
+    common parent, against which split manifests name their files.
 
     Unreadable images are skipped and named in ``skipped``; non-image files are ignored.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"data directory {root} does not exist")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    roots = [Path(r).resolve() for r in ([roots] if isinstance(roots, (str, Path)) else roots)]
+    if not roots:
+        raise DataError("no data directory given")
     problems: list[str] = []
-    files = {folder.name: list(iter_image_files(folder, problems)) for folder in folders}
-    files = {name: paths for name, paths in files.items() if paths}
+    files: dict[str, list[Path]] = {}
+    for root in roots:
+        if not root.is_dir():
+            raise DataError(f"data directory {root} does not exist")
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            found = list(iter_image_files(folder, problems))
+            if found:
+                files.setdefault(folder.name, []).extend(found)
+    where = " + ".join(str(r) for r in roots)
     if not files:
-        raise DataError(f"no class folders with images in {root} (expected {root}/<class>/<image>.png)")
+        raise DataError(f"no class folders with images in {where} (expected {roots[0]}/<class>/<image>.png)")
     if len(files) < 2:
-        raise DataError(f"found only one class ({next(iter(files))}) in {root}; need at least two class folders")
+        raise DataError(f"found only one class ({next(iter(files))}) in {where}; need at least two class folders")
     class_names = sorted(files)
     samples = [Sample(path, label) for label, name in enumerate(class_names) for path in files[name]]
     skipped: list[str] = []
@@ -73,9 +82,18 @@ def scan_dataset(
     usable = Counter(s.label for s in samples)
     empty = [name for label, name in enumerate(class_names) if not usable[label]]
     if empty:
-        raise DataError(f"class folder(s) {', '.join(empty)} in {root} hold no readable image "
+        raise DataError(f"class folder(s) {', '.join(empty)} in {where} hold no readable image "
                         f"({len(skipped)} unreadable file(s), e.g. {skipped[0]})")
-    return ScannedDataset(root, class_names, samples, problems + skipped)
+    return ScannedDataset(common_root(roots), class_names, samples, problems + skipped)
+
+
+def common_root(roots: Sequence[Path]) -> Path:
+    """The folder split manifests are relative to: the data folder itself, or for several
+    folders their deepest common parent."""
+    import os
+
+    resolved = [str(Path(r).resolve()) for r in roots]
+    return Path(resolved[0] if len(resolved) == 1 else os.path.commonpath(resolved))
 
 
 def readable(samples: Sequence[Sample], progress: Optional[Callable[[int, int], None]] = None
@@ -101,6 +119,12 @@ def stratified_split(
     samples: Sequence[Sample], val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 42
 ) -> list[Sample]:
     """Assign every sample to train/validation/test, per class, reproducibly for a seed."""
+    return stratified_assign(samples, {"validation": val_fraction, "test": test_fraction}, seed)
+
+
+def stratified_assign(samples: Sequence[Sample], fractions: dict[str, float], seed: int) -> list[Sample]:
+    """Per class, deal each subset of ``fractions`` its share (at least one image), in the
+    order given; the rest train. Reproducible for a seed."""
     rng = np.random.default_rng(seed)
     by_label: dict[int, list[Sample]] = {}
     for sample in sorted(samples, key=lambda s: (s.label, str(s.path))):
@@ -108,17 +132,68 @@ def stratified_split(
     result = []
     for label, group in sorted(by_label.items()):
         n = len(group)
-        n_val = max(1, round(n * val_fraction))
-        n_test = max(1, round(n * test_fraction))
-        if n - n_val - n_test < 1:
-            raise DataError(
-                f"class {label} has {n} usable image(s); need at least 3 to fill train, validation and test"
-            )
+        bounds, taken = [], 0
+        for name, fraction in fractions.items():
+            taken += max(1, round(n * fraction))
+            bounds.append((taken, name))
+        if n - taken < 1:
+            raise DataError(f"class {label} has {n} usable image(s); need at least {len(fractions) + 1} "
+                            f"to fill train, {', '.join(fractions)}")
         order = rng.permutation(n)
         for rank, i in enumerate(order):
-            subset = "validation" if rank < n_val else "test" if rank < n_val + n_test else "train"
-            result.append(Sample(group[i].path, label, subset))
-    return sorted(result, key=lambda s: (SUBSETS.index(s.subset), s.label, str(s.path)))
+            name = next((name for bound, name in bounds if rank < bound), "train")
+            result.append(Sample(group[i].path, label, name, group[i].group))
+    return sort_split(result)
+
+
+def sort_split(samples: Iterable[Sample]) -> list[Sample]:
+    return sorted(samples, key=lambda s: (SUBSETS.index(s.subset), s.label, str(s.path)))
+
+
+def parse_split_pattern(spec: str) -> list[tuple["re.Pattern[str]", str]]:
+    """``'validation-=test'`` or ``'a=validation,b=test'``: regexes searched in each file name,
+    each with the subset its files go to."""
+    import re
+
+    rules = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        pattern, sep, name = part.rpartition("=")
+        if not sep or not pattern or name not in SUBSETS:
+            raise DataError(f"--split-pattern {part!r} must be REGEX=SUBSET with SUBSET one of {', '.join(SUBSETS)}")
+        try:
+            rules.append((re.compile(pattern), name))
+        except re.error as exc:
+            raise DataError(f"--split-pattern {pattern!r} is not a valid regular expression ({exc})") from None
+    if not rules:
+        raise DataError("--split-pattern is empty")
+    return rules
+
+
+def pattern_split(samples: Sequence[Sample], spec: str, fractions: dict[str, float], seed: int,
+                  group_pattern: str = "") -> list[Sample]:
+    """A published split kept by file name (e.g. ``validation-=test``): files whose name
+    matches a rule go to its subset; the others fill the subsets no rule names, with
+    ``fractions`` of them (stratified, or by group with ``group_pattern``), the rest train."""
+    rules = parse_split_pattern(spec)
+    named, rest = [], []
+    for sample in samples:
+        subset_name = next((name for regex, name in rules if regex.search(sample.path.name)), None)
+        (rest if subset_name is None else named).append(
+            sample if subset_name is None else Sample(sample.path, sample.label, subset_name, sample.group))
+    for regex, name in rules:
+        if not any(regex.search(s.path.name) for s in samples):
+            raise DataError(f"--split-pattern {regex.pattern!r}={name} matches no file name (e.g. {samples[0].path.name})")
+    open_fractions = {k: v for k, v in fractions.items() if k not in {name for _, name in rules}}
+    if group_pattern and rest:
+        rest = group_split(rest, group_pattern, open_fractions.get("validation", 0), open_fractions.get("test", 0),
+                           seed, required=("train", *open_fractions))
+    elif rest:
+        rest = stratified_assign(rest, open_fractions, seed)
+    result = sort_split(named + rest)
+    missing = [name for name in SUBSETS if not any(s.subset == name for s in result)]
+    if missing:
+        raise DataError(f"--split-pattern {spec!r}: no file in {', '.join(missing)}")
+    return result
 
 
 def write_split(path: Path, samples: Iterable[Sample], root: Path, class_names: Sequence[str]) -> None:
@@ -173,11 +248,11 @@ def split_from_file(samples: Sequence[Sample], split_file: Path, root: Path) -> 
     missing = [name for name in SUBSETS if not any(s.subset == name for s in result)]
     if missing:
         raise DataError(f"split file {split_file}: no file in {', '.join(missing)}")
-    return sorted(result, key=lambda s: (SUBSETS.index(s.subset), s.label, str(s.path))), len(samples) - len(result)
+    return sort_split(result), len(samples) - len(result)
 
 
 def group_split(samples: Sequence[Sample], pattern: str, val_fraction: float, test_fraction: float,
-                seed: int) -> list[Sample]:
+                seed: int, required: Sequence[str] = SUBSETS) -> list[Sample]:
     """Split by group, the first capture group of ``pattern`` in each file name, so that no group
     (patient, recording) spans two subsets. Groups are shuffled (seeded) and dealt to test, then
     validation, until each holds its fraction of the images; the rest train."""
@@ -194,21 +269,22 @@ def group_split(samples: Sequence[Sample], pattern: str, val_fraction: float, te
         raise DataError(f"--group-pattern {pattern!r} matches no file name (e.g. {samples[0].path.name})")
     if unmatched:
         raise DataError(f"--group-pattern {pattern!r} does not match {len(unmatched)} file name(s), e.g. {unmatched[0]}")
-    if len(groups) < 3:
-        raise DataError(f"--group-pattern {pattern!r} finds {len(groups)} group(s); train, validation and test need 3")
+    if len(groups) < len(required):
+        raise DataError(f"--group-pattern {pattern!r} finds {len(groups)} group(s); "
+                        f"{', '.join(required)} need {len(required)}")
     order = sorted(groups)
     np.random.default_rng(seed).shuffle(order)
     targets = {"test": test_fraction * len(samples), "validation": val_fraction * len(samples)}
     filled = {"test": 0, "validation": 0, "train": 0}
     result = []
     for name in order:
-        subset = next((s for s in ("test", "validation") if filled[s] < targets[s]), "train")
+        subset = next((s for s in ("test", "validation") if s in required and filled[s] < targets[s]), "train")
         filled[subset] += len(groups[name])
         result += [Sample(s.path, s.label, subset, name) for s in groups[name]]
-    missing = [name for name in SUBSETS if not any(s.subset == name for s in result)]
+    missing = [name for name in required if not any(s.subset == name for s in result)]
     if missing:
         raise DataError(f"--group-pattern {pattern!r}: too few groups to fill {', '.join(missing)}")
-    return sorted(result, key=lambda s: (SUBSETS.index(s.subset), s.label, str(s.path)))
+    return sort_split(result)
 
 
 def compile_group_pattern(pattern: str):

@@ -18,8 +18,9 @@ import warnings
 from pathlib import Path
 
 import keras
-from keras import layers
+from keras import layers, ops
 
+from trainer.augment import SiteAugmentation
 from trainer.config import ConfigError, TrainConfig
 
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
@@ -90,7 +91,8 @@ def imagenet_weights_available(alpha: float, image_size: int) -> bool:
 
 
 def build_augmentation(config: TrainConfig) -> keras.Sequential:
-    """Random flips, rotation, zoom, contrast and brightness; each off when its factor is 0."""
+    """Random flips, rotation, zoom, contrast and brightness, and another site's look
+    (``site_augmentation``); each off when its factor is 0."""
     steps = []
     if config.flip:
         steps.append(layers.RandomFlip("horizontal_and_vertical", seed=config.seed))
@@ -102,6 +104,8 @@ def build_augmentation(config: TrainConfig) -> keras.Sequential:
         steps.append(layers.RandomContrast(config.contrast, value_range=(0, 255), seed=config.seed))
     if config.brightness:
         steps.append(layers.RandomBrightness(config.brightness, value_range=(0, 255), seed=config.seed))
+    if config.site_augmentation:
+        steps.append(SiteAugmentation(config.site_augmentation, seed=config.seed, name="site"))
     return keras.Sequential(steps or [layers.Identity()], name=AUGMENTATION)  # Keras refuses an empty Sequential
 
 
@@ -147,14 +151,48 @@ def set_stage(model: keras.Model, stage: int, fine_tune_at: int = 0, pretrained:
         layer.trainable = index >= fine_tune_at and not is_bn
 
 
-def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool = False) -> None:
-    """Adam + sparse cross-entropy; ``jit_compile`` asks XLA to compile the train step.
-    Under a mixed-float16 policy Keras 3 scales the loss itself (LossScaleOptimizer)."""
+def learning_rate_schedule(peak: float, epochs: int, steps_per_epoch: int, config: TrainConfig):
+    """``constant``: ``peak`` throughout. ``cosine``: linear warm-up from 0 over
+    ``warmup_epochs``, then cosine decay to 0 at the stage's last step."""
+    if config.schedule == "constant":
+        return peak
+    total = max(1, epochs * steps_per_epoch)
+    warmup = min(total - 1, round(config.warmup_epochs * steps_per_epoch))
+    if warmup <= 0:
+        return keras.optimizers.schedules.CosineDecay(peak, total)
+    return keras.optimizers.schedules.CosineDecay(0.0, total - warmup, warmup_target=peak, warmup_steps=warmup)
+
+
+@keras.saving.register_keras_serializable(package="artery_edge")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of integer labels with label smoothing (Keras' sparse loss has none)."""
+
+    def __init__(self, smoothing: float = 0.0, name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.smoothing = smoothing
+
+    def call(self, y_true, y_pred):
+        classes = ops.shape(y_pred)[-1]
+        one_hot = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), classes, dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.smoothing)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "smoothing": self.smoothing}
+
+
+def compile_model(model: keras.Model, learning_rate, config: TrainConfig | None = None) -> None:
+    """Adam (a float rate or a schedule) + cross-entropy, label-smoothed if asked; ``jit_compile``
+    asks XLA to compile the train step. Under a mixed-float16 policy Keras 3 scales the loss
+    itself (LossScaleOptimizer)."""
+    config = config or TrainConfig()
+    loss = (SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
+            else keras.losses.SparseCategoricalCrossentropy())
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
+        loss=loss,
         metrics=["accuracy"],
-        jit_compile=jit_compile,
+        jit_compile=config.jit_compile,
+        steps_per_execution=config.steps_per_execution,
     )
 
 

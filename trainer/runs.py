@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from trainer.data import SPLIT_FILE, DataError, Sample, read_split
+from trainer.data import SPLIT_FILE, DataError, Sample, common_root, read_split
 from trainer.training import MODEL_FILE, RUN_FILE
 
 
@@ -19,6 +19,7 @@ class TrainedRun:
     config: dict
     metrics: dict
     temperature: float = 1.0  # fitted on the validation split after training (1: not calibrated)
+    threshold: Optional[float] = None  # on p(positive), chosen on the validation split (None: arg-max)
 
     @property
     def model_path(self) -> Path:
@@ -26,7 +27,10 @@ class TrainedRun:
 
     @property
     def data_dir(self) -> Path:
-        return Path(self.config["data_dir"])
+        """Where the split manifest's files are relative to: the data folder, or the common
+        parent of several (runs before multi-folder training name one ``data_dir``)."""
+        folders = self.config.get("data_dirs") or [self.config.get("data_dir", "")]
+        return common_root(folders)
 
     def split(self, data_dir: Optional[Path] = None) -> list[Sample]:
         """The run's split manifest, files resolved against ``data_dir`` (default: where it trained)."""
@@ -57,5 +61,10 @@ def load_run(run_dir: Path) -> TrainedRun:
     temperature = run.get("temperature") or 1.0
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < float("inf"):
         raise DataError(f"{run_dir}: damaged run files (temperature {temperature!r})")
+    threshold = run.get("threshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not 0 <= threshold <= 1):
+        raise DataError(f"{run_dir}: damaged run files (threshold {threshold!r})")
     return TrainedRun(run_dir=run_dir, class_names=list(class_names), image_size=image_size, config=config,
-                      metrics=metrics, temperature=float(temperature))
+                      metrics=metrics, temperature=float(temperature),
+                      threshold=None if threshold is None else float(threshold))

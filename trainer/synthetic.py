@@ -15,6 +15,8 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
+from edge.errors import ArteryEdgeError
+
 CLASS_NAMES = ("Healthy", "Unhealthy")
 NARROWINGS_FILE = "narrowings.csv"
 
@@ -78,11 +80,11 @@ def synthesize_dataset(
     """
     out_dir = Path(out_dir)
     if count < 1:
-        raise ValueError("count must be at least 1")
+        raise ArteryEdgeError("count must be at least 1")
     if size < 16:
-        raise ValueError("size must be at least 16 px")
+        raise ArteryEdgeError("size must be at least 16 px")
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise FileExistsError(f"{out_dir} exists and is not empty; choose a new --out")
+        raise ArteryEdgeError(f"{out_dir} exists and is not empty; choose a new --out")
     rng = np.random.default_rng(seed)
     total = 2 * count
     boxes = []

@@ -71,8 +71,13 @@ def positive_index(class_names: list[str]) -> int:
     return class_names.index(POSITIVE_LABEL) if POSITIVE_LABEL in class_names else len(class_names) - 1
 
 
-def test_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str], loss: float) -> dict:
+def test_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str], loss: float,
+                 threshold: Optional[float] = None) -> dict:
+    """Metrics of the test split; two classes with a ``threshold``: positive iff p >= it."""
     predicted = probabilities.argmax(axis=1)
+    if threshold is not None and len(class_names) == 2:
+        positive = positive_index(class_names)
+        predicted = np.where(probabilities[:, positive] >= threshold, positive, 1 - positive)
     result = {
         "n": int(len(labels)),
         "loss": float(loss),
@@ -163,7 +168,7 @@ def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Call
     """Stage 1 (frozen base) then stage 2 (fine-tuning), epochs numbered on; returns how many
     epochs stage 1 ran (EarlyStopping may end it early). A resumed run skips a finished stage
     and continues an unfinished one where its backup left it."""
-    from trainer.model import compile_model, set_stage
+    from trainer.model import compile_model, learning_rate_schedule, set_stage
     from trainer.resume import truncate_history
 
     done = 0
@@ -177,13 +182,16 @@ def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Call
             log(f"stage {stage}: finished before the interruption ({done} epochs so far), skipped")
             continue
         set_stage(model, stage, config.fine_tune_at, config.pretrained)
-        compile_model(model, lr * learning_rate_scale, config.jit_compile)  # recompile: `trainable` counts after it
+        steps = int(train_ds.cardinality()) if int(train_ds.cardinality()) > 0 else 1
+        schedule = learning_rate_schedule(lr * learning_rate_scale, epochs, steps, config)
+        compile_model(model, schedule, config)  # recompile: `trainable` counts after it
         trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         what = "fine-tuning" if stage == 2 else "frozen base" if config.pretrained else \
             "from scratch (--weights none): whole network trains"
         resumed_at = state.restored_epoch(stage, done)
         truncate_history(state.folder.parent / "history.csv", resumed_at)
-        log(f"stage {stage}: {what}, lr {lr * learning_rate_scale:g}, {trainable:,} trainable parameters"
+        shape = f" ({config.schedule}, warm-up {config.warmup_epochs:g} epochs)" if config.schedule != "constant" else ""
+        log(f"stage {stage}: {what}, lr {lr * learning_rate_scale:g}{shape}, {trainable:,} trainable parameters"
             + (f"; resuming at epoch {resumed_at + 1}" if resumed_at > done else ""))
         prebuild_for_multi_worker(model, train_ds)
         with warnings.catch_warnings():  # Keras warns that a tf.data input ignores shuffle=True
@@ -196,7 +204,11 @@ def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Call
 
 
 def choose_split(samples: list, config: TrainConfig, data_dir: Path, log: Log) -> list:
-    """A predefined split file, a split by group, or (default) the stratified random split."""
+    """A predefined split file, a published split by file name, a split by group, or (default)
+    the stratified random split."""
+    if config.split_pattern:
+        fractions = {"validation": config.val_fraction, "test": config.test_fraction}
+        return datamod.pattern_split(samples, config.split_pattern, fractions, config.seed, config.group_pattern)
     if config.split_file:
         assigned, unlisted = datamod.split_from_file(samples, Path(config.split_file), data_dir)
         if unlisted:
@@ -227,7 +239,8 @@ def calibrate(model, val_ds, test_ds, split: dict, log: Log) -> dict:
 
     logits_model = serving_model(model, logits=True)
     val_labels = np.array([s.label for s in split["validation"]])
-    temperature = fit_temperature(logits_model.predict(val_ds, verbose=0), val_labels)
+    val_logits = logits_model.predict(val_ds, verbose=0)
+    temperature = fit_temperature(val_logits, val_labels)
     test_logits = logits_model.predict(test_ds, verbose=0)
     test_labels = np.array([s.label for s in split["test"]])
     before = expected_calibration_error(softmax(test_logits), test_labels)
@@ -235,7 +248,20 @@ def calibrate(model, val_ds, test_ds, split: dict, log: Log) -> dict:
     after = expected_calibration_error(probabilities, test_labels)
     log(f"calibration: temperature {temperature:.3f} (fitted on validation); test ECE {before:.4f} -> {after:.4f}")
     return {"temperature": round(temperature, 6), "ece_uncalibrated": before, "ece": after,
-            "test_probabilities": probabilities}
+            "test_probabilities": probabilities, "validation_probabilities": softmax(val_logits, temperature)}
+
+
+def operating_point(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str], rule: str,
+                    log: Log) -> Optional[float]:
+    """The threshold ``rule`` picks on the validation split (two classes; None otherwise)."""
+    from trainer.operating_point import choose_threshold
+
+    if len(class_names) != 2:
+        return None
+    positive = positive_index(class_names)
+    threshold = choose_threshold(labels == positive, probabilities[:, positive], rule)
+    log(f"operating point: {rule} on validation -> threshold {threshold:.4f} on p({class_names[positive]})")
+    return threshold
 
 
 def write_json(path: Path, data) -> None:
@@ -251,7 +277,7 @@ def resumable_run(run_dir: Path) -> TrainConfig:
         raise ConfigError(f"{run_dir} finished training; there is nothing to resume")
     try:
         values = json.loads((run_dir / "config.json").read_text())
-        return TrainConfig(**values).validate()
+        return TrainConfig.from_dict(values).validate()
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{run_dir}/config.json cannot be read ({str(exc).splitlines()[0]})") from None
 
@@ -288,12 +314,11 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
     check_request(config)
     resolve_weights(config)  # a bad weights option fails before the data scan
     if resume_dir is None:
-        data_dir = Path(config.data_dir).resolve()
-        scanned = datamod.scan_dataset(data_dir, progress=datamod.print_progress("checking images"))
-        class_names, skipped = scanned.class_names, scanned.skipped
+        scanned = datamod.scan_dataset(config.data_dirs, progress=datamod.print_progress("checking images"))
+        class_names, skipped, data_dir = scanned.class_names, scanned.skipped, scanned.root
         samples = choose_split(scanned.samples, config, data_dir, log)
     else:
-        data_dir = Path(config.data_dir)
+        data_dir = datamod.common_root(config.data_dirs)
         class_names = datamod.split_class_names(Path(resume_dir) / datamod.SPLIT_FILE)
         samples = datamod.read_split(Path(resume_dir) / datamod.SPLIT_FILE, data_dir, class_names)
         skipped = []
@@ -318,7 +343,7 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
         for folder in [Path(config.output_dir)] + ([Path(config.log_dir)] if config.tensorboard else []):
             check_writable(folder)
         run_dir = create_run_dir(Path(config.output_dir), config.run_name)
-        config = config.replace(data_dir=str(data_dir),
+        config = config.replace(data_dirs=[str(Path(d).resolve()) for d in config.data_dirs],
                                 split_file=str(Path(config.split_file).resolve()) if config.split_file else "")
         log(f"run directory: {run_dir}")
         write_json(run_dir / "config.json", config.to_dict())
@@ -346,9 +371,12 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
     model.save(run_dir / MODEL_FILE)
     loss = model.evaluate(test_ds, verbose=0)[0]
     calibration = calibrate(model, val_ds, test_ds, split, log)
+    threshold = operating_point(calibration.pop("validation_probabilities"),
+                                np.array([s.label for s in split["validation"]]), class_names,
+                                config.operating_point, log)
     labels = np.array([s.label for s in split["test"]])
-    metrics = test_metrics(calibration.pop("test_probabilities"), labels, class_names, loss)
-    metrics.update(calibration)
+    metrics = test_metrics(calibration.pop("test_probabilities"), labels, class_names, loss, threshold)
+    metrics.update(calibration, threshold=threshold, operating_point=config.operating_point)
     seconds = time.perf_counter() - start
     metrics["train_seconds"] = round(seconds, 1)
     history = read_history(run_dir / "history.csv")
@@ -364,6 +392,8 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
         "skipped": skipped,
         "stage1_epochs": stage1_epochs,
         "temperature": metrics["temperature"],
+        "threshold": threshold,
+        "operating_point": config.operating_point,
         "strategy": describe(strategy),
         "replicas": replicas,
         "global_batch_size": global_batch,

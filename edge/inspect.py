@@ -1,0 +1,61 @@
+"""What a .tflite file is, without TensorFlow: its metadata, input and output tensors
+(dtype, shape, scale / zero point) and how many ops of each kind it runs. For the device:
+``artery-edge inspect MODEL.tflite``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+from edge.classifier import Classifier
+
+
+def tensor_summary(detail: dict) -> dict:
+    scale, zero_point = detail["quantization"]
+    return {"name": detail["name"], "dtype": detail["dtype"].__name__, "shape": [int(d) for d in detail["shape"]],
+            "scale": float(scale), "zero_point": int(zero_point)}
+
+
+def op_counts(interpreter) -> dict[str, int]:
+    """Ops of the graph by kind (XNNPACK's DELEGATE node left out: it is not a model op)."""
+    ops = Counter(op["op_name"] for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE")
+    return dict(sorted(ops.items(), key=lambda item: (-item[1], item[0])))
+
+
+def summarize(model_path: Path) -> dict:
+    """The model's metadata (None if it carries none), tensors, op counts, size and backend."""
+    classifier = Classifier(model_path)
+    interpreter = classifier.interpreter
+    return {
+        "model": str(model_path),
+        "bytes": Path(model_path).stat().st_size,
+        "backend": classifier.backend,
+        "precision": classifier.precision,
+        "labels": classifier.labels,
+        "threshold": classifier.threshold,
+        "metadata": asdict(classifier.metadata) if classifier.metadata else None,
+        "inputs": [tensor_summary(d) for d in interpreter.get_input_details()],
+        "outputs": [tensor_summary(d) for d in interpreter.get_output_details()],
+        "ops": op_counts(interpreter),
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """The summary as a few readable lines."""
+    meta = summary["metadata"] or {}
+    lines = [f"{summary['model']}: {summary['bytes'] / 1e6:.2f} MB, {summary['precision']}, backend {summary['backend']}",
+             f"labels: {', '.join(summary['labels'])}"
+             + (f"; threshold {summary['threshold']:.4f} on p({meta.get('positive_label')})"
+                if summary["threshold"] is not None else "; arg-max")]
+    if meta:
+        lines.append(f"input {meta['input_size']} px {meta['color_order']}, range {tuple(meta['input_range'])}, "
+                     f"resize {meta['resize_method']}; temperature {meta['temperature']:g}; "
+                     f"artery-edge {meta['artery_edge_version'] or '?'}, created {meta['created'] or '?'}")
+    for kind in ("inputs", "outputs"):
+        for t in summary[kind]:
+            quant = f", scale {t['scale']:g}, zero point {t['zero_point']}" if t["scale"] else ""
+            lines.append(f"{kind[:-1]}: {t['name']} {t['dtype']} {t['shape']}{quant}")
+    lines.append("ops: " + ", ".join(f"{name} {count}" for name, count in summary["ops"].items())
+                 + f" ({sum(summary['ops'].values())} in all)")
+    return "\n".join(lines)

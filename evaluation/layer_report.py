@@ -1,0 +1,144 @@
+"""Where a quantized model loses accuracy: every tensor it shares with its float32 twin,
+compared on a few real images (signal-to-noise ratio and cosine similarity), worst first.
+
+The per-tensor comparison is AI Edge Quantizer's numerical validation (TF-free); this module
+picks the images, names the layers and writes Markdown and a bar chart.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edge.errors import ArteryEdgeError
+from edge.metadata import read_metadata
+from edge.precisions import FLOAT_REFERENCE, PRECISIONS
+
+SHOWN = 25  # layers in the chart
+QUANTIZE_HINT = 'the per-layer report needs AI Edge Quantizer: pip install "artery-edge[quantize]"'
+
+
+class ReportError(ArteryEdgeError):
+    """The report cannot be made (a float model, a missing twin, no images)."""
+
+
+def layer_name(tensor: str) -> str:
+    """``model_serving_1/mobilenetv2_1/block_3_expand_relu_1/Relu6;...`` -> ``block_3_expand_relu_1/Relu6``."""
+    parts = tensor.split(";")[0].split("/")
+    while len(parts) > 2 and (parts[0].endswith("_serving_1") or parts[0].startswith("mobilenetv2")):
+        parts = parts[1:]
+    return "/".join(parts)
+
+
+def check_pair(quantized: Path, reference: Path) -> None:
+    """A float32 model compared with itself says nothing: refused, as is a missing twin."""
+    if not Path(quantized).is_file():
+        raise ReportError(f"{quantized}: no such model file")
+    if not Path(reference).is_file():
+        raise ReportError(f"no float32 twin at {reference} (convert with --quantize float32, or pass --reference)")
+    metadata = read_metadata(quantized)
+    if (metadata is not None and metadata.precision == FLOAT_REFERENCE.name
+            or Path(quantized).resolve() == Path(reference).resolve()):
+        raise ReportError(f"{quantized} is a {FLOAT_REFERENCE.name} model: the report compares a quantized model "
+                          f"({', '.join(p for p in PRECISIONS if p != FLOAT_REFERENCE.name)}) with its "
+                          f"{FLOAT_REFERENCE.name} twin")
+
+
+def report_images(model: Path, data: Path | None, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` images at the model's input size: from ``data`` (class folders or a flat
+    folder), else from the training split of the run the model sits in."""
+    from edge.classifier import Classifier
+    from edge.imaging import iter_image_files, load_image
+
+    size = Classifier(model).input_size
+    if data is not None:
+        if not Path(data).is_dir():
+            raise ReportError(f"--data {data} is not a folder")
+        files = sorted(iter_image_files(Path(data), []))
+    else:
+        from trainer.data import DataError, subset
+        from trainer.runs import load_run
+
+        try:
+            files = [s.path for s in subset(load_run(Path(model).parent).split(), "train")]
+        except DataError as exc:
+            raise ReportError(f"pass --data DIR: {exc}") from None
+    if not files:
+        raise ReportError(f"no images in {data}")
+    chosen = [files[i] for i in sorted(np.random.default_rng(seed).permutation(len(files))[:count])]
+    return np.stack([load_image(f, size) for f in chosen])
+
+
+def compare(quantized: Path, reference: Path, images: np.ndarray) -> list[dict]:
+    """Per shared tensor: SNR (dB) and cosine similarity of the quantized model's values
+    against the float32 twin's, over ``images`` (uint8 N x S x S x 3); worst SNR first."""
+    import warnings
+
+    warnings.filterwarnings("ignore", module="ai_edge_quantizer")  # its import warns about optional backends
+    try:
+        from ai_edge_quantizer import model_validator
+        from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
+    except ImportError:
+        raise ReportError(QUANTIZE_HINT) from None
+    from edge.runtime import find_backend
+
+    check_pair(quantized, reference)
+    reference_bytes, quantized_bytes = Path(reference).read_bytes(), Path(quantized).read_bytes()
+    interpreter = find_backend()[1](model_content=reference_bytes)
+    signatures = interpreter.get_signature_list()
+    if len(signatures) != 1:
+        raise ReportError(f"{reference}: expected one signature, found {len(signatures)}")
+    key, signature = next(iter(signatures.items()))
+    data = {key: [{signature["inputs"][0]: image[np.newaxis].astype(np.float32)} for image in images]}
+    result = model_validator.compare_model(
+        reference_bytes, quantized_bytes, data,
+        [ValidationErrorMetric.SNR, ValidationErrorMetric.COSINE_SIMILARITY], compare_fns=None)
+    rows = []
+    for tensor, metrics in result.get_all_tensor_results().items():
+        if tensor in signature["inputs"]:
+            continue  # the image itself: exact by construction (uint8 input, scale 1)
+        snr = metrics.get("snr")
+        rows.append({"layer": layer_name(tensor), "tensor": tensor,
+                     "snr_db": 10 * math.log10(snr) if snr and snr > 0 else -math.inf,
+                     "cosine": metrics.get("cosine_similarity")})
+    if not rows:
+        raise ReportError(f"{quantized} shares no tensor names with {reference}: not its twin?")
+    return sorted(rows, key=lambda r: r["snr_db"])
+
+
+def write_report(rows: Sequence[dict], base: Path, quantized: Path, reference: Path, n_images: int) -> list[Path]:
+    """``layer_report.md`` (all tensors, worst first) and ``layer_report.png`` (the worst) in a
+    new folder ``base`` (``base-2``... if it exists: earlier reports are kept)."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ReportError(QUANTIZE_HINT) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from evaluation.evaluate import evaluation_dir
+
+    folder = evaluation_dir(base)
+    markdown = folder / "layer_report.md"
+    lines = [f"# Per-layer error: {Path(quantized).name} vs {Path(reference).name}", "",
+             f"{len(rows)} tensors shared by both models, compared on {n_images} image(s); worst first. "
+             "SNR = 10 log10(mean(float^2) / mean((quantized - float)^2)): higher is better; "
+             "below about 20 dB a layer loses visible precision.", "",
+             "| rank | layer | SNR (dB) | cosine |", "|---|---|---|---|"]
+    lines += [f"| {i} | `{r['layer']}` | {r['snr_db']:.1f} | {r['cosine']:.5f} |" for i, r in enumerate(rows, 1)]
+    markdown.write_text("\n".join(lines) + "\n")
+
+    shown = list(rows[:SHOWN])[::-1]
+    figure, axis = plt.subplots(figsize=(9, 0.3 * len(shown) + 1.5))
+    axis.barh([r["layer"] for r in shown], [r["snr_db"] for r in shown], color="tab:red")
+    axis.set_xlabel("SNR vs float32 (dB), higher is better")
+    axis.set_title(f"{Path(quantized).name}: the {len(shown)} worst layers")
+    axis.tick_params(axis="y", labelsize=7)
+    figure.tight_layout()
+    chart = folder / "layer_report.png"
+    figure.savefig(chart, dpi=110)
+    plt.close(figure)
+    return [markdown, chart]

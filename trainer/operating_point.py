@@ -1,0 +1,41 @@
+"""The decision threshold that travels with a model: chosen on the validation split, written
+into the run, then into the .tflite metadata, so ``infer`` decides as the run was tuned."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trainer.config import parse_operating_point
+from trainer.metrics import roc_curve
+
+
+def choose_threshold(labels: np.ndarray, positive_scores: np.ndarray, rule: str) -> float:
+    """The threshold on p(positive) that ``rule`` picks on these (validation) labels:
+
+    - ``argmax``: 0.5 (two classes);
+    - ``youden``: maximises sensitivity + specificity - 1;
+    - ``accuracy``: maximises accuracy at the data's own prevalence;
+    - ``sensitivity=X``: the highest threshold whose sensitivity reaches X;
+    - ``specificity=X``: the lowest threshold whose specificity reaches X.
+
+    Ties go to the threshold nearest 0.5. Positive iff p >= threshold.
+    """
+    name, target = parse_operating_point(rule)
+    truth = np.asarray(labels).astype(bool)
+    if name == "argmax" or truth.all() or not truth.any():
+        return 0.5
+    fpr, tpr, thresholds = roc_curve(truth, np.asarray(positive_scores, dtype=np.float64))
+    fpr, tpr, thresholds = fpr[1:], tpr[1:], thresholds[1:]  # drop the (inf) point that calls nothing positive
+    if name == "youden":
+        score = tpr - fpr
+    elif name == "accuracy":
+        prevalence = truth.mean()
+        score = prevalence * tpr + (1 - prevalence) * (1 - fpr)
+    elif name == "sensitivity":
+        reached = np.flatnonzero(tpr >= target - 1e-12)
+        return float(thresholds[reached[0]])  # thresholds fall as tpr rises: the first is the highest
+    else:
+        reached = np.flatnonzero(1 - fpr >= target - 1e-12)
+        return float(thresholds[reached[-1]]) if len(reached) else float(thresholds[0])
+    best = np.flatnonzero(score >= score.max() - 1e-12)
+    return float(thresholds[best[np.argmin(np.abs(thresholds[best] - 0.5))]])
