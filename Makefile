@@ -12,7 +12,7 @@ PIP_FLAGS ?= -q --disable-pip-version-check
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[train,edge,dev]"
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[train,edge,quantize,dev]"
 	touch $@
 
 # The TensorFlow-free environment a device gets: only the edge extra (+ test tools).
@@ -34,7 +34,8 @@ test-edge: $(EDGE_VENV)/.installed
 	@$(EDGE_VENV)/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is not None)" \
 		|| { echo "TensorFlow is importable in $(EDGE_VENV): the edge environment is not TensorFlow-free"; exit 1; }
 	@echo "== edge environment (no TensorFlow) =="
-	$(EDGE_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_imaging.py tests/test_edge_classifier.py tests/test_edge_cli.py tests/test_data.py tests/test_config.py tests/test_metrics.py tests/test_synthetic.py tests/test_hardening.py tests/test_fuzz.py tests/test_splits.py
+	$(EDGE_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_imaging.py tests/test_edge_classifier.py tests/test_edge_cli.py tests/test_data.py tests/test_config.py tests/test_metrics.py tests/test_synthetic.py tests/test_hardening.py tests/test_fuzz.py tests/test_splits.py \
+		tests/test_published_split.py tests/test_operating_point_edge.py tests/test_registry.py
 
 test-full: $(VENV)/.installed weights
 	@echo "== full environment (train + edge) =="
@@ -52,13 +53,18 @@ demo: $(VENV)/.installed weights
 	@run=$$(ls -td $(DEMO)/models/*/ | head -1); run=$${run%/}; \
 	held_out=$$(awk -F, '$$3 ~ /^test/ && NR % 40 == 0 {printf " --image $(DEMO)/data/%s", $$1}' $$run/split.csv); \
 	$(VENV)/bin/artery-edge convert $$run --quantize all && \
+	device=$$($(VENV)/bin/python -c "from edge.precisions import DEVICE_DEFAULT as d; print(d.file('$$run'))") && \
+	models=$$($(VENV)/bin/python -c "from edge.precisions import model_files; print(' '.join('--model ' + str(f) for f in model_files('$$run')))") && \
 	$(VENV)/bin/artery-edge evaluate --run $$run && \
-	echo "== held-out test images through the int8 model ==" && \
-	$(VENV)/bin/artery-edge infer --model $$run/model_int8.tflite $$held_out && \
+	echo "== the device model, and where its quantization loses precision ==" && \
+	$(VENV)/bin/artery-edge inspect $$device && \
+	$(VENV)/bin/artery-edge inspect $$device --report && \
+	echo "== held-out test images through the device model (its stored threshold) ==" && \
+	$(VENV)/bin/artery-edge infer --model $$device $$held_out && \
 	echo "== Grad-CAM: where the Keras model looks ==" && \
 	$(VENV)/bin/artery-edge explain --run $$run $$held_out && \
 	{ [ ! -f $(DEMO)/data/narrowings.csv ] || $(VENV)/bin/python benchmarks/gradcam_localisation.py --run $$run --data $(DEMO)/data; } && \
-	$(VENV)/bin/artery-edge benchmark --model $$run/model_float32.tflite --model $$run/model_float16.tflite --model $$run/model_int8.tflite && \
+	$(VENV)/bin/artery-edge benchmark $$models && \
 	echo "demo run: $$run (plots: history.png, samples*.png, evaluation/ with MODEL_CARD.md, explain/)"
 
 clean:

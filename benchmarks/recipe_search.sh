@@ -17,8 +17,9 @@ COMMON="--split-pattern validation-=test --val-fraction 0.1 --alpha 1.0 --no-ten
 declare -A EXPERIMENTS=(
   [e1-96-constant]="--image-size 96 --learning-rate 1e-3 --epochs 2 --fine-tune-learning-rate 1e-4 --fine-tune-epochs 8 --patience 3"
   [e2-128-cosine]="--image-size 128 --learning-rate 1e-3 --epochs 2 --fine-tune-learning-rate 3e-4 --fine-tune-epochs 10 --schedule cosine --warmup-epochs 1 --patience 10"
+  [e3-128-cosine-site-ls]="--image-size 128 --learning-rate 1e-3 --epochs 2 --fine-tune-learning-rate 3e-4 --fine-tune-epochs 10 --schedule cosine --warmup-epochs 1 --patience 10 --site-augmentation 0.25 --label-smoothing 0.05"
 )
-ORDER=(e1-96-constant e2-128-cosine)
+ORDER=(e1-96-constant e2-128-cosine e3-128-cosine-site-ls)
 
 for name in "${@:-${ORDER[@]}}"; do
   [[ -v EXPERIMENTS[$name] ]] || { echo "unknown experiment $name (known: ${ORDER[*]})" >&2; exit 2; }

@@ -131,3 +131,6 @@ def _drop_unused_constants(model) -> None:
             op.intermediates = renumber(op.intermediates)
     graph.inputs = renumber(graph.inputs)
     graph.outputs = renumber(graph.outputs)
+    for signature in model.signatureDefs or []:  # the signature runner finds its tensors by index
+        for entry in list(signature.inputs or []) + list(signature.outputs or []):
+            entry.tensorIndex = new_index[entry.tensorIndex]

@@ -72,6 +72,34 @@ def report_images(model: Path, data: Path | None, count: int, seed: int = 0) -> 
     return np.stack([load_image(f, size) for f in chosen])
 
 
+def comparable_pair(reference: bytes, quantized: bytes) -> tuple[bytes, bytes]:
+    """Both models, with every tensor whose name the other model gives to a tensor of another
+    shape renamed apart (``name#float`` / ``name#quantized``), so that name matching pairs only
+    like with like: converters name constants per conversion (MLIR's ``arith.constant9`` is
+    another tensor in each file)."""
+    import flatbuffers
+
+    from edge.metadata import TFLITE_IDENTIFIER, load_schema
+
+    schema = load_schema()
+    models = [schema.ModelT.InitFromPackedBuf(bytearray(data), 0) for data in (reference, quantized)]
+
+    def shapes(model) -> dict:
+        return {t.name: tuple(t.shape if t.shape is not None else ()) for g in model.subgraphs for t in g.tensors}
+
+    found = [shapes(m) for m in models]
+    packed = []
+    for model, own, other, tag in zip(models, found, found[::-1], ("float", "quantized")):
+        for graph in model.subgraphs:
+            for tensor in graph.tensors:
+                if tensor.name in other and other[tensor.name] != own[tensor.name]:
+                    tensor.name = tensor.name + f"#{tag}".encode()
+        builder = flatbuffers.Builder(len(reference) + 1024)
+        builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+        packed.append(bytes(builder.Output()))
+    return packed[0], packed[1]
+
+
 def compare(quantized: Path, reference: Path, images: np.ndarray) -> list[dict]:
     """Per shared tensor: SNR (dB) and cosine similarity of the quantized model's values
     against the float32 twin's, over ``images`` (uint8 N x S x S x 3); worst SNR first."""
@@ -86,7 +114,7 @@ def compare(quantized: Path, reference: Path, images: np.ndarray) -> list[dict]:
     from edge.runtime import find_backend
 
     check_pair(quantized, reference)
-    reference_bytes, quantized_bytes = Path(reference).read_bytes(), Path(quantized).read_bytes()
+    reference_bytes, quantized_bytes = comparable_pair(Path(reference).read_bytes(), Path(quantized).read_bytes())
     interpreter = find_backend()[1](model_content=reference_bytes)
     signatures = interpreter.get_signature_list()
     if len(signatures) != 1:

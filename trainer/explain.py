@@ -94,6 +94,7 @@ def explain(run, images: Sequence[Path], layer: Optional[str] = None, batch_size
     exported), and one message per image that could not be read."""
     import keras
 
+    import trainer.model  # noqa: F401  (registers the custom layers a run's model may hold)
     from trainer.calibration import softmax
     from trainer.data import Sample, load_arrays, readable
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from edge.imaging import ImageSource, load_image
+from trainer.data import DataError
 from trainer.runs import load_run
+from trainer.training import positive_index
 
 
 @dataclass
@@ -22,22 +24,27 @@ class KerasPrediction:
 
 
 class KerasPredictor:
-    """A trained ``model.keras`` plus the class names and input size of its run."""
+    """A trained ``model.keras`` plus the class names and input size of its run; with a run's
+    calibration temperature and operating point it decides as the exported .tflite files do."""
 
-    def __init__(self, model_path: Path, class_names: Sequence[str], image_size: int) -> None:
+    def __init__(self, model_path: Path, class_names: Sequence[str], image_size: int, temperature: float = 1.0,
+                 threshold: Optional[float] = None) -> None:
         import keras
+
+        from trainer.model import serving_model  # also registers the project's custom layers
 
         model_path = Path(model_path)
         if not model_path.is_file():
-            raise FileNotFoundError(f"no Keras model at {model_path}")
-        self.model = keras.models.load_model(model_path)
+            raise DataError(f"no Keras model at {model_path}")
+        self.model = serving_model(keras.models.load_model(model_path, compile=False), temperature)
         self.class_names = list(class_names)
         self.image_size = int(image_size)
+        self.threshold = threshold
 
     @classmethod
     def from_run(cls, run_dir: Path) -> "KerasPredictor":
         run = load_run(run_dir)
-        return cls(run.model_path, run.class_names, run.image_size)
+        return cls(run.model_path, run.class_names, run.image_size, run.temperature, run.threshold)
 
     def probabilities(self, sources: Sequence[ImageSource], batch_size: int = 32) -> np.ndarray:
         """(N, n_classes) float probabilities for image files, Pillow images or arrays."""
@@ -49,7 +56,11 @@ class KerasPredictor:
 
     def predict(self, source: ImageSource) -> KerasPrediction:
         probabilities = self.probabilities([source])[0]
+        index = int(probabilities.argmax())
+        if self.threshold is not None and len(self.class_names) == 2:
+            positive = positive_index(self.class_names)
+            index = positive if probabilities[positive] >= self.threshold else 1 - positive
         return KerasPrediction(
-            label=self.class_names[int(probabilities.argmax())],
+            label=self.class_names[index],
             probabilities={name: float(p) for name, p in zip(self.class_names, probabilities)},
         )

@@ -1,0 +1,86 @@
+"""What makes fine-tuning faster on CPU: each variant against today's pipeline, side by side.
+
+Fine-tuning (stage 2, the whole base trains) is most of a run's time. Every variant gets its
+own model, compiled once and warmed up once (tracing, XLA compilation and filling the
+decoded-image cache are excluded); then timed epochs over the same images alternate between
+the variants, so all see the same machine load. Medians and ratios to the baseline
+(the run's defaults: batch 32, no XLA, one step per execution, cached tf.data pipeline).
+
+    .venv/bin/python benchmarks/train_speedups.py --data ../shared/data/stenosis-patches --count 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import warnings  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+
+VARIANTS = {  # name: TrainConfig changes
+    "baseline (batch 32, 128 px)": {},
+    "batch 64": {"batch_size": 64},
+    "steps_per_execution 8": {"steps_per_execution": 8},
+    "jit_compile (XLA)": {"jit_compile": True},
+    "96 px input": {"image_size": 96},
+    "batch 64 + 96 px": {"batch_size": 64, "image_size": 96},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--count", type=int, default=512, help="training images (stratified sample)")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per variant")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    import keras
+
+    from converters.tflite import representative_samples
+    from trainer.config import TrainConfig
+    from trainer.data import make_dataset, scan_dataset
+    from trainer.model import build_model, compile_model, set_stage
+
+    samples = representative_samples(scan_dataset(args.data, validate=False).samples, args.count)
+    runners = {}
+    for name, changes in VARIANTS.items():
+        config = TrainConfig(image_size=args.image_size, alpha=1.0).replace(**changes)
+        keras.utils.set_random_seed(0)
+        model = build_model(2, config)
+        set_stage(model, 2)
+        compile_model(model, 1e-5, config)
+        data = make_dataset(samples, config.image_size, config.batch_size, shuffle=True)
+        model.fit(data, epochs=1, verbose=0)  # warm-up: tracing, XLA, decode + cache
+        runners[name] = (model, data)
+        print(f"ready: {name}", flush=True)
+
+    rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for _ in range(args.repeats):
+        for name, (model, data) in runners.items():
+            start = time.perf_counter()
+            model.fit(data, epochs=1, verbose=0)
+            rates[name].append(len(samples) / (time.perf_counter() - start))
+    base = statistics.median(rates[next(iter(VARIANTS))])
+    rows = [{"variant": name, "images_per_s": round(statistics.median(r), 1),
+             "ratio": round(statistics.median(r) / base, 3), "runs": [round(x, 1) for x in r]}
+            for name, r in rates.items()]
+    if args.json:
+        print(json.dumps({"images": len(samples), "repeats": args.repeats, "rows": rows}, indent=2))
+        return
+    print(f"\nfine-tuning, {len(samples)} images, MobileNetV2 alpha 1.0; medians of {args.repeats} interleaved epochs\n")
+    print("| variant | images/s | vs baseline |")
+    print("|---|---|---|")
+    for r in rows:
+        print(f"| {r['variant']} | {r['images_per_s']} | {r['ratio']:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
