@@ -315,7 +315,7 @@ def refuse_inapplicable(ctx: typer.Context, precisions: list[str], options: dict
 @user_errors
 def evaluate(
     run: Path = typer.Option(..., "--run", help="A training run directory (its split manifest picks the test files)."),
-    models: Optional[List[Path]] = typer.Option(None, "--models", help="TFLite files (default: the run's model_*.tflite); repeatable."),
+    models: Optional[List[Path]] = typer.Option(None, "--models", help="TFLite files (default: the run's converted files, every precision); repeatable."),
     data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this class-folder dataset instead of the test split."),
     threshold: Optional[float] = typer.Option(
         None, "--threshold", help="Unhealthy iff its probability >= this (default: the run's stored operating point)."),

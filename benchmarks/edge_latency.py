@@ -111,7 +111,7 @@ def precisions_side_by_side(run: Path, images: list[Path], folder: list[Path], r
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True, help="run dir with model.keras and model_*.tflite")
+    parser.add_argument("--run", type=Path, required=True, help="run dir with model.keras and its converted .tflite files")
     parser.add_argument("--data", type=Path, required=True, help="class-folder images to time on")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5)

@@ -220,7 +220,7 @@ def write_atomically(path: Path, data: bytes, replace_existing: bool = False) ->
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Remove ``.<name>.<pid>.tmp`` files whose process is gone (a conversion killed with -9)."""
     removed = []
-    for temp in Path(folder).glob(".model_*.tflite.*.tmp"):
+    for temp in (t for p in PRECISIONS.values() for t in Path(folder).glob(f".{p.file_name}.*.tmp")):
         pid = temp.suffixes[-2].lstrip(".") if len(temp.suffixes) >= 2 else ""
         if pid.isdigit() and not process_alive(int(pid)):
             temp.unlink(missing_ok=True)

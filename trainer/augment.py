@@ -47,7 +47,8 @@ class SiteAugmentation(keras.layers.Layer):
 
         kernel = ops.convert_to_tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16.0
         kernel = ops.tile(ops.reshape(kernel, (3, 3, 1, 1)), (1, 1, channels, 1))
-        blurred = ops.depthwise_conv(images, ops.cast(kernel, images.dtype), padding="same")
+        edges = ops.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")  # zeros would darken the border
+        blurred = ops.depthwise_conv(edges, ops.cast(kernel, images.dtype), padding="valid")
         mask = self._chosen(batch)
         images = mask * blurred + (1 - mask) * images
         return ops.clip(images, 0.0, 255.0)
