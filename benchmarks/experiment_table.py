@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from edge.precisions import DEVICE_DEFAULT
 from trainer.config import DEFAULTS
 
 IGNORED = {"data_dirs", "output_dir", "run_name", "log_dir", "tensorboard", "split_file", "split_pattern"}
@@ -36,10 +37,10 @@ def row(run_dir: Path) -> dict:
     evaluation = run_dir / "evaluation" / "metrics.json"
     if evaluation.is_file():
         report = json.loads(evaluation.read_text())
-        int8 = report["models"].get("int8")
+        int8 = report["models"].get(DEVICE_DEFAULT.name)
         if int8:
-            found["int8"] = {k: int8.get(k) for k in ("roc_auc", "accuracy", "sensitivity", "specificity")}
-            found["int8_agreement"] = report["agreement_with_keras"]["int8"]["label_agreement"]
+            found["int8"] = {k: int8["metrics"].get(k) for k in ("roc_auc", "accuracy", "sensitivity", "specificity")}
+            found["int8_agreement"] = report["agreement_with_keras"][DEVICE_DEFAULT.name]["label_agreement"]
     return found
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 from dataclasses import replace
@@ -94,22 +93,16 @@ def with_metadata(model: bytes, metadata, precision: str, tool: str) -> bytes:
 
 
 def measure(path: Path, samples, labels: np.ndarray, keras_p: np.ndarray, positive: int, repeats: int) -> dict:
+    from edge.bench import benchmark_model
     from edge.classifier import Classifier
 
     classifier = Classifier(path, threads=2)
     p = np.array([classifier.predict(s.path).probabilities[classifier.labels[positive]] for s in samples])
-    tensor = classifier.input_tensor(classifier.preprocess(samples[0].path))
-    for _ in range(10):
-        classifier.invoke(tensor)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        classifier.invoke(tensor)
-        times.append((time.perf_counter() - start) * 1000)
+    latency = benchmark_model(path, runs=repeats, threads=2)
     predicted, reference = p >= 0.5, keras_p >= 0.5
     return {"agreement": float((predicted == reference).mean()), "mean_dp": float(np.abs(p - keras_p).mean()),
             "max_dp": float(np.abs(p - keras_p).max()), "accuracy": float((predicted == (labels == positive)).mean()),
-            "mb": path.stat().st_size / 1e6, "invoke_ms": statistics.median(times),
+            "mb": path.stat().st_size / 1e6, "invoke_ms": latency["p50_ms"],
             "input": np.dtype(classifier.input_dtype).name}
 
 

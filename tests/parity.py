@@ -41,8 +41,8 @@ BOUNDS = {
     "float16": Bounds(max_diff=5e-2, mean_diff=1e-2, band=5e-2, max_borderline_flips=0.02),
     "int8": Bounds(max_diff=0.7, mean_diff=0.1, band=0.45, max_borderline_flips=0.15, accuracy_points=0.06),
 }
-# Dynamic range: the same int8 weights; activations quantized per image from their own range,
-# never wider than the calibrated one, so int8's bounds hold for it too.
+# Dynamic range: the same int8 weights; activations quantized per image from their own range
+# (never clipped, usually narrower than int8's calibrated one), so int8's bounds hold for it too.
 BOUNDS["dynamic"] = BOUNDS["int8"]
 
 

@@ -16,7 +16,7 @@ from artery_edge import cli
 from artery_edge.cli import app
 from edge.errors import ArteryEdgeError
 from edge.precisions import PRECISIONS, model_files, parse_precisions, precision_of_file
-from trainer.config import DEFAULTS, TrainConfig
+from trainer.config import DEFAULTS
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]

@@ -8,6 +8,7 @@ up front instead of crashing training mid-epoch.
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -150,11 +151,9 @@ def sort_split(samples: Iterable[Sample]) -> list[Sample]:
     return sorted(samples, key=lambda s: (SUBSETS.index(s.subset), s.label, str(s.path)))
 
 
-def parse_split_pattern(spec: str) -> list[tuple["re.Pattern[str]", str]]:
+def parse_split_pattern(spec: str) -> list[tuple[re.Pattern[str], str]]:
     """``'validation-=test'`` or ``'a=validation,b=test'``: regexes searched in each file name,
     each with the subset its files go to."""
-    import re
-
     rules = []
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         pattern, sep, name = part.rpartition("=")
@@ -287,9 +286,7 @@ def group_split(samples: Sequence[Sample], pattern: str, val_fraction: float, te
     return sort_split(result)
 
 
-def compile_group_pattern(pattern: str):
-    import re
-
+def compile_group_pattern(pattern: str) -> re.Pattern[str]:
     try:
         regex = re.compile(pattern)
     except re.error as exc:
