@@ -25,7 +25,10 @@ def split_counts(run) -> tuple[dict, str]:
         rows = list(csv.DictReader(handle))
     counts = Counter((row["subset"], row["class"]) for row in rows)
     config = run.config
-    if config.get("split_file"):
+    if config.get("split_pattern"):
+        how = (f"published split kept by file name (`{config['split_pattern']}`); the other files split "
+               f"stratified at random, seeded ({config.get('seed')})")
+    elif config.get("split_file"):
         how = f"predefined split file `{Path(config['split_file']).name}`"
     elif config.get("group_pattern"):
         groups = len({row.get("group") for row in rows})
@@ -60,6 +63,9 @@ def write_model_card(path: Path, report: dict, run, model_files: Sequence[Path])
         f"- Classes: {', '.join(run.class_names)}; positive class **{report['positive_class']}**.",
         f"- Calibration temperature {report['calibration']['temperature']:.4f} (fitted on the validation split, "
         "inside every exported graph).",
+        f"- Operating point: {report.get('operating_point', 'argmax')}"
+        + (f", threshold {run.threshold:.4f} on p({report['positive_class']}) chosen on the validation split and "
+           "stored in every exported file." if run.threshold is not None else "."),
         f"- Built with artery-edge, Keras {keras.__version__}, Python {platform.python_version()}.",
         "",
         "## Intended use",
@@ -71,7 +77,8 @@ def write_model_card(path: Path, report: dict, run, model_files: Sequence[Path])
         "sites without new validation.",
         "",
         "## Training data",
-        f"- Data folder: `{Path(config.get('data_dir', '')).name}`. Split: {how}.",
+        f"- Data folder(s): {', '.join(f'`{Path(d).name}`' for d in config.get('data_dirs') or [config.get('data_dir', '')])}."
+        f" Split: {how}.",
         "",
         "| subset | " + " | ".join(run.class_names) + " |",
         "|---|" + "---|" * len(run.class_names),
