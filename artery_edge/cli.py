@@ -586,7 +586,7 @@ def inspect(
         print_json({"model": str(model), "reference": str(reference), "images": len(images),
                     "files": [str(f) for f in files], "layers": rows})
         return
-    typer.echo(f"{len(rows)} tensors compared on {len(images)} image(s); the worst:")
+    typer.echo(f"{len(rows)} layer outputs compared on {len(images)} image(s); the worst:")
     for row in rows[:5]:
         typer.echo(f"  {row['snr_db']:6.1f} dB  cosine {row['cosine']:.5f}  {row['layer']}")
     typer.echo(f"report: {files[0]}  chart: {files[1]}")

@@ -72,9 +72,23 @@ def report_images(model: Path, data: Path | None, count: int, seed: int = 0) -> 
     return np.stack([load_image(f, size) for f in chosen])
 
 
+def short_activation_names(model) -> None:
+    """Name each layer output by its first fused name (``block_1_expand_relu_1/Relu6;<bn>;<conv>``
+    -> ``block_1_expand_relu_1/Relu6``): the int8 path folds BatchNorm first, so the fused
+    names differ between the two files while the activation is the same."""
+    for graph in model.subgraphs:
+        taken = {t.name for t in graph.tensors}
+        for index in {i for op in graph.operators for i in op.outputs}:
+            tensor = graph.tensors[index]
+            short = tensor.name.split(b";")[0]
+            if short != tensor.name and short not in taken:
+                taken.add(short)
+                tensor.name = short
+
+
 def comparable_pair(reference: bytes, quantized: bytes) -> tuple[bytes, bytes]:
-    """Both models, with every tensor whose name the other model gives to a tensor of another
-    shape renamed apart (``name#float`` / ``name#quantized``), so that name matching pairs only
+    """Both models, layer outputs named by :func:`short_activation_names`, and every tensor
+    whose name the other model gives to a tensor of another shape renamed apart (``name#float`` / ``name#quantized``), so that name matching pairs only
     like with like: converters name constants per conversion (MLIR's ``arith.constant9`` is
     another tensor in each file)."""
     import flatbuffers
@@ -83,6 +97,8 @@ def comparable_pair(reference: bytes, quantized: bytes) -> tuple[bytes, bytes]:
 
     schema = load_schema()
     models = [schema.ModelT.InitFromPackedBuf(bytearray(data), 0) for data in (reference, quantized)]
+    for model in models:
+        short_activation_names(model)
 
     def shapes(model) -> dict:
         return {t.name: tuple(t.shape if t.shape is not None else ()) for g in model.subgraphs for t in g.tensors}
@@ -101,11 +117,13 @@ def comparable_pair(reference: bytes, quantized: bytes) -> tuple[bytes, bytes]:
 
 
 def compare(quantized: Path, reference: Path, images: np.ndarray) -> list[dict]:
-    """Per shared tensor: SNR (dB) and cosine similarity of the quantized model's values
-    against the float32 twin's, over ``images`` (uint8 N x S x S x 3); worst SNR first."""
+    """Per layer output (activation) both models share: SNR (dB) and cosine similarity of the
+    quantized model's values against the float32 twin's, over ``images`` (uint8 N x S x S x 3);
+    worst SNR first."""
     import warnings
 
     warnings.filterwarnings("ignore", module="ai_edge_quantizer")  # its import warns about optional backends
+    warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")  # needed: every tensor compared
     try:
         from ai_edge_quantizer import model_validator
         from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
@@ -124,10 +142,12 @@ def compare(quantized: Path, reference: Path, images: np.ndarray) -> list[dict]:
     result = model_validator.compare_model(
         reference_bytes, quantized_bytes, data,
         [ValidationErrorMetric.SNR, ValidationErrorMetric.COSINE_SIMILARITY], compare_fns=None)
+    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
+    activations = {names[i] for op in interpreter._get_ops_details() for i in op["outputs"]}
     rows = []
     for tensor, metrics in result.get_all_tensor_results().items():
-        if tensor in signature["inputs"]:
-            continue  # the image itself: exact by construction (uint8 input, scale 1)
+        if tensor not in activations:
+            continue  # the image (exact by construction) and constants: a weight's error shows in its layer's output
         snr = metrics.get("snr")
         rows.append({"layer": layer_name(tensor), "tensor": tensor,
                      "snr_db": 10 * math.log10(snr) if snr and snr > 0 else -math.inf,
@@ -152,7 +172,7 @@ def write_report(rows: Sequence[dict], base: Path, quantized: Path, reference: P
     folder = evaluation_dir(base)
     markdown = folder / "layer_report.md"
     lines = [f"# Per-layer error: {Path(quantized).name} vs {Path(reference).name}", "",
-             f"{len(rows)} tensors shared by both models, compared on {n_images} image(s); worst first. "
+             f"{len(rows)} layer outputs shared by both models, compared on {n_images} image(s); worst first. "
              "SNR = 10 log10(mean(float^2) / mean((quantized - float)^2)): higher is better; "
              "below about 20 dB a layer loses visible precision.", "",
              "| rank | layer | SNR (dB) | cosine |", "|---|---|---|---|"]
