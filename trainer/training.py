@@ -172,6 +172,7 @@ def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Call
     from trainer.resume import truncate_history
 
     done = 0
+    steps_per_epoch = max(1, int(train_ds.cardinality()))  # -1 infinite / -2 unknown: the schedule's unit is 1 step
     stages = ((1, config.epochs, config.learning_rate), (2, config.fine_tune_epochs, config.fine_tune_learning_rate))
     for stage, epochs, lr in stages:
         if epochs == 0:
@@ -182,8 +183,7 @@ def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Call
             log(f"stage {stage}: finished before the interruption ({done} epochs so far), skipped")
             continue
         set_stage(model, stage, config.fine_tune_at, config.pretrained)
-        steps = int(train_ds.cardinality()) if int(train_ds.cardinality()) > 0 else 1
-        schedule = learning_rate_schedule(lr * learning_rate_scale, epochs, steps, config)
+        schedule = learning_rate_schedule(lr * learning_rate_scale, epochs, steps_per_epoch, config)
         compile_model(model, schedule, config)  # recompile: `trainable` counts after it
         trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         what = "fine-tuning" if stage == 2 else "frozen base" if config.pretrained else \
