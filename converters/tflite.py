@@ -9,7 +9,6 @@ Every file is written to a temporary name and renamed, so a failure leaves nothi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import time
@@ -28,7 +27,7 @@ from converters.metadata_writer import embed_metadata
 from converters.presets import PRESETS, QuantizationPreset
 from edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS
 from edge.imaging import COLOR_ORDER, INPUT_RANGE, RESIZE_METHOD, load_image
-from edge.metadata import ModelMetadata
+from edge.metadata import ModelMetadata, sha256_of_file
 from trainer.data import DataError, Sample, print_progress, scan_dataset, subset
 from trainer.runs import TrainedRun, load_run
 from trainer.training import MODEL_FILE, positive_index
@@ -74,14 +73,6 @@ class ConversionSource:
             return cls(path / MODEL_FILE, load_run(path))
         run = load_run(path.parent) if path.name == MODEL_FILE and (path.parent / "run.json").is_file() else None
         return cls(path, run)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_keras_model(path: Path, temperature: float = 1.0):
@@ -187,7 +178,7 @@ def build_metadata(source: ConversionSource, image_size: int, labels: Sequence[s
         input_range=INPUT_RANGE,
         resize_method=RESIZE_METHOD,
         positive_label=labels[positive_index(list(labels))],
-        source_model_sha256=file_sha256(source.model_path),
+        source_model_sha256=sha256_of_file(source.model_path),
         training=training,
         artery_edge_version=__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),

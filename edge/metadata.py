@@ -8,6 +8,7 @@ the file still loads everywhere. The flatbuffer schema comes with ``ai_edge_lite
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -113,10 +114,17 @@ def digest_field(value: str) -> bytes:
     return f'"file_sha256": "{value}"'.encode()
 
 
+def sha256_of_file(path: Path) -> str:
+    """SHA-256 of a whole file (model cards, the source model's digest in the metadata)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_sha256(data: bytes, recorded: str = UNSET_DIGEST) -> str:
     """SHA-256 of a model file whose recorded checksum is replaced by zeros (its value when hashed)."""
-    import hashlib
-
     return hashlib.sha256(data.replace(digest_field(recorded), digest_field(UNSET_DIGEST), 1)).hexdigest()
 
 

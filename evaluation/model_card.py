@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
-from converters.tflite import file_sha256
+from edge.metadata import sha256_of_file
 
 METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "roc_auc")
 RECIPE_KEYS = ("image_size", "alpha", "weights", "epochs", "learning_rate", "fine_tune_epochs",
@@ -128,7 +128,7 @@ def write_model_card(path: Path, report: dict, run, model_files: Sequence[Path])
         "",
         "| file | sha256 |",
         "|---|---|",
-        *[f"| `{f.name}` | `{file_sha256(f)}` |" for f in [run.model_path, *model_files]],
+        *[f"| `{f.name}` | `{sha256_of_file(f)}` |" for f in [run.model_path, *model_files]],
         "",
         "Reproduce: `artery-edge evaluate --run " + str(run.run_dir) + "`.",
     ]

@@ -105,9 +105,9 @@ def test_float32_matches_keras_on_the_same_tensor(converted_run):
 def test_source_model_is_not_modified_and_overwrite_needs_force(converted_run):
     run, models = converted_run
     digest = read_metadata(models["float32"]).source_model_sha256
-    from converters.tflite import file_sha256
+    from edge.metadata import sha256_of_file
 
-    assert file_sha256(run.run_dir / "model.keras") == digest
+    assert sha256_of_file(run.run_dir / "model.keras") == digest
     before = models["float16"].read_bytes()
     result = runner.invoke(app, ["convert", str(run.run_dir), "--quantize", "float16"])
     assert result.exit_code != 0 and "--force" in result.output
