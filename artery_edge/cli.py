@@ -202,6 +202,11 @@ def train(
     jit_compile: bool = typer.Option(D.jit_compile, "--jit-compile", help="XLA-compile the training step."),
     steps_per_execution: int = typer.Option(
         D.steps_per_execution, "--steps-per-execution", help="Training steps per call into the compiled function."),
+    init_from: Optional[Path] = typer.Option(
+        None, "--init-from", help="Start from this finished run's weights (same classes; its alpha; any input "
+                                  "size); see also `adapt`."),
+    replay: int = typer.Option(
+        D.replay, "--replay", help="With --init-from: images per class of the parent's training split mixed in."),
     resume: Optional[Path] = typer.Option(
         None, "--resume", help="Continue this interrupted run directory (kill -9 included) with its own config."
     ),
@@ -229,6 +234,11 @@ def train(
             del values[name]
     with stdout_for_json(json_output):
         result = run_training(TrainConfig(**values), resume_dir=resume)
+    report_training(result, json_output)
+
+
+def report_training(result, json_output: bool) -> None:
+    """The run folder and its figures (test split, or validation when there is none)."""
     if json_output:
         print_json({"run_dir": str(result.run_dir), **result.metrics})
         return
@@ -238,7 +248,44 @@ def train(
         f"{k} {m[k]:.3f}" for k in ("accuracy", "sensitivity", "specificity", "roc_auc") if m.get(k) is not None
     )
     at = f" at threshold {m['threshold']:.3f} ({m['operating_point']})" if m.get("threshold") is not None else ""
-    typer.echo(f"test ({m['n']} images){at}: {summary}; {result.seconds:.0f} s")
+    typer.echo(f"{m.get('evaluated_on', 'test')} ({m['n']} images){at}: {summary}; {result.seconds:.0f} s")
+
+
+@app.command()
+@user_errors
+def adapt(
+    data_dirs: List[Path] = typer.Argument(..., help="The new site's class folders (DATA/<class>/<image>)."),
+    parent: Path = typer.Option(..., "--from", help="The finished run to adapt (e.g. models/reference)."),
+    image_size: int = typer.Option(0, "--image-size", help="Input size in pixels (0: the parent's)."),
+    replay: int = typer.Option(
+        0, "--replay", help="Images per class of the parent's training split mixed in (keeps the original site)."),
+    split_pattern: str = typer.Option(
+        "validation-=validation", "--split-pattern",
+        help="REGEX=SUBSET[,...]: which files choose epochs, temperature and threshold (validation)."),
+    output_dir: Path = typer.Option(Path(D.output_dir), "--output-dir", help="Runs land in a new folder here."),
+    run_name: str = typer.Option("", "--run-name", help="Run folder name (default: run-<timestamp>)."),
+    seed: int = typer.Option(D.seed, "--seed"),
+    json_output: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Adapt a trained run to a new site from ~100 labelled patches: `train --init-from` with a
+    small-data recipe (trainer/adaptation.py); temperature and threshold re-fitted on the site."""
+    require_tensorflow()
+    from trainer.adaptation import adaptation_config
+    from trainer.data import DataError
+    from trainer.runs import load_run
+    from trainer.training import train as run_training
+
+    size = image_size
+    if size == 0:
+        try:
+            size = load_run(parent).image_size
+        except DataError as exc:
+            fail(f"--from: {exc}")
+    config = adaptation_config([str(d) for d in data_dirs], str(parent), size, replay=replay,
+                               split_pattern=split_pattern, output_dir=str(output_dir), run_name=run_name, seed=seed)
+    with stdout_for_json(json_output):
+        result = run_training(config)
+    report_training(result, json_output)
 
 
 def parse_labels(labels: Optional[str]) -> Optional[list[str]]:

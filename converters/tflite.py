@@ -182,6 +182,7 @@ def build_metadata(source: ConversionSource, image_size: int, labels: Sequence[s
         training=training,
         artery_edge_version=__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        parent=dict(source.run.parent or {}) if source.run is not None else {},  # the site it was adapted from
     )
 
 

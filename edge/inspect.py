@@ -52,6 +52,10 @@ def format_summary(summary: dict) -> str:
         lines.append(f"input {meta['input_size']} px {meta['color_order']}, range {tuple(meta['input_range'])}, "
                      f"resize {meta['resize_method']}; temperature {meta['temperature']:g}; "
                      f"artery-edge {meta['artery_edge_version'] or '?'}, created {meta['created'] or '?'}")
+    parent = meta.get("parent") or {}
+    if parent:
+        lines.append(f"adapted from {parent.get('name', '?')} (trained on {parent.get('data') or '?'}; "
+                     f"model.keras sha256 {parent.get('model_sha256', '?')})")
     for kind in ("inputs", "outputs"):
         for t in summary[kind]:
             quant = f", scale {t['scale']:g}, zero point {t['zero_point']}" if t["scale"] else ""

@@ -54,6 +54,7 @@ class ModelMetadata:
     temperature: float = 1.0  # calibration: the graph outputs softmax(logits / temperature)
     threshold: Optional[float] = None  # positive iff p(positive_label) >= it (chosen on validation); None: arg-max
     file_sha256: str = ""  # of the whole file with this field zeroed: any flipped bit is refused at load
+    parent: dict[str, Any] = field(default_factory=dict)  # adapted from: run name, model_sha256, data ({}: none)
     format: int = METADATA_FORMAT
 
     def to_json(self) -> str:
@@ -95,7 +96,7 @@ class ModelMetadata:
             raise ValueError(f"threshold must be a number in [0, 1], found {self.threshold!r}")
         if self.threshold is not None and self.positive_label is None:
             raise ValueError("a threshold needs a positive_label")
-        for name in ("training", "quantization"):
+        for name in ("training", "quantization", "parent"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be an object")
 

@@ -66,6 +66,9 @@ def write_model_card(path: Path, report: dict, run, model_files: Sequence[Path])
         f"- Operating point: {report.get('operating_point', 'argmax')}"
         + (f", threshold {run.threshold:.4f} on p({report['positive_class']}) chosen on the validation split and "
            "stored in every exported file." if run.threshold is not None else "."),
+        *([f"- Adapted from run `{run.parent.get('name')}` (trained on {run.parent.get('data') or '?'}; its "
+           f"`model.keras` sha256 `{run.parent['model_sha256']}`): fine-tuned on the data below, temperature and "
+           "threshold re-fitted on its validation split."] if run.parent else []),
         f"- Built with artery-edge, Keras {keras.__version__}, Python {platform.python_version()}.",
         "",
         "## Intended use",

@@ -72,6 +72,8 @@ class TrainConfig:
     scale_learning_rate: bool = False  # multiply the learning rates by the number of replicas
     mixed_precision: bool = False  # mixed_float16 on GPU; refused on CPU-only machines
     jit_compile: bool = False
+    init_from: str = ""  # a finished run whose weights this run starts from (a new site; same classes)
+    replay: int = 0  # with init_from: images per class of the parent's training split mixed into training
 
     def validate(self) -> "TrainConfig":
         """Types and ranges of every value, before anything is created (a bad value leaves no run)."""
@@ -96,8 +98,8 @@ class TrainConfig:
             raise ConfigError(f"run name {self.run_name!r} must be a plain folder name (no '/', not hidden)")
         if self.batch_size < 1:
             raise ConfigError("batch size must be at least 1")
-        if not 0 < self.val_fraction < 1 or not 0 < self.test_fraction < 1:
-            raise ConfigError("validation and test fractions must lie between 0 and 1")
+        if not 0 < self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
+            raise ConfigError("validation fraction must lie between 0 and 1, test fraction in [0, 1) (0: no test split)")
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError("validation + test fractions must leave some training data")
         if self.alpha <= 0:
@@ -122,6 +124,8 @@ class TrainConfig:
             raise ConfigError("label-smoothing must lie in [0, 0.5)")
         if self.steps_per_execution < 1:
             raise ConfigError("steps-per-execution must be at least 1")
+        if self.replay < 0 or (self.replay and not self.init_from):
+            raise ConfigError("replay must be >= 0 and needs init-from (it samples the parent run's training split)")
         parse_operating_point(self.operating_point)
         if self.split_pattern:
             from trainer.data import DataError, parse_split_pattern
@@ -156,8 +160,9 @@ class TrainConfig:
 
     @property
     def pretrained(self) -> bool:
-        """False for ``weights="none"``: the network then trains from scratch (see trainer.model)."""
-        return self.weights != "none"
+        """False for ``weights="none"`` without ``init_from``: the network then trains from scratch
+        (see trainer.model). A run started from another run's weights is pretrained."""
+        return self.weights != "none" or bool(self.init_from)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -124,8 +124,8 @@ def stratified_split(
 
 
 def stratified_assign(samples: Sequence[Sample], fractions: dict[str, float], seed: int) -> list[Sample]:
-    """Per class, deal each subset of ``fractions`` its share (at least one image), in the
-    order given; the rest train. Reproducible for a seed."""
+    """Per class, deal each subset of ``fractions`` its share (at least one image; none for a
+    fraction of 0), in the order given; the rest train. Reproducible for a seed."""
     rng = np.random.default_rng(seed)
     by_label: dict[int, list[Sample]] = {}
     for sample in sorted(samples, key=lambda s: (s.label, str(s.path))):
@@ -135,11 +135,12 @@ def stratified_assign(samples: Sequence[Sample], fractions: dict[str, float], se
         n = len(group)
         bounds, taken = [], 0
         for name, fraction in fractions.items():
-            taken += max(1, round(n * fraction))
+            taken += max(1, round(n * fraction)) if fraction > 0 else 0
             bounds.append((taken, name))
         if n - taken < 1:
-            raise DataError(f"class {label} has {n} usable image(s); need at least {len(fractions) + 1} "
-                            f"to fill train, {', '.join(fractions)}")
+            wanted = [name for name, fraction in fractions.items() if fraction > 0]
+            raise DataError(f"class {label} has {n} usable image(s); need at least {len(wanted) + 1} "
+                            f"to fill train, {', '.join(wanted)}")
         order = rng.permutation(n)
         for rank, i in enumerate(order):
             name = next((name for bound, name in bounds if rank < bound), "train")
@@ -185,11 +186,12 @@ def pattern_split(samples: Sequence[Sample], spec: str, fractions: dict[str, flo
     open_fractions = {k: v for k, v in fractions.items() if k not in {name for _, name in rules}}
     if group_pattern and rest:
         rest = group_split(rest, group_pattern, open_fractions.get("validation", 0), open_fractions.get("test", 0),
-                           seed, required=("train", *open_fractions))
+                           seed, required=("train", *(k for k, v in open_fractions.items() if v > 0)))
     elif rest:
         rest = stratified_assign(rest, open_fractions, seed)
     result = sort_split(named + rest)
-    missing = [name for name in SUBSETS if not any(s.subset == name for s in result)]
+    optional = {name for name, fraction in open_fractions.items() if fraction == 0}  # e.g. no test split
+    missing = [name for name in SUBSETS if name not in optional and not any(s.subset == name for s in result)]
     if missing:
         raise DataError(f"--split-pattern {spec!r}: no file in {', '.join(missing)}")
     return result
@@ -201,7 +203,9 @@ def write_split(path: Path, samples: Iterable[Sample], root: Path, class_names: 
         writer = csv.writer(handle)
         writer.writerow(["file", "class", "subset", "group"])
         for s in samples:
-            writer.writerow([s.path.relative_to(root).as_posix(), class_names[s.label], s.subset, s.group])
+            # a file outside the root (a replay sample of a parent run's data) keeps its absolute path
+            name = s.path.relative_to(root) if s.path.is_relative_to(root) else s.path
+            writer.writerow([name.as_posix(), class_names[s.label], s.subset, s.group])
 
 
 def read_split(path: Path, root: Path, class_names: Sequence[str]) -> list[Sample]:

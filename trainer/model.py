@@ -41,8 +41,9 @@ def imagenet_weights_file(alpha: float, image_size: int) -> Path:
 
 def resolve_weights(config: TrainConfig) -> str | None:
     """The ``weights=`` argument for MobileNetV2. ``imagenet`` is left to Keras, which uses
-    its cache or downloads; :func:`build_base` turns a failed download into a clear error."""
-    if config.weights == "none":
+    its cache or downloads; :func:`build_base` turns a failed download into a clear error.
+    A run started from another run (``init_from``) needs none: the parent's weights replace them."""
+    if config.weights == "none" or config.init_from:
         return None
     if config.weights != "imagenet":
         path = Path(config.weights)
@@ -74,7 +75,7 @@ def build_base(config: TrainConfig) -> keras.Model:
             f"ImageNet weights could not be downloaded ({str(exc).split(':')[0]}): place "
             f"{cached.name} in {cached.parent} (or set KERAS_HOME), or pass --weights FILE.h5, or --weights none"
         ) from None
-    if weights is None:
+    if not config.pretrained:
         for layer in base.layers:
             if isinstance(layer, layers.BatchNormalization):
                 layer.momentum = SCRATCH_BN_MOMENTUM

@@ -20,6 +20,7 @@ class TrainedRun:
     metrics: dict
     temperature: float = 1.0  # fitted on the validation split after training (1: not calibrated)
     threshold: Optional[float] = None  # on p(positive), chosen on the validation split (None: arg-max)
+    parent: Optional[dict] = None  # the run it was adapted from (--init-from): path, name, model_sha256, data
 
     @property
     def model_path(self) -> Path:
@@ -65,6 +66,9 @@ def load_run(run_dir: Path) -> TrainedRun:
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                   or not 0 <= threshold <= 1):
         raise DataError(f"{run_dir}: damaged run files (threshold {threshold!r})")
+    parent = run.get("parent")
+    if parent is not None and not (isinstance(parent, dict) and isinstance(parent.get("model_sha256"), str)):
+        raise DataError(f"{run_dir}: damaged run files (parent {parent!r})")
     return TrainedRun(run_dir=run_dir, class_names=list(class_names), image_size=image_size, config=config,
                       metrics=metrics, temperature=float(temperature),
-                      threshold=None if threshold is None else float(threshold))
+                      threshold=None if threshold is None else float(threshold), parent=parent)

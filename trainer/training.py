@@ -313,6 +313,14 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
     config.validate()
     check_request(config)
     resolve_weights(config)  # a bad weights option fails before the data scan
+    parent = None
+    if config.init_from:  # a run to start from: checked (and loaded) before the data scan
+        from trainer.parent import load_parent
+
+        parent = load_parent(Path(config.init_from))
+        if config.alpha != parent.alpha:
+            log(f"alpha {parent.alpha:g}: the width of --init-from {parent.run.run_dir.name}")
+            config = config.replace(alpha=parent.alpha)
     if resume_dir is None:
         scanned = datamod.scan_dataset(config.data_dirs, progress=datamod.print_progress("checking images"))
         class_names, skipped, data_dir = scanned.class_names, scanned.skipped, scanned.root
@@ -324,6 +332,13 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
         skipped = []
     for message in skipped:
         log(f"warning: skipping {message}")
+    if parent is not None:
+        from trainer.parent import check_classes, replay_samples
+
+        check_classes(parent, class_names)
+        if config.replay and resume_dir is None:
+            samples = datamod.sort_split(samples + replay_samples(parent, config.replay, config.seed))
+            log(f"replay: {config.replay} training images per class from {parent.run.run_dir.name} mixed in")
     split = {name: datamod.subset(samples, name) for name in datamod.SUBSETS}
     log(f"classes {class_names}; " + ", ".join(f"{k}: {len(v)}" for k, v in split.items()))
 
@@ -334,6 +349,11 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(len(class_names), config)  # may download ImageNet weights: before the run exists
+        if parent is not None:
+            from trainer.parent import copy_weights
+
+            copy_weights(parent, model)
+            log(f"weights from {parent.run.run_dir} (model.keras sha256 {parent.model_sha256[:12]}...)")
     if not chief:  # the multi-worker guide's pattern: other workers write to a temporary folder
         run_dir = Path(tempfile.mkdtemp(prefix="artery-edge-worker-"))
     elif resume_dir is not None:
@@ -352,7 +372,12 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
     global_batch = config.batch_size * replicas
     train_ds = datamod.make_dataset(split["train"], config.image_size, global_batch, shuffle=True, seed=config.seed)
     val_ds = datamod.make_dataset(split["validation"], config.image_size, global_batch)
-    test_ds = datamod.make_dataset(split["test"], config.image_size, global_batch)
+    # no test split (--test-fraction 0, e.g. a site's published train/validation files only): the
+    # figures are the validation split's, which chose the epochs, temperature and threshold
+    evaluated_on = "test" if split["test"] else "validation"
+    if evaluated_on == "validation":
+        log("no test split: the figures below are on the validation split that tuned the run (optimistic)")
+    test_ds = datamod.make_dataset(split[evaluated_on], config.image_size, global_batch)
 
     weights = class_weights(split["train"], len(class_names), config.class_weight)
     if weights:
@@ -370,13 +395,13 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
 
     model.save(run_dir / MODEL_FILE)
     loss = model.evaluate(test_ds, verbose=0)[0]
-    calibration = calibrate(model, val_ds, test_ds, split, log)
+    calibration = calibrate(model, val_ds, test_ds, {**split, "test": split[evaluated_on]}, log)
     threshold = operating_point(calibration.pop("validation_probabilities"),
                                 np.array([s.label for s in split["validation"]]), class_names,
                                 config.operating_point, log)
-    labels = np.array([s.label for s in split["test"]])
+    labels = np.array([s.label for s in split[evaluated_on]])
     metrics = test_metrics(calibration.pop("test_probabilities"), labels, class_names, loss, threshold)
-    metrics.update(calibration, threshold=threshold, operating_point=config.operating_point)
+    metrics.update(calibration, threshold=threshold, operating_point=config.operating_point, evaluated_on=evaluated_on)
     seconds = time.perf_counter() - start
     metrics["train_seconds"] = round(seconds, 1)
     history = read_history(run_dir / "history.csv")
@@ -401,6 +426,7 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
         "resumed": resume_dir is not None or None,
         "tensorboard_dir": str(tb_dir) if config.tensorboard else None,
         "keras_version": keras.__version__,
+        "parent": parent.record() if parent is not None else None,
     })
     shutil.rmtree(state.folder, ignore_errors=True)  # the run finished: its backups are spent
     plot_history(history, stage1_epochs, run_dir / "history.png")

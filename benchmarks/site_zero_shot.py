@@ -1,0 +1,137 @@
+"""Before any label: does anything in the input pipeline help a trained run on a new site?
+
+The parent sees the site's patches (xca-site-b: 32 x 32 grayscale) through variants of the
+input pipeline, and ROC AUC (no threshold needed) and accuracy at the parent's stored
+threshold are measured on every patch of the site:
+
+- up-sampling: Pillow bilinear (the pipeline's, training and device alike), bicubic, nearest,
+  lanczos, and TensorFlow's bilinear (what ``--site-augmentation`` uses after its 32 px step);
+- input size: the base re-built at other sizes with the parent's weights;
+- contrast: as is; each patch's mean and spread matched to the parent's training patches;
+  Pillow's autocontrast (1 % clipped).
+
+It also checks the pipeline's own consistency: Pillow's and TensorFlow's bilinear up-sampling
+of the same 32 px patch (mean absolute difference in 0..255 units).
+
+    .venv/bin/python benchmarks/site_zero_shot.py --parent models/reference --data ../shared/data/xca-site-b
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from edge.imaging import open_image  # noqa: E402
+from trainer.data import scan_dataset, subset  # noqa: E402
+from trainer.metrics import binary_metrics  # noqa: E402
+
+RESAMPLE = {"pillow-bilinear": Image.Resampling.BILINEAR, "pillow-bicubic": Image.Resampling.BICUBIC,
+            "pillow-nearest": Image.Resampling.NEAREST, "pillow-lanczos": Image.Resampling.LANCZOS}
+
+
+def reference_statistics(run, count: int = 400) -> tuple[float, float]:
+    """Mean and spread of the per-patch mean and standard deviation of the parent's training patches."""
+    pool = subset(run.split(), "train")
+    chosen = [pool[i] for i in np.random.default_rng(0).permutation(len(pool))[:count]]
+    stats = np.array([(a.mean(), a.std()) for a in (np.asarray(open_image(s.path).convert("L"), float) for s in chosen)])
+    return float(stats[:, 0].mean()), float(stats[:, 1].mean())
+
+
+def contrast_variant(image: Image.Image, how: str, reference: tuple[float, float]) -> Image.Image:
+    if how == "as is":
+        return image
+    if how == "autocontrast":
+        return ImageOps.autocontrast(image, cutoff=1)
+    gray = np.asarray(image.convert("L"), float)
+    matched = (gray - gray.mean()) / max(gray.std(), 1e-6) * reference[1] + reference[0]
+    return Image.fromarray(np.clip(np.rint(matched), 0, 255).astype(np.uint8), "L").convert("RGB")
+
+
+def prepare(files: list[Path], size: int, resize: str, contrast: str, reference: tuple[float, float]) -> np.ndarray:
+    images = []
+    for file in files:
+        image = contrast_variant(open_image(file), contrast, reference)
+        if resize == "tf-bilinear":
+            import tensorflow as tf
+
+            array = tf.image.resize(np.asarray(image, np.float32)[None], (size, size), method="bilinear")[0].numpy()
+            images.append(np.clip(np.rint(array), 0, 255).astype(np.uint8))
+        else:
+            images.append(np.asarray(image.resize((size, size), RESAMPLE[resize]), np.uint8))
+    return np.stack(images)
+
+
+def serving_at(run, size: int):
+    """The parent's serving graph (its temperature) with the base re-built for ``size`` px."""
+    import keras
+
+    from trainer.config import TrainConfig
+    from trainer.model import build_model, serving_model
+
+    parent = keras.models.load_model(run.model_path, compile=False)
+    if size != run.image_size:
+        model = build_model(len(run.class_names), TrainConfig(alpha=float(run.config["alpha"]), image_size=size,
+                                                              weights="none"))
+        for name in ("mobilenetv2", "classifier"):
+            model.get_layer(name).set_weights(parent.get_layer(name).get_weights())
+        parent = model
+    return serving_model(parent, run.temperature)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parent", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--sizes", default="96,128,160,224")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    from trainer.runs import load_run
+
+    start = time.perf_counter()
+    run = load_run(args.parent)
+    samples = scan_dataset(args.data).samples
+    files, labels = [s.path for s in samples], np.array([s.label for s in samples])
+    reference = reference_statistics(run)
+    threshold = run.threshold if run.threshold is not None else 0.5
+    variants = [(run.image_size, resize, "as is") for resize in (*RESAMPLE, "tf-bilinear")]
+    variants += [(int(s), "pillow-bilinear", "as is") for s in args.sizes.split(",") if int(s) != run.image_size]
+    variants += [(run.image_size, "pillow-bilinear", c) for c in ("matched to the parent's data", "autocontrast")]
+    models: dict[int, object] = {}
+    rows = []
+    for size, resize, contrast in variants:
+        model = models.setdefault(size, serving_at(run, size))
+        scores = np.asarray(model(prepare(files, size, resize, contrast, reference).astype(np.float32), training=False))[:, 1]
+        found = binary_metrics(labels, scores, (scores >= threshold).astype(int), positive=1)
+        rows.append({"size": size, "resize": resize, "contrast": contrast, "roc_auc": found["roc_auc"],
+                     "accuracy": found["accuracy"], "sensitivity": found["sensitivity"],
+                     "specificity": found["specificity"]})
+    pillow = prepare(files, run.image_size, "pillow-bilinear", "as is", reference).astype(float)
+    tf_bilinear = prepare(files, run.image_size, "tf-bilinear", "as is", reference).astype(float)
+    gap = float(np.abs(pillow - tf_bilinear).mean())
+    print(f"{run.run_dir.name} zero-shot on {args.data.name} ({len(files)} patches), threshold {threshold:.3f}; "
+          f"{(time.perf_counter() - start) / 60:.1f} min")
+    print("| input size | up-sampling | contrast | ROC AUC | accuracy | sensitivity | specificity |\n"
+          "|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['size']} | {r['resize']} | {r['contrast']} | {r['roc_auc']:.3f} | {r['accuracy']:.3f} "
+              f"| {r['sensitivity']:.3f} | {r['specificity']:.3f} |")
+    print(f"Pillow vs TensorFlow bilinear, 32 -> {run.image_size} px: mean |difference| {gap:.2f} of 255; "
+          f"site patches mean {pillow.mean():.1f}, parent's training patches mean {reference[0]:.1f} "
+          f"(per-patch spread {reference[1]:.1f})")
+    if args.out:
+        args.out.write_text(json.dumps({"rows": rows, "pillow_vs_tf_bilinear": gap, "reference": reference}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

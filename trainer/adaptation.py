@@ -1,0 +1,44 @@
+"""The recipe for adapting a trained run to a new site from about a hundred labelled patches.
+
+``artery-edge adapt SITE --from RUN`` is ``artery-edge train SITE --init-from RUN`` with these
+values: a recipe made for ~100 images instead of thousands. Kept as TrainConfig values (not
+a second training loop), so an adapted run is an ordinary run: resumable, convertible,
+evaluable, with its parent recorded in ``run.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from trainer.config import TrainConfig
+
+# Why each value (measured on xca-site-b, README "A new site"):
+ADAPTATION_RECIPE: dict[str, Any] = {
+    "split_pattern": "validation-=validation",  # the site's published validation files pick epochs, T, threshold
+    "test_fraction": 0.0,  # every other file adapts: with 100 images none is spared for a test split
+    "batch_size": 16,  # ~6 steps per epoch on 100 images
+    "epochs": 3,  # stage 1: the head first re-balances to the site at a high rate, base frozen ...
+    "learning_rate": 1e-3,
+    "fine_tune_epochs": 30,  # ... then the whole base (BatchNorm frozen) moves gently
+    "fine_tune_learning_rate": 1e-4,
+    "fine_tune_at": 0,
+    "schedule": "cosine",
+    "warmup_epochs": 1.0,
+    "patience": 8,  # 25 validation images: val_loss is noisy, early stopping must not fire on one bad epoch
+    "rotation": 0.5,  # a patch has no up: any rotation, flips, a little zoom
+    "zoom": 0.1,
+    "contrast": 0.2,  # the new site's exposure is unknown: stronger contrast and brightness jitter
+    "brightness": 0.2,
+    "label_smoothing": 0.0,
+    "site_augmentation": 0.0,  # the new site's own images now stand for it
+    "operating_point": "youden",  # ~12 negatives cannot estimate a 0.97 specificity target
+    "tensorboard": False,
+    "sample_grid_size": 16,
+}
+
+
+def adaptation_config(data_dirs: Sequence[str], init_from: str, image_size: int, **overrides: Any) -> TrainConfig:
+    """The TrainConfig of an adaptation run (``overrides`` win over the recipe)."""
+    values = {**ADAPTATION_RECIPE, **overrides}
+    return TrainConfig(data_dirs=[str(d) for d in data_dirs], init_from=str(init_from), image_size=image_size,
+                       **values)

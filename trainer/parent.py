@@ -1,0 +1,109 @@
+"""Start a run from another run's weights (``init_from``): adapting a trained model to a new
+site with a few labelled patches.
+
+Everything about the parent is checked before the new run folder exists: that it is a
+finished run, that its ``model.keras`` loads, that it has the same classes. The new run
+records the parent (path and SHA-256 of its ``model.keras``), so every file it exports can
+say which model it was adapted from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.metadata import sha256_of_file
+from trainer.config import ConfigError
+from trainer.data import DataError, Sample, subset
+from trainer.runs import TrainedRun, load_run
+
+TRANSFERRED_LAYERS = ("mobilenetv2", "classifier")  # trainer.model's BASE and head: all the weights there are
+
+
+@dataclass
+class Parent:
+    """A finished run and its loaded Keras model."""
+
+    run: TrainedRun
+    model_sha256: str
+    model: Any  # keras.Model
+
+    @property
+    def alpha(self) -> float:
+        return float(self.run.config.get("alpha", 1.0))
+
+    def record(self) -> dict:
+        """What the new run (run.json, model card, .tflite metadata) says about its parent."""
+        folders = self.run.config.get("data_dirs") or [self.run.config.get("data_dir", "")]
+        return {
+            "run": str(self.run.run_dir.resolve()),
+            "name": self.run.run_dir.name,
+            "model_sha256": self.model_sha256,
+            "data": " + ".join(Path(f).name for f in folders),
+            "image_size": self.run.image_size,
+            "threshold": self.run.threshold,
+            "operating_point": self.run.config.get("operating_point"),
+        }
+
+
+def load_parent(run_dir: Path) -> Parent:
+    """The run to start from, or a one-line :class:`ConfigError` (no run, damaged model)."""
+    import keras
+
+    import trainer.model  # noqa: F401 - registers the project's layers and losses before loading
+
+    try:
+        run = load_run(Path(run_dir))
+    except DataError as exc:
+        raise ConfigError(f"--init-from: {exc}") from None
+    alpha = run.config.get("alpha", 1.0)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        raise ConfigError(f"--init-from {run_dir}: config.json has no valid alpha ({alpha!r})")
+    try:
+        model = keras.models.load_model(run.model_path, compile=False)
+        missing = [name for name in TRANSFERRED_LAYERS if name not in {layer.name for layer in model.layers}]
+    except Exception as exc:  # Keras raises many types for a damaged file
+        raise ConfigError(f"--init-from {run_dir}: {run.model_path.name} cannot be loaded "
+                          f"({type(exc).__name__}; damaged?)") from None
+    if missing:
+        raise ConfigError(f"--init-from {run_dir}: {run.model_path.name} is not an artery-edge model "
+                          f"(no layer {', '.join(missing)})")
+    if int(model.output_shape[-1]) != len(run.class_names):
+        raise ConfigError(f"--init-from {run_dir}: the model has {model.output_shape[-1]} outputs for "
+                          f"{len(run.class_names)} classes")
+    return Parent(run, sha256_of_file(run.model_path), model)
+
+
+def check_classes(parent: Parent, class_names: list[str]) -> None:
+    """Adaptation keeps the parent's head: the new data must have exactly its classes."""
+    if list(class_names) != list(parent.run.class_names):
+        raise DataError(f"--init-from {parent.run.run_dir} was trained on classes {parent.run.class_names}, "
+                        f"the data has {list(class_names)}: starting from a run needs the same classes")
+
+
+def copy_weights(parent: Parent, model) -> None:
+    """The parent's base and head into ``model`` (any input size: the base is convolutional)."""
+    for name in TRANSFERRED_LAYERS:
+        model.get_layer(name).set_weights(parent.model.get_layer(name).get_weights())
+
+
+def replay_samples(parent: Parent, per_class: int, seed: int) -> list[Sample]:
+    """``per_class`` images of each class from the parent's training split, as training samples:
+    mixed into adaptation, they remind the model of the original site (against forgetting)."""
+    try:
+        pool = subset(parent.run.split(), "train")
+    except DataError as exc:
+        raise DataError(f"--replay: {exc}") from None
+    rng = np.random.default_rng(seed)
+    chosen: list[Sample] = []
+    for label in range(len(parent.run.class_names)):
+        candidates = [s for s in pool if s.label == label]
+        picked = [candidates[i] for i in rng.permutation(len(candidates))[:per_class]]
+        chosen += [Sample(s.path, s.label, "train", "replay") for s in picked]
+    absent = [s.path for s in chosen if not s.path.is_file()]
+    if absent:
+        raise DataError(f"--replay: {len(absent)} file(s) of the parent's training split are missing, e.g. {absent[0]}")
+    return chosen
