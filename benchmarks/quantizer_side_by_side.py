@@ -1,4 +1,5 @@
-"""Our converter vs Google's AI Edge Quantizer (AEQ), side by side on one trained run.
+"""Our converter vs Google's LiteRT Quantizer (formerly AI Edge Quantizer, hence AEQ in the
+rows), side by side on one trained run.
 
 Every path starts from the same run: ours from its Keras model (TFLiteConverter, with our
 BN folding / calibrated weight rounding / float16 exceptions), AEQ from our float32 .tflite
@@ -51,7 +52,7 @@ def ours(run: Path, precision: str, out: Path, **options) -> tuple[bytes, float]
 
 
 def aeq(float32_file: Path, recipe, calibration: list | None) -> tuple[bytes, float]:
-    from ai_edge_quantizer import quantizer
+    from litert_quantizer import quantizer
 
     start = time.perf_counter()
     q = quantizer.Quantizer(str(float32_file), recipe)
@@ -64,8 +65,8 @@ def static_recipe(algorithm: str = "min_max_uniform_quantize", float_regex: str 
     """AEQ static INT8 (int8 weights and activations) for every supported op; ``dense_only``:
     ``algorithm`` on the dense layer and min-max elsewhere (GPTQ covers only FULLY_CONNECTED);
     ops whose output tensor name matches ``float_regex`` stay float."""
-    from ai_edge_quantizer import recipe_manager
-    from ai_edge_quantizer.qtyping import TFLOperationName
+    from litert_quantizer import recipe_manager
+    from litert_quantizer.qtyping import TFLOperationName
 
     manager = recipe_manager.RecipeManager()
     manager.add_static_config(".*", TFLOperationName.ALL_SUPPORTED, 8, 8,
@@ -78,8 +79,8 @@ def static_recipe(algorithm: str = "min_max_uniform_quantize", float_regex: str 
 
 
 def float16_recipe() -> list:
-    from ai_edge_quantizer import recipe_manager
-    from ai_edge_quantizer.qtyping import TFLOperationName
+    from litert_quantizer import recipe_manager
+    from litert_quantizer.qtyping import TFLOperationName
 
     manager = recipe_manager.RecipeManager()
     manager.add_weight_only_config(".*", TFLOperationName.ALL_SUPPORTED, 16, algorithm_key="float_casting")
@@ -152,7 +153,7 @@ def main() -> None:
         "AEQ float16 weight-only (float_casting)": (lambda: aeq(float32_file, float16_recipe(), None), []),
         "ours dynamic-range (converter)": (lambda: ours(args.run, "dynamic", out), ["converters/tflite.py"]),
         "AEQ dynamic_wi8_afp32": (lambda: aeq(float32_file, __import__(
-            "ai_edge_quantizer.recipe", fromlist=["x"]).dynamic_wi8_afp32(), None), []),
+            "litert_quantizer.recipe", fromlist=["x"]).dynamic_wi8_afp32(), None), []),
         "ours int8 (BN folding + calibrated rounding)": (lambda: ours(args.run, "int8", out), ours_int8),
         "ours int8 (BN folding, nearest rounding)": (lambda: ours(args.run, "int8", out, weight_rounding="nearest"),
                                                      ["converters/tflite.py", "converters/bn_folding.py"]),

@@ -1,7 +1,7 @@
 """Where a quantized model loses accuracy: every tensor it shares with its float32 twin,
 compared on a few real images (signal-to-noise ratio and cosine similarity), worst first.
 
-The per-tensor comparison is AI Edge Quantizer's numerical validation (TF-free); this module
+The per-tensor comparison is LiteRT Quantizer's numerical validation (TF-free); this module
 picks the images, names the layers and writes Markdown and a bar chart.
 """
 
@@ -18,7 +18,7 @@ from edge.metadata import read_metadata
 from edge.precisions import FLOAT_REFERENCE, PRECISIONS
 
 SHOWN = 25  # layers in the chart
-QUANTIZE_HINT = 'the per-layer report needs AI Edge Quantizer: pip install "artery-edge[quantize]"'
+QUANTIZE_HINT = 'the per-layer report needs LiteRT Quantizer: pip install "artery-edge[quantize]"'
 
 
 class ReportError(ArteryEdgeError):
@@ -122,11 +122,11 @@ def compare(quantized: Path, reference: Path, images: np.ndarray) -> list[dict]:
     worst SNR first."""
     import warnings
 
-    warnings.filterwarnings("ignore", module="ai_edge_quantizer")  # its import warns about optional backends
+    warnings.filterwarnings("ignore", module="litert_quantizer")  # its import warns about optional backends
     warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")  # needed: every tensor compared
     try:
-        from ai_edge_quantizer import model_validator
-        from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
+        from litert_quantizer import model_validator
+        from litert_quantizer.utils.validation_utils import ValidationErrorMetric
     except ImportError:
         raise ReportError(QUANTIZE_HINT) from None
     from edge.runtime import find_backend

@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-pytest.importorskip("ai_edge_quantizer", reason="AI Edge Quantizer not installed (quantize extra)")
+pytest.importorskip("litert_quantizer", reason="LiteRT Quantizer not installed (quantize extra)")
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
 from artery_edge.cli import app  # noqa: E402
