@@ -449,7 +449,9 @@ def explain(
 def infer(
     model: Path = typer.Option(..., "--model", help="A .tflite file (metadata gives labels and preprocessing)."),
     image: Optional[List[Path]] = typer.Option(None, "--image", help="Image file or folder (recursive); repeatable."),
-    camera: Optional[int] = typer.Option(None, "--camera", help="Camera index for live classification."),
+    camera: Optional[str] = typer.Option(
+        None, "--camera", help="Camera index (OpenCV; picamera2 when it is the only camera) or pi (the Raspberry "
+                               "Pi camera module through picamera2) for live classification."),
     video: Optional[Path] = typer.Option(None, "--video", help="Video file, same loop as --camera."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Class names for models without metadata, comma-separated."),
     threshold: Optional[float] = typer.Option(
@@ -473,8 +475,8 @@ def infer(
     if threshold is not None and not 0 <= threshold <= 1:
         fail("--threshold must lie between 0 and 1", 2)
     check_threads(threads)
-    if camera is not None and camera < 0:
-        fail("--camera must be a camera index >= 0", 2)
+    if camera is not None and camera != "pi" and not (camera.isdigit() and camera.isascii()):
+        fail(f"--camera must be a camera index >= 0 or pi, not {camera!r}", 2)
     if csv_file is not None and not image:
         fail("--csv applies to --image only (use --json for camera/video results)", 2)
     if (camera is not None or video is not None) and display and not display_available():
@@ -483,8 +485,8 @@ def infer(
     typer.echo(f"model {model.name}: {classifier.precision}, backend {classifier.backend}", err=True)
     if image:
         raise typer.Exit(infer_files(classifier, image, threshold, json_output, csv_file))
-    infer_stream(classifier, camera if camera is not None else str(video), threshold, json_output,
-                 crop, display, every, frames)
+    source = video if camera is None else camera if camera == "pi" else int(camera)
+    infer_stream(classifier, source, threshold, json_output, crop, display, every, frames)
 
 
 MAX_THREADS = 256

@@ -1,4 +1,5 @@
-"""Classify a live camera or a video file frame by frame (OpenCV, imported only here)."""
+"""Classify a live camera or a video file frame by frame: one loop, crop and overlay for every
+frame source (OpenCV or picamera2, see edge.camera; each imported only when used)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
+from edge.camera import PI, Frames, import_cv2, open_camera, open_video
 from edge.classifier import Classifier, Prediction
 from edge.errors import EdgeError
 
@@ -23,15 +25,6 @@ class StreamStats:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-def import_cv2():
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")  # keep OpenCV's own warnings off the terminal
-    try:
-        import cv2
-    except ImportError:
-        raise EdgeError('OpenCV is not installed: pip install "artery-edge[camera]"') from None
-    return cv2
 
 
 def center_crop(frame: np.ndarray) -> np.ndarray:
@@ -51,7 +44,7 @@ def draw_overlay(cv2, frame: np.ndarray, prediction: Prediction, fps: float, pos
 
 def run_stream(
     classifier: Classifier,
-    source: Union[int, str],
+    source: Union[int, str, os.PathLike, Frames],
     on_prediction: Callable[[int, Prediction, float], None],
     display: bool = True,
     max_frames: Optional[int] = None,
@@ -60,24 +53,28 @@ def run_stream(
 ) -> StreamStats:
     """Read frames until the source ends, ``max_frames`` or ``q`` / Ctrl-C; classify each one.
 
-    ``on_prediction(frame_number, prediction, fps)`` is called for every frame.
+    ``source``: a camera index, ``"pi"`` (the Pi camera module), a video path (any other
+    string or path) or an open ``Frames``. ``on_prediction(frame_number, prediction, fps)``
+    is called for every frame.
     """
     if crop not in CROPS:
         raise EdgeError(f"unknown crop {crop!r}; choose from {', '.join(CROPS)}")
-    cv2 = import_cv2()
-    capture = cv2.VideoCapture(source)
-    if not capture.isOpened():
-        what = f"camera {source}" if isinstance(source, int) else f"video {source}"
-        raise EdgeError(f"cannot open {what}")
+    cv2 = import_cv2() if display else None  # only the window and its overlay need OpenCV
+    if isinstance(source, int) or source == PI:
+        capture = open_camera(source)
+    elif isinstance(source, (str, os.PathLike)):
+        capture = open_video(os.fspath(source))
+    else:
+        capture = source
     frames, fps, start = 0, 0.0, time.perf_counter()
     window = "artery-edge"
     try:
         while max_frames is None or frames < max_frames:
-            ok, frame = capture.read()
-            if not ok:
+            frame = capture.read()
+            if frame is None:
                 break
             tick = time.perf_counter()
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            rgb = np.ascontiguousarray(frame[..., ::-1])  # BGR -> RGB, as cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             prediction = classifier.predict(center_crop(rgb) if crop == "center" else rgb, threshold)
             frames += 1
             instant = 1.0 / max(time.perf_counter() - tick, 1e-6)
@@ -91,9 +88,9 @@ def run_stream(
     except KeyboardInterrupt:
         pass
     finally:
-        capture.release()
+        capture.close()
         if display:
             cv2.destroyAllWindows()
     if frames == 0:
-        raise EdgeError(f"no frames could be read from {source}")
+        raise EdgeError(f"no frames could be read from {capture.name}")
     return StreamStats(frames, time.perf_counter() - start)
