@@ -35,7 +35,7 @@ test-edge: $(EDGE_VENV)/.installed
 		|| { echo "TensorFlow is importable in $(EDGE_VENV): the edge environment is not TensorFlow-free"; exit 1; }
 	@echo "== edge environment (no TensorFlow) =="
 	$(EDGE_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_imaging.py tests/test_edge_classifier.py tests/test_edge_cli.py tests/test_data.py tests/test_config.py tests/test_metrics.py tests/test_synthetic.py tests/test_hardening.py tests/test_fuzz.py tests/test_splits.py \
-		tests/test_published_split.py tests/test_operating_point_edge.py tests/test_registry.py
+		tests/test_published_split.py tests/test_operating_point_edge.py tests/test_registry.py tests/test_pi_camera.py
 
 test-full: $(VENV)/.installed weights
 	@echo "== full environment (train + edge) =="
