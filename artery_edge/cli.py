@@ -552,6 +552,13 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
     return 1 if failed else 0
 
 
+def utc_now() -> str:
+    """When a frame was classified, for logs read later (a service appending JSON lines to a file)."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
 def infer_stream(classifier, source, threshold, json_output, crop, display, every, frames) -> None:
     from edge.stream import run_stream
 
@@ -559,7 +566,7 @@ def infer_stream(classifier, source, threshold, json_output, crop, display, ever
         if display or number % max(1, every) != 0:
             return
         if json_output:
-            typer.echo(json.dumps({"frame": number, "label": prediction.label,
+            typer.echo(json.dumps({"frame": number, "time": utc_now(), "label": prediction.label,
                                    "probabilities": prediction.probabilities, "fps": round(fps, 2)}))
         else:
             typer.echo(f"frame {number}: {prediction.label} p({classifier.positive_label})="

@@ -123,6 +123,7 @@ def test_camera_pi_reads_bgr_frames_centre_crops_and_closes(model, picamera2, mo
     assert result.exit_code == 0, result.output
     lines = json_lines(result.stdout)
     assert [line["frame"] for line in lines] == [1, 2, 3, 4]
+    assert all(line["time"].endswith("+00:00") for line in lines)  # UTC, for a service's log read later
     # blue inside the centre square -> Unhealthy, red -> Healthy: channels swapped to RGB, border cropped off
     assert [line["label"] for line in lines] == ["Unhealthy", "Healthy", "Unhealthy", "Healthy"]
     (camera,) = picamera2.Picamera2.opened
