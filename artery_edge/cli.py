@@ -385,10 +385,13 @@ def evaluate(
         fail("--prevalence must lie strictly between 0 and 1", 2)
     require_tensorflow()
     from evaluation.evaluate import evaluate as run_evaluation
-    from evaluation.report import metrics_table
+    from evaluation.report import metrics_table, write_evaluation
 
     with stdout_for_json(json_output):
-        report, folder = run_evaluation(run, models, data, threshold, target_sensitivity, bootstrap, out, prevalence)
+        result = run_evaluation(run, models, data, threshold, target_sensitivity, bootstrap, prevalence,
+                                quiet=json_output)
+        folder = write_evaluation(result, out)
+    report = result.report
     if json_output:
         print_json({"folder": str(folder), **report})
         return
@@ -413,11 +416,11 @@ def explain(
     """Grad-CAM heat maps: an overlay PNG per image and one grid with each prediction."""
     require_tensorflow()
     from edge.batch import expand_inputs
+    from edge.decision import positive_index
     from evaluation.evaluate import evaluation_dir
     from trainer.explain import explain as run_explain
     from trainer.explain import write_explanations
     from trainer.runs import load_run
-    from trainer.training import positive_index
 
     trained = load_run(run)
     files, problems = expand_inputs(image)
@@ -508,6 +511,7 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
     """Print a table (or JSON) and stream the CSV; return 1 if any file failed, else 0."""
     from edge.batch import classify_files, expand_inputs
     from edge.imaging import display_path
+    from edge.progress import progress_bar
     from edge.report_csv import ResultsCsv
 
     files, problems = expand_inputs(paths)
@@ -521,8 +525,9 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
     positive = classifier.positive_label
     if not json_output:
         typer.echo(f"{'label':<12}{'p(' + positive + ')':>16}{'ms':>9}  {'true class':<14}file")
-    with table or contextlib.nullcontext():
-        for result in classify_files(classifier, files, threshold):
+    with table or contextlib.nullcontext(), progress_bar("classifying", quiet=json_output) as progress:
+        for done, result in enumerate(classify_files(classifier, files, threshold), 1):
+            progress(done, len(files))
             results.append(result)
             p = result.prediction
             row = {"file": display_path(result.path), "label": p.label if p else None,

@@ -120,8 +120,8 @@ def main() -> None:
     from converters.tflite import ConversionSource, build_metadata, build_representative_images, graph_threshold
     from evaluation.evaluate import keras_probabilities, load_keras
     from trainer.data import readable, subset
+    from edge.decision import positive_index
     from trainer.runs import load_run
-    from trainer.training import positive_index
 
     out = args.out or Path(tempfile.mkdtemp(prefix="side-by-side-"))
     out.mkdir(parents=True, exist_ok=True)

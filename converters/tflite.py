@@ -28,9 +28,10 @@ from converters.presets import PRESETS, QuantizationPreset
 from edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS
 from edge.imaging import COLOR_ORDER, INPUT_RANGE, RESIZE_METHOD, load_image
 from edge.metadata import ModelMetadata, sha256_of_file
+from edge.decision import positive_index
 from trainer.data import DataError, Sample, print_progress, scan_dataset, subset
 from trainer.runs import TrainedRun, load_run
-from trainer.training import MODEL_FILE, positive_index
+from trainer.training import MODEL_FILE
 
 TRAINING_SUMMARY_KEYS = (
     "alpha", "image_size", "weights", "epochs", "fine_tune_epochs", "learning_rate",

@@ -13,13 +13,12 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from edge.decision import decide, positive_index
 from edge.errors import ModelError, PredictionError
 from edge.imaging import RESIZE_METHOD, RESIZE_METHODS, ImageSource, load_image
 from edge.metadata import ModelMetadata, check_unique_labels, metadata_from_bytes, read_model_bytes
 from edge.native_log import quiet_native_stderr
 from edge.runtime import load_errors, load_interpreter
-
-DEFAULT_POSITIVE_LABEL = "Unhealthy"
 
 
 @dataclass
@@ -68,7 +67,8 @@ class Classifier:
         self.input_size = int(self._input["shape"][1])
         self.resize_method = self.metadata.resize_method if self.metadata else RESIZE_METHOD
         self.labels = self._resolve_labels(labels)
-        self.positive_label = self._resolve_positive_label()
+        own_positive = self.metadata.positive_label if self.metadata else None
+        self.positive_label = self.labels[positive_index(self.labels, own_positive)]
         # the operating point chosen on validation when the model was trained (None: arg-max)
         self.threshold: Optional[float] = self.metadata.threshold if self.metadata else None
 
@@ -113,11 +113,6 @@ class Classifier:
                 f"{self.model_path}: {len(resolved)} labels given but the model has {n_classes} outputs"
             )
         return resolved
-
-    def _resolve_positive_label(self) -> str:
-        if self.metadata and self.metadata.positive_label in self.labels:
-            return self.metadata.positive_label
-        return DEFAULT_POSITIVE_LABEL if DEFAULT_POSITIVE_LABEL in self.labels else self.labels[-1]
 
     @property
     def input_dtype(self) -> np.dtype:
@@ -187,13 +182,7 @@ class Classifier:
         )
 
     def decide(self, probabilities: np.ndarray, threshold: Optional[float] = None) -> int:
-        """Positive class iff p(positive) >= threshold (the model's own when None), else the
-        likeliest other class; arg-max when neither is set."""
+        """``edge.decision.decide`` at ``threshold`` (the model's own when None; arg-max when
+        neither is set)."""
         threshold = self.threshold if threshold is None else threshold
-        if threshold is None:
-            return int(np.argmax(probabilities))
-        positive = self.labels.index(self.positive_label)
-        if probabilities[positive] >= threshold:
-            return positive
-        others = [i for i in range(len(self.labels)) if i != positive]
-        return max(others, key=lambda i: probabilities[i])
+        return int(decide(probabilities, threshold, self.labels.index(self.positive_label)))

@@ -2,35 +2,57 @@
 
 Each model goes through its own real pipeline from the files: Keras through the
 trainer's tf.data loading, TFLite through ``edge.Classifier``. Metrics carry bootstrap
-95% intervals; each TFLite variant is also compared with Keras image by image.
+95% intervals; each TFLite variant is also compared with Keras image by image. This module
+measures only; ``evaluation.report.write_evaluation`` turns the result into files.
 """
 
 from __future__ import annotations
 
-import json
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
+from edge.decision import decide, positive_index
 from edge.precisions import model_files, precision_of_file
-from trainer.data import DataError, Sample, print_progress, readable, scan_dataset, subset
+from edge.progress import progress_bar
+from trainer.data import DataError, Sample, readable, scan_dataset, subset
 from trainer.metrics import binary_metrics, confusion_matrix
 from trainer.runs import TrainedRun, load_run
-from trainer.training import positive_index
 
 KERAS = "keras"
 
 
 @dataclass
 class Scores:
-    """One model's class probabilities for every evaluated file."""
+    """One model's class probabilities for every evaluated file, and its decisions on them
+    (made once, here; the report reads them)."""
 
     name: str
     probabilities: np.ndarray
-    threshold: float
+    threshold: Optional[float]  # None: arg-max
+    predicted: np.ndarray
+
+    @classmethod
+    def decided(cls, name: str, probabilities: np.ndarray, threshold: Optional[float], positive: int) -> "Scores":
+        """Scores with ``edge.decision.decide``'s decisions at ``threshold``."""
+        return cls(name, probabilities, threshold, decide(probabilities, threshold, positive))
+
+
+@dataclass
+class Evaluation:
+    """What ``evaluate`` measured: ``report`` is metrics.json; the rest feeds the report's files."""
+
+    report: dict
+    run: TrainedRun
+    samples: list[Sample]
+    labels: np.ndarray
+    scores: list[Scores]
+    model_files: list[Path]
+    positive: int
 
 
 def load_keras(run: TrainedRun, logits: bool = False):
@@ -53,51 +75,55 @@ def load_classifier(model_path: Path, labels: Sequence[str]):
     return classifier
 
 
-def keras_probabilities(model, image_size: int, samples: Sequence[Sample], batch_size: int = 64) -> np.ndarray:
+def keras_probabilities(model, image_size: int, samples: Sequence[Sample], batch_size: int = 64,
+                        quiet: bool = False) -> np.ndarray:
     """Through the trainer's own tf.data pipeline (same decode and resize as training)."""
     from trainer.data import make_dataset
 
     dataset = make_dataset(samples, image_size, batch_size)
-    return np.asarray(model.predict(dataset, verbose=2 if not sys.stderr.isatty() else 1))
+    return np.asarray(model.predict(dataset, verbose=0 if quiet else 1 if sys.stderr.isatty() else 2))
 
 
-def tflite_probabilities(classifier, samples: Sequence[Sample]) -> np.ndarray:
+def tflite_probabilities(classifier, samples: Sequence[Sample], quiet: bool = False) -> np.ndarray:
     """Through the device runtime, one file at a time as a device would."""
-    progress = print_progress(classifier.model_path.name)
     rows = []
-    for done, sample in enumerate(samples, 1):
-        prediction = classifier.predict(sample.path)
-        rows.append([prediction.probabilities[label] for label in classifier.labels])
-        progress(done, len(samples))
+    with progress_bar(classifier.model_path.name, quiet) as progress:
+        for done, sample in enumerate(samples, 1):
+            prediction = classifier.predict(sample.path)
+            rows.append([prediction.probabilities[label] for label in classifier.labels])
+            progress(done, len(samples))
     return np.array(rows, dtype=np.float64)
 
 
-def decide(probabilities: np.ndarray, positive: int, threshold: float) -> np.ndarray:
-    """Binary: positive iff p >= threshold; otherwise arg-max of the remaining classes."""
-    others = probabilities.copy()
-    others[:, positive] = -np.inf
-    return np.where(probabilities[:, positive] >= threshold, positive, others.argmax(axis=1))
+def sensitivity_threshold(labels: np.ndarray, positive_scores: np.ndarray, positive: int, target: float) -> float:
+    """``choose_threshold``'s ``sensitivity=target`` on these labels; no positive image is an error here."""
+    from trainer.operating_point import choose_threshold
 
-
-def threshold_for_sensitivity(labels: np.ndarray, positive_scores: np.ndarray, positive: int, target: float) -> float:
-    """The highest threshold whose sensitivity on these labels reaches ``target``."""
-    scores = np.sort(positive_scores[labels == positive])[::-1]
-    if len(scores) == 0:
+    if not (labels == positive).any():
         raise DataError("no positive images to set an operating point on")
-    needed = int(np.ceil(target * len(scores)))
-    return float(scores[max(needed, 1) - 1])
+    return choose_threshold(labels == positive, positive_scores, f"sensitivity={target}")
 
 
 def bootstrap_intervals(labels, scores, predicted, positive, rounds=1000, seed=0) -> dict[str, list[float]]:
-    """Percentile 95% intervals of every binary metric over ``rounds`` resamples of the images."""
-    rng = np.random.default_rng(seed)
-    samples: dict[str, list[float]] = {}
-    for _ in range(rounds):
-        idx = rng.integers(0, len(labels), len(labels))
-        for key, value in binary_metrics(labels[idx], scores[idx], predicted[idx], positive).items():
-            if value is not None:
-                samples.setdefault(key, []).append(value)
-    return {key: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for key, v in samples.items()}
+    """Percentile 95% intervals of every binary metric over ``rounds`` resamples of the images
+    (``scipy.stats.bootstrap`` draws them). A resample where a metric is undefined (no positive
+    drawn, say) is left out of that metric's interval, as SciPy's own interval would be nan."""
+    from scipy.stats import DegenerateDataWarning, bootstrap
+
+    if len(labels) < 2:  # one image cannot be resampled into anything new
+        return {}
+    keys = list(binary_metrics(labels, scores, predicted, positive))
+
+    def statistic(index: np.ndarray, axis: int = -1) -> np.ndarray:
+        rows = [binary_metrics(labels[i], scores[i], predicted[i], positive) for i in index.reshape(-1, len(labels))]
+        return np.array([[np.nan if r[k] is None else r[k] for r in rows] for k in keys])
+
+    with warnings.catch_warnings():  # SciPy's nan interval, which is not used, warns
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        drawn = bootstrap((np.arange(len(labels)),), statistic, n_resamples=rounds, vectorized=True,
+                          method="percentile", rng=np.random.default_rng(seed)).bootstrap_distribution
+    return {key: [float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5))]
+            for key, values in zip(keys, drawn) if not np.isnan(values).all()}
 
 
 def at_prevalence(sensitivity: Optional[float], specificity: Optional[float], prevalence: float) -> dict:
@@ -113,9 +139,10 @@ def at_prevalence(sensitivity: Optional[float], specificity: Optional[float], pr
 
 def model_report(scores: Scores, labels: np.ndarray, positive: int, n_classes: int, rounds: int,
                  prevalence: Optional[float] = None) -> dict:
+    """One model's metrics (with intervals), confusion matrix and calibration."""
     from trainer.calibration import expected_calibration_error, reliability
 
-    predicted = decide(scores.probabilities, positive, scores.threshold)
+    predicted = scores.predicted
     positive_scores = scores.probabilities[:, positive]
     metrics = binary_metrics(labels, positive_scores, predicted, positive)
     found = {
@@ -134,11 +161,9 @@ def model_report(scores: Scores, labels: np.ndarray, positive: int, n_classes: i
 
 def agreement(reference: Scores, other: Scores, positive: int) -> dict:
     """How closely a TFLite variant follows Keras on the same files."""
-    ref_labels = decide(reference.probabilities, positive, reference.threshold)
-    other_labels = decide(other.probabilities, positive, other.threshold)
     diff = np.abs(reference.probabilities[:, positive] - other.probabilities[:, positive])
     return {
-        "label_agreement": float((ref_labels == other_labels).mean()),
+        "label_agreement": float((reference.predicted == other.predicted).mean()),
         "mean_abs_diff": float(diff.mean()),
         "max_abs_diff": float(diff.max()),
     }
@@ -156,19 +181,61 @@ def evaluation_dir(base: Path) -> Path:
     raise RuntimeError(f"cannot create an evaluation folder next to {base}")
 
 
-def readable_subset(run: TrainedRun, name: str) -> tuple[list[Sample], list[str]]:
+def readable_subset(run: TrainedRun, name: str, quiet: bool = False) -> tuple[list[Sample], list[str]]:
     """One subset of the run's split, unreadable files left out and named."""
-    return readable(subset(run.split(), name), print_progress(f"checking {name} images"))
+    with progress_bar(f"checking {name} images", quiet) as progress:
+        return readable(subset(run.split(), name), progress)
 
 
-def evaluation_samples(run: TrainedRun, data_dir: Optional[Path]) -> tuple[list[Sample], list[str], str]:
+def evaluation_samples(run: TrainedRun, data_dir: Optional[Path], quiet: bool = False
+                       ) -> tuple[list[Sample], list[str], str]:
     """The files to evaluate, the unreadable ones skipped (with one message each), and a description."""
     if data_dir is None:
-        return (*readable_subset(run, "test"), "test split of the run")
-    scanned = scan_dataset(Path(data_dir), progress=print_progress("checking images"))
+        return (*readable_subset(run, "test", quiet), "test split of the run")
+    with progress_bar("checking images", quiet) as progress:
+        scanned = scan_dataset(Path(data_dir), progress=progress)
     if scanned.class_names != run.class_names:
         raise DataError(f"{data_dir}: classes {scanned.class_names} differ from the model's {run.class_names}")
     return scanned.samples, scanned.skipped, f"all images in {data_dir}"
+
+
+class ModelScorer:
+    """Keras (the run's serving graph, temperature included) and each TFLite file, scoring the
+    same files; Keras' logits are kept for its calibration before the temperature."""
+
+    def __init__(self, run: TrainedRun, models: Sequence[Path], quiet: bool) -> None:
+        self.run, self.quiet = run, quiet
+        self.classifiers = [load_classifier(Path(m), run.class_names) for m in models]
+        self.names = [KERAS] + [precision_of_file(m) for m in models]
+        self.keras_logits_model = load_keras(run, logits=True)
+
+    def stored_thresholds(self) -> list[Optional[float]]:
+        """Each model's own operating point (None: arg-max)."""
+        return [self.run.threshold] + [c.threshold for c in self.classifiers]
+
+    def probabilities(self, samples: Sequence[Sample]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Keras' logits, and every model's probabilities (Keras' with the run's temperature)."""
+        from trainer.calibration import softmax
+
+        logits = keras_probabilities(self.keras_logits_model, self.run.image_size, samples, quiet=self.quiet)
+        return logits, [softmax(logits, self.run.temperature)] + [
+            tflite_probabilities(c, samples, self.quiet) for c in self.classifiers]
+
+
+def thresholds_and_rule(scorer: ModelScorer, positive: int, threshold: Optional[float],
+                        target_sensitivity: Optional[float]) -> tuple[list[Optional[float]], str]:
+    """Per model the threshold it decides at, and how it was set: ``--target-sensitivity`` on the
+    validation split, else ``--threshold``, else each model's stored one."""
+    run = scorer.run
+    if target_sensitivity is not None:
+        validation, _ = readable_subset(run, "validation", scorer.quiet)
+        labels = np.array([s.label for s in validation])
+        return ([sensitivity_threshold(labels, p[:, positive], positive, target_sensitivity)
+                 for p in scorer.probabilities(validation)[1]], f"sensitivity={target_sensitivity} on validation")
+    if threshold is not None:
+        return [threshold] * len(scorer.names), "--threshold"
+    rule = run.config.get("operating_point", "argmax") if run.threshold is not None else "argmax"
+    return scorer.stored_thresholds(), rule
 
 
 def evaluate(
@@ -178,84 +245,64 @@ def evaluate(
     threshold: Optional[float] = None,
     target_sensitivity: Optional[float] = None,
     bootstrap_rounds: int = 1000,
-    out_dir: Optional[Path] = None,
     prevalence: Optional[float] = None,
-) -> tuple[dict, Path]:
-    """Evaluate and write metrics.json, report.md, predictions.csv, MODEL_CARD.md and the plots;
-    return the report and its folder. ``threshold`` None: each model decides at its stored
-    operating point (the run's, chosen on validation; 0.5 for a model without one)."""
-    from trainer.calibration import expected_calibration_error, softmax
+    quiet: bool = False,
+) -> Evaluation:
+    """Score the run's Keras model and its TFLite files on the same images; write nothing.
 
+    Args:
+        run_dir: a finished training run.
+        models: TFLite files (default: the run's converted files, every precision).
+        data_dir: a class-folder dataset instead of the run's test split.
+        threshold: decide every model at this threshold instead of its stored operating point.
+        target_sensitivity: choose each model's threshold on the validation split to reach this.
+        bootstrap_rounds: resamples for the 95% intervals.
+        prevalence: also report PPV and NPV at this share of positives.
+        quiet: no progress bars (``--json``).
+    """
     if prevalence is not None and not 0 < prevalence < 1:
         raise DataError(f"--prevalence must lie strictly between 0 and 1, found {prevalence}")
     run = load_run(run_dir)
-    if models is None:
-        models = model_files(run.run_dir)
+    models = [Path(m) for m in (model_files(run.run_dir) if models is None else models)]
     for model in models:
-        if not Path(model).is_file():
+        if not model.is_file():
             raise DataError(f"model file {model} does not exist")
-    samples, skipped, description = evaluation_samples(run, data_dir)
+    samples, skipped, description = evaluation_samples(run, data_dir, quiet)
     for message in skipped:
         print(f"warning: skipping {message}", file=sys.stderr)
     if not samples:
         raise DataError("nothing to evaluate: no readable images")
     labels = np.array([s.label for s in samples])
     positive = positive_index(run.class_names)
-    names = [KERAS] + [precision_of_file(m) for m in models]
-
-    classifiers = [load_classifier(Path(m), run.class_names) for m in models]
-    keras_logits_model = load_keras(run, logits=True)
-
-    def score_all(files: Sequence[Sample]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Keras' logits, and the probabilities of Keras with the run's temperature (as exported)
-        and of each TFLite file."""
-        logits = keras_probabilities(keras_logits_model, run.image_size, files)
-        return logits, [softmax(logits, run.temperature)] + [tflite_probabilities(c, files) for c in classifiers]
-
-    stored = [run.threshold] + [c.threshold for c in classifiers]
-    thresholds = [threshold if threshold is not None else 0.5 if t is None else t for t in stored]
-    operating_point = ("--threshold" if threshold is not None else
-                       run.config.get("operating_point", "argmax") if run.threshold is not None else "argmax")
-    if target_sensitivity is not None:
-        validation, _ = readable_subset(run, "validation")
-        val_labels = np.array([s.label for s in validation])
-        thresholds = [threshold_for_sensitivity(val_labels, p[:, positive], positive, target_sensitivity)
-                      for p in score_all(validation)[1]]
-    keras_logits, probabilities = score_all(samples)
-    scores = [Scores(n, p, t) for n, p, t in zip(names, probabilities, thresholds)]
-
+    scorer = ModelScorer(run, models, quiet)
+    thresholds, rule = thresholds_and_rule(scorer, positive, threshold, target_sensitivity)
+    keras_logits, probabilities = scorer.probabilities(samples)
+    scores = [Scores.decided(n, p, t, positive) for n, p, t in zip(scorer.names, probabilities, thresholds)]
     report = {
-        "run_dir": str(run.run_dir),
-        "evaluated_on": description,
-        "n": int(len(labels)),
-        "skipped": skipped,
+        "run_dir": str(run.run_dir), "evaluated_on": description, "n": int(len(labels)), "skipped": skipped,
         "class_counts": {name: int((labels == i).sum()) for i, name in enumerate(run.class_names)},
-        "class_names": run.class_names,
-        "positive_class": run.class_names[positive],
-        "target_sensitivity": target_sensitivity,
-        "operating_point": f"sensitivity={target_sensitivity} on validation" if target_sensitivity else operating_point,
-        "bootstrap_rounds": bootstrap_rounds,
+        "class_names": run.class_names, "positive_class": run.class_names[positive],
+        "target_sensitivity": target_sensitivity, "operating_point": rule, "bootstrap_rounds": bootstrap_rounds,
         "models": {s.name: model_report(s, labels, positive, len(run.class_names), bootstrap_rounds, prevalence)
                    for s in scores},
         "agreement_with_keras": {s.name: agreement(scores[0], s, positive) for s in scores[1:]},
-        "conversion": {name: (c.metadata.quantization if c.metadata else {}) for name, c in zip(names[1:], classifiers)},
-        "calibration": {
-            "temperature": run.temperature,
-            "keras_ece_uncalibrated": expected_calibration_error(softmax(keras_logits), labels),
-            "tflite_temperatures": {name: (c.metadata.temperature if c.metadata else None)
-                                    for name, c in zip(names[1:], classifiers)},
-        },
+        **conversion_and_calibration(scorer, keras_logits, labels),
         "prevalence": prevalence,
     }
-    folder = evaluation_dir(Path(out_dir) if out_dir else run.run_dir / "evaluation")
-    (folder / "metrics.json").write_text(json.dumps(report, indent=2))
-    np.savez_compressed(folder / "probabilities.npz", files=np.array([str(s.path) for s in samples]),
-                        labels=labels, **{s.name: s.probabilities for s in scores})
-    from evaluation.model_card import write_model_card
-    from evaluation.report import write_markdown, write_plots, write_predictions
+    return Evaluation(report, run, samples, labels, scores, models, positive)
 
-    write_predictions(folder / "predictions.csv", samples, run, scores, positive)
-    write_plots(report, scores, labels, positive, folder)
-    write_markdown(report, folder / "report.md")
-    write_model_card(folder / "MODEL_CARD.md", report, run, [Path(m) for m in models])
-    return report, folder
+
+def conversion_and_calibration(scorer: ModelScorer, keras_logits: np.ndarray, labels: np.ndarray) -> dict:
+    """What each TFLite file's metadata says about its conversion and temperature, and Keras'
+    calibration error before the temperature."""
+    from trainer.calibration import expected_calibration_error, softmax
+
+    own = dict(zip(scorer.names[1:], (c.metadata for c in scorer.classifiers)))
+    return {
+        "conversion": {name: (meta.quantization if meta else {}) for name, meta in own.items()},
+        "calibration": {
+            "temperature": scorer.run.temperature,
+            "keras_ece_uncalibrated": expected_calibration_error(softmax(keras_logits), labels),
+            "tflite_temperatures": {name: (meta.temperature if meta else None) for name, meta in own.items()},
+        },
+    }

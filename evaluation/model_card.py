@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from edge.metadata import sha256_of_file
+from evaluation.formatting import cell, threshold_text
 
 METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "roc_auc")
 RECIPE_KEYS = ("image_size", "alpha", "weights", "epochs", "learning_rate", "fine_tune_epochs",
@@ -40,21 +41,41 @@ def split_counts(run) -> tuple[dict, str]:
     return dict(counts), how
 
 
-def _cell(model: dict, metric: str) -> str:
-    value, interval = model["metrics"].get(metric), model["ci95"].get(metric)
-    if value is None:
-        return "n/a"
-    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else f"{value:.3f}"
+INTENDED_USE = [
+    "## Intended use",
+    "- **Research tool, not a diagnostic device.** Not validated for clinical use; no decision about a "
+    "patient may rest on it.",
+    "- Intended: research on patch-level stenosis classification in X-ray coronary angiography, and on "
+    "running such models on edge devices.",
+    "- Out of scope: whole-frame or whole-study diagnosis, other imaging modalities, other populations or "
+    "sites without new validation.",
+]
+LIMITATIONS = [
+    "## Limitations",
+    "- Patch-level classifier: it sees small crops, not whole angiograms, and says nothing about where "
+    "in a study a stenosis is.",
+    "- Measured on one data source (one site, one kind of equipment); performance at other sites is "
+    "unknown and, where it was measured, lower.",
+    "- Every patch, Healthy included, comes from patients with coronary artery disease; the model has not "
+    "seen a population without it.",
+    "- A random split of single files can put patches of one patient on both sides; only a grouped or "
+    "predefined split guards against that.",
+    "- Figures are from one run and one split; the spread over seeds is not in this card.",
+]
 
 
 def write_model_card(path: Path, report: dict, run, model_files: Sequence[Path]) -> None:
+    """MODEL_CARD.md from the run and its evaluation report (``evaluate``'s metrics.json)."""
+    sections = [model_details(report, run), INTENDED_USE, training_sections(run), evaluation_section(report),
+                LIMITATIONS, files_section(run, model_files)]
+    path.write_text("\n\n".join("\n".join(section) for section in sections) + "\n")
+
+
+def model_details(report: dict, run) -> list[str]:
     import keras
 
-    counts, how = split_counts(run)
-    subsets = ("train", "validation", "test")
-    config, models = run.config, report["models"]
-    names = list(models)
-    lines = [
+    config = run.config
+    return [
         f"# Model card: {run.run_dir.name}",
         "",
         "## Model details",
@@ -70,15 +91,13 @@ def write_model_card(path: Path, report: dict, run, model_files: Sequence[Path])
            f"`model.keras` sha256 `{run.parent['model_sha256']}`): fine-tuned on the data below, temperature and "
            "threshold re-fitted on its validation split."] if run.parent else []),
         f"- Built with artery-edge, Keras {keras.__version__}, Python {platform.python_version()}.",
-        "",
-        "## Intended use",
-        "- **Research tool, not a diagnostic device.** Not validated for clinical use; no decision about a "
-        "patient may rest on it.",
-        "- Intended: research on patch-level stenosis classification in X-ray coronary angiography, and on "
-        "running such models on edge devices.",
-        "- Out of scope: whole-frame or whole-study diagnosis, other imaging modalities, other populations or "
-        "sites without new validation.",
-        "",
+    ]
+
+
+def training_sections(run) -> list[str]:
+    counts, how = split_counts(run)
+    config = run.config
+    return [
         "## Training data",
         f"- Data folder(s): {', '.join(f'`{Path(d).name}`' for d in config.get('data_dirs') or [config.get('data_dir', '')])}."
         f" Split: {how}.",
@@ -86,23 +105,30 @@ def write_model_card(path: Path, report: dict, run, model_files: Sequence[Path])
         "| subset | " + " | ".join(run.class_names) + " |",
         "|---|" + "---|" * len(run.class_names),
         *[f"| {subset} | " + " | ".join(str(counts.get((subset, c), 0)) for c in run.class_names) + " |"
-          for subset in subsets],
+          for subset in ("train", "validation", "test")],
         "",
         "## Training procedure",
         "",
         "| setting | value |",
         "|---|---|",
         *[f"| {key} | {config[key]} |" for key in RECIPE_KEYS if key in config],
-        "",
+    ]
+
+
+def evaluation_section(report: dict) -> list[str]:
+    models = report["models"]
+    names = list(models)
+    lines = [
         "## Evaluation",
         f"On the {report['evaluated_on']} ({report['n']} images). Brackets: bootstrap 95 % intervals "
         f"({report['bootstrap_rounds']} resamples).",
         "",
         "| metric | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
-        *[f"| {metric} | " + " | ".join(_cell(models[n], metric) for n in names) + " |" for metric in METRICS],
+        *[f"| {metric} | " + " | ".join(cell(models[n]["metrics"].get(metric), models[n]["ci95"].get(metric))
+                                        for n in names) + " |" for metric in METRICS],
         "| expected calibration error (15 bins) | " + " | ".join(f"{models[n]['ece']:.4f}" for n in names) + " |",
-        "| operating threshold on p(positive) | " + " | ".join(f"{models[n]['threshold']:.4f}" for n in names) + " |",
+        "| operating threshold on p(positive) | " + " | ".join(threshold_text(models[n]["threshold"]) for n in names) + " |",
         "",
         f"Keras' calibration error without the temperature: {report['calibration']['keras_ece_uncalibrated']:.4f}.",
         "",
@@ -114,19 +140,11 @@ def write_model_card(path: Path, report: dict, run, model_files: Sequence[Path])
         lines += ["", f"At a prevalence of {report['prevalence']:g}: " + "; ".join(
             f"{n} PPV {models[n]['at_prevalence']['ppv']:.3f}, NPV {models[n]['at_prevalence']['npv']:.3f}"
             for n in names if models[n]["at_prevalence"]["ppv"] is not None) + "."]
-    lines += [
-        "",
-        "## Limitations",
-        "- Patch-level classifier: it sees small crops, not whole angiograms, and says nothing about where "
-        "in a study a stenosis is.",
-        "- Measured on one data source (one site, one kind of equipment); performance at other sites is "
-        "unknown and, where it was measured, lower.",
-        "- Every patch, Healthy included, comes from patients with coronary artery disease; the model has not "
-        "seen a population without it.",
-        "- A random split of single files can put patches of one patient on both sides; only a grouped or "
-        "predefined split guards against that.",
-        "- Figures are from one run and one split; the spread over seeds is not in this card.",
-        "",
+    return lines
+
+
+def files_section(run, model_files: Sequence[Path]) -> list[str]:
+    return [
         "## Files",
         "",
         "| file | sha256 |",
@@ -135,4 +153,3 @@ def write_model_card(path: Path, report: dict, run, model_files: Sequence[Path])
         "",
         "Reproduce: `artery-edge evaluate --run " + str(run.run_dir) + "`.",
     ]
-    path.write_text("\n".join(lines) + "\n")

@@ -1,29 +1,47 @@
-"""The evaluation's human side: a Markdown table and PNG plots."""
+"""The evaluation's files: metrics.json, probabilities.npz, predictions.csv, report.md, the
+plots and MODEL_CARD.md, all from what ``evaluation.evaluate.evaluate`` measured (no decision
+is made again here)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from trainer.metrics import roc_curve
+from evaluation.evaluate import Evaluation, evaluation_dir
+from evaluation.formatting import cell, threshold_text
+from evaluation.model_card import write_model_card
 from trainer.plots import plot_confusion
 
 METRIC_ORDER = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "roc_auc")
 
 
-def _cell(value, interval) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else f"{value:.3f}"
+def write_evaluation(result: Evaluation, out_dir: Optional[Path] = None) -> Path:
+    """Write every file of an evaluation into a new folder and return it.
+
+    Args:
+        result: what ``evaluate`` measured.
+        out_dir: the folder (default: RUN/evaluation); taken, ``-2``, ``-3``... is used instead.
+    """
+    report, scores = result.report, result.scores
+    folder = evaluation_dir(Path(out_dir) if out_dir else result.run.run_dir / "evaluation")
+    (folder / "metrics.json").write_text(json.dumps(report, indent=2))
+    np.savez_compressed(folder / "probabilities.npz", files=np.array([str(s.path) for s in result.samples]),
+                        labels=result.labels, **{s.name: s.probabilities for s in scores})
+    write_predictions(folder / "predictions.csv", result.samples, result.run, scores, result.positive)
+    write_plots(report, scores, result.labels, result.positive, folder)
+    write_markdown(report, folder / "report.md")
+    write_model_card(folder / "MODEL_CARD.md", report, result.run, result.model_files)
+    return folder
 
 
 def metrics_table(report: dict) -> list[str]:
     names = list(report["models"])
     lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for metric in METRIC_ORDER:
-        cells = [_cell(report["models"][n]["metrics"].get(metric), report["models"][n]["ci95"].get(metric)) for n in names]
+        cells = [cell(report["models"][n]["metrics"].get(metric), report["models"][n]["ci95"].get(metric)) for n in names]
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     lines.append("| ECE (15 bins) | " + " | ".join(f"{report['models'][n]['ece']:.4f}" for n in names) + " |")
     if report.get("prevalence") is not None:
@@ -31,7 +49,7 @@ def metrics_table(report: dict) -> list[str]:
             cells = [report["models"][n]["at_prevalence"][key] for n in names]
             lines.append(f"| {key} at prevalence {report['prevalence']:g} | "
                          + " | ".join("n/a" if c is None else f"{c:.3f}" for c in cells) + " |")
-    lines.append("| threshold | " + " | ".join(f"{report['models'][n]['threshold']:.4f}" for n in names) + " |")
+    lines.append("| threshold | " + " | ".join(threshold_text(report["models"][n]["threshold"]) for n in names) + " |")
     lines.append("| confusion [[TN, FP], [FN, TP]] | " + " | ".join(str(report["models"][n]["confusion_matrix"]) for n in names) + " |")
     return lines
 
@@ -74,20 +92,49 @@ def write_plots(report: dict, scores: Sequence, labels: np.ndarray, positive: in
     import matplotlib.pyplot as plt
 
     for s in scores:
+        at = "argmax" if s.threshold is None else f"threshold {s.threshold:.3f}"
         plot_confusion(np.array(report["models"][s.name]["confusion_matrix"]), report["class_names"],
-                       folder / f"confusion_{s.name}.png", f"{s.name} (threshold {s.threshold:.3f})")
+                       folder / f"confusion_{s.name}.png", f"{s.name} ({at})")
+    plot_roc(report, scores, labels, positive, folder / "roc.png")
+    plot_reliability(report, scores, folder / "reliability.png")
+    keras_scores = scores[0].probabilities[:, positive]
+    for s in scores[1:]:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.scatter(keras_scores, s.probabilities[:, positive], s=6, alpha=0.5)
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+        ax.set_xlabel(f"Keras p({report['positive_class']})")
+        ax.set_ylabel(f"{s.name} p({report['positive_class']})")
+        fig.tight_layout()
+        fig.savefig(folder / f"scatter_{s.name}.png", dpi=100)
+        plt.close(fig)
+
+
+def plot_roc(report: dict, scores: Sequence, labels: np.ndarray, positive: int, path: Path) -> None:
+    """Every model's ROC curve (scikit-learn's points) in one plot."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
     fig, ax = plt.subplots(figsize=(5, 5))
     for s in scores:
-        fpr, tpr, _ = roc_curve(labels == positive, s.probabilities[:, positive])
         auc = report["models"][s.name]["metrics"]["roc_auc"]
-        ax.plot(fpr, tpr, label=f"{s.name} (AUC {auc:.3f})" if auc is not None else s.name)
+        if auc is None:  # one class only: no curve
+            ax.plot([], [], label=s.name)
+            continue
+        fpr, tpr, _ = roc_curve(labels == positive, s.probabilities[:, positive])
+        ax.plot(fpr, tpr, label=f"{s.name} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     ax.set_xlabel("1 - specificity")
     ax.set_ylabel("sensitivity")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(folder / "roc.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_reliability(report: dict, scores: Sequence, path: Path) -> None:
+    """Accuracy against confidence per non-empty bin, every model in one plot."""
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5, 5))
     for s in scores:
         table = report["models"][s.name]["reliability"]
@@ -101,18 +148,8 @@ def write_plots(report: dict, scores: Sequence, labels: np.ndarray, positive: in
     ax.set_title(f"reliability, T = {report['calibration']['temperature']:.3f}")
     ax.legend(loc="upper left")
     fig.tight_layout()
-    fig.savefig(folder / "reliability.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    keras_scores = scores[0].probabilities[:, positive]
-    for s in scores[1:]:
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        ax.scatter(keras_scores, s.probabilities[:, positive], s=6, alpha=0.5)
-        ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
-        ax.set_xlabel(f"Keras p({report['positive_class']})")
-        ax.set_ylabel(f"{s.name} p({report['positive_class']})")
-        fig.tight_layout()
-        fig.savefig(folder / f"scatter_{s.name}.png", dpi=100)
-        plt.close(fig)
 
 
 def write_predictions(path: Path, samples: Sequence, run, scores: Sequence, positive: int) -> None:
@@ -121,10 +158,8 @@ def write_predictions(path: Path, samples: Sequence, run, scores: Sequence, posi
     import csv
 
     from edge.report_csv import spreadsheet_safe
-    from evaluation.evaluate import decide
 
     positive_name = run.class_names[positive]
-    labels = {s.name: decide(s.probabilities, positive, s.threshold) for s in scores}
     header = ["file", "true_class"] + [f"{column}_{s.name}" for s in scores
                                        for column in (f"p_{positive_name}", "label")]
     with open(path, "x", newline="", encoding="utf-8", errors="backslashreplace") as handle:
@@ -137,5 +172,5 @@ def write_predictions(path: Path, samples: Sequence, run, scores: Sequence, posi
                 name = str(sample.path)
             row = [spreadsheet_safe(name), run.class_names[sample.label]]
             for s in scores:
-                row += [f"{s.probabilities[i, positive]:.6f}", run.class_names[labels[s.name][i]]]
+                row += [f"{s.probabilities[i, positive]:.6f}", run.class_names[s.predicted[i]]]
             writer.writerow(row)

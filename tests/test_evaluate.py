@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
 from artery_edge.cli import app  # noqa: E402
-from evaluation.evaluate import threshold_for_sensitivity  # noqa: E402
+from evaluation.evaluate import sensitivity_threshold  # noqa: E402
 
 runner = CliRunner()
 METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "roc_auc")
@@ -52,7 +52,7 @@ def test_calibration_predictions_and_model_card(converted_run, tmp_path):
 
     from trainer.runs import load_run
 
-    run, _ = converted_run
+    run, models = converted_run
     out = tmp_path / "e"
     result = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--bootstrap", "20", "--out", str(out),
                                  "--prevalence", "0.2", "--json"])
@@ -72,6 +72,11 @@ def test_calibration_predictions_and_model_card(converted_run, tmp_path):
     probabilities = np.load(out / "probabilities.npz")["int8"][:, 1]
     assert [float(r["p_Unhealthy_int8"]) for r in rows] == pytest.approx(probabilities.tolist(), abs=1e-6)
     assert all(r["label_keras"] in ("Healthy", "Unhealthy") for r in rows)
+    from edge.classifier import Classifier
+
+    device = Classifier(models["int8"])  # the device decides each file as evaluate did
+    data_dir = load_run(run.run_dir).data_dir
+    assert [device.predict(data_dir / r["file"]).label for r in rows] == [r["label_int8"] for r in rows]
     card = (out / "MODEL_CARD.md").read_text()
     for needle in ("Research tool, not a diagnostic device", "## Training data", "## Limitations", "sha256",
                    "stratified random split", "expected calibration error", "At a prevalence of 0.2", "model_int8.tflite"):
@@ -96,12 +101,12 @@ def test_operating_point_reaches_the_target_on_validation(converted_run, tmp_pat
     assert report["models"]["keras"]["threshold"] == pytest.approx(report["models"]["float32"]["threshold"], abs=1e-4)
 
 
-def test_threshold_for_sensitivity():
+def test_sensitivity_threshold():
     labels = np.array([1, 1, 1, 1, 0, 0])
     scores = np.array([0.9, 0.7, 0.4, 0.2, 0.5, 0.1])
-    assert threshold_for_sensitivity(labels, scores, 1, 0.5) == 0.7
-    assert threshold_for_sensitivity(labels, scores, 1, 0.75) == 0.4
-    assert threshold_for_sensitivity(labels, scores, 1, 1.0) == 0.2
+    assert sensitivity_threshold(labels, scores, 1, 0.5) == 0.7
+    assert sensitivity_threshold(labels, scores, 1, 0.75) == 0.4
+    assert sensitivity_threshold(labels, scores, 1, 1.0) == 0.2
 
 
 @pytest.mark.parametrize("case, message", [

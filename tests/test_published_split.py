@@ -86,6 +86,7 @@ def test_runs_saved_with_one_data_dir_still_load():
 
 
 def scores(n_neg=800, n_pos=200, seed=0):
+    pytest.importorskip("sklearn", reason="choose_threshold's ROC points come from scikit-learn (train extra)")
     rng = np.random.default_rng(seed)
     labels = np.r_[np.zeros(n_neg, bool), np.ones(n_pos, bool)]
     return labels, 1 / (1 + np.exp(-(rng.normal(0, 1, len(labels)) + 2.0 * labels - 1.0)))

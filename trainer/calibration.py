@@ -38,17 +38,19 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict:
-    """Top-label reliability: per equal-width confidence bin, its count, mean confidence and accuracy."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == np.asarray(labels)
+    """Top-label reliability: per equal-width confidence bin, its count, mean confidence and accuracy
+    (scikit-learn's ``calibration_curve`` on "arg-max is right" against the top probability)."""
+    from sklearn.calibration import calibration_curve
+
+    confidence = np.minimum(probabilities.max(axis=1), 1.0)  # a float softmax may round to 1 + 1e-7
+    correct = (probabilities.argmax(axis=1) == np.asarray(labels)).astype(int)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    count = np.bincount(index, minlength=bins)
-    with np.errstate(invalid="ignore"):
-        mean_confidence = np.bincount(index, confidence, minlength=bins) / count
-        accuracy = np.bincount(index, correct.astype(float), minlength=bins) / count
+    count = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=bins)  # calibration_curve's bins
+    accuracy, mean_confidence = np.zeros(bins), np.zeros(bins)
+    if len(confidence):  # calibration_curve reports the non-empty bins only
+        accuracy[count > 0], mean_confidence[count > 0] = calibration_curve(correct, confidence, n_bins=bins)
     return {"edges": edges.tolist(), "count": count.tolist(),
-            "confidence": np.nan_to_num(mean_confidence).tolist(), "accuracy": np.nan_to_num(accuracy).tolist()}
+            "confidence": mean_confidence.tolist(), "accuracy": accuracy.tolist()}
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:

@@ -1,4 +1,8 @@
-"""Binary classification metrics in NumPy (no scikit-learn): one definition for train and evaluate."""
+"""Binary classification metrics for train and evaluate: counts and ratios here, ROC AUC and
+the confusion matrix from scikit-learn. A ratio whose denominator is empty is None, not 0.
+
+scikit-learn (the train extra) is imported where it is used: ``trainer.runs`` reaches this
+module through ``trainer.training`` and must load in the TensorFlow-free edge environment."""
 
 from __future__ import annotations
 
@@ -8,35 +12,20 @@ import numpy as np
 
 
 def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> Optional[float]:
-    """Area under the ROC curve via the rank-sum statistic (ties count half); None if one class."""
+    """Area under the ROC curve (ties count half); None when only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
     y_true = np.asarray(y_true).astype(bool)
-    n_pos, n_neg = int(y_true.sum()), int((~y_true).sum())
-    if n_pos == 0 or n_neg == 0:
+    if y_true.all() or not y_true.any():
         return None
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = np.asarray(scores)[order]
-    ranks = np.empty(len(scores), dtype=np.float64)
-    # average ranks for ties
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    average = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(average, counts)
-    return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def roc_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """False-positive rates, true-positive rates and thresholds, from the highest score down."""
-    y_true = np.asarray(y_true).astype(bool)
-    thresholds = np.unique(scores)[::-1]
-    tpr = np.array([(scores[y_true] >= t).mean() for t in thresholds]) if y_true.any() else np.zeros(len(thresholds))
-    fpr = np.array([(scores[~y_true] >= t).mean() for t in thresholds]) if (~y_true).any() else np.zeros(len(thresholds))
-    return np.r_[0.0, fpr], np.r_[0.0, tpr], np.r_[np.inf, thresholds]
+    return float(roc_auc_score(y_true, scores))
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Rows are true classes, columns predicted classes."""
-    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return matrix
+    """Rows are true classes, columns predicted classes; every class has its row and column."""
+    from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
+
+    return sklearn_confusion_matrix(y_true, y_pred, labels=np.arange(n_classes))
 
 
 def _ratio(numerator: float, denominator: float) -> Optional[float]:

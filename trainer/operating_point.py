@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from trainer.config import parse_operating_point
-from trainer.metrics import roc_curve
 
 
 def choose_threshold(labels: np.ndarray, positive_scores: np.ndarray, rule: str) -> float:
@@ -20,11 +19,14 @@ def choose_threshold(labels: np.ndarray, positive_scores: np.ndarray, rule: str)
 
     Ties go to the threshold nearest 0.5. Positive iff p >= threshold.
     """
+    from sklearn.metrics import roc_curve  # the train extra: this module imports without it
+
     name, target = parse_operating_point(rule)
     truth = np.asarray(labels).astype(bool)
     if name == "argmax" or truth.all() or not truth.any():
         return 0.5
-    fpr, tpr, thresholds = roc_curve(truth, np.asarray(positive_scores, dtype=np.float64))
+    # every distinct score is a candidate: dropping collinear points would move sensitivity=X
+    fpr, tpr, thresholds = roc_curve(truth, np.asarray(positive_scores, dtype=np.float64), drop_intermediate=False)
     fpr, tpr, thresholds = fpr[1:], tpr[1:], thresholds[1:]  # drop the (inf) point that calls nothing positive
     if name == "youden":
         score = tpr - fpr

@@ -11,10 +11,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from edge.decision import decide, positive_index
 from edge.imaging import ImageSource, load_image
 from trainer.data import DataError
 from trainer.runs import load_run
-from trainer.training import positive_index
 
 
 @dataclass
@@ -56,10 +56,7 @@ class KerasPredictor:
 
     def predict(self, source: ImageSource) -> KerasPrediction:
         probabilities = self.probabilities([source])[0]
-        index = int(probabilities.argmax())
-        if self.threshold is not None and len(self.class_names) == 2:
-            positive = positive_index(self.class_names)
-            index = positive if probabilities[positive] >= self.threshold else 1 - positive
+        index = int(decide(probabilities, self.threshold, positive_index(self.class_names)))
         return KerasPrediction(
             label=self.class_names[index],
             probabilities={name: float(p) for name, p in zip(self.class_names, probabilities)},

@@ -19,11 +19,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from edge.decision import decide, positive_index
 from trainer import data as datamod
 from trainer.config import ConfigError, TrainConfig
 from trainer.metrics import binary_metrics, confusion_matrix
 
-POSITIVE_LABEL = "Unhealthy"
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
 
@@ -66,18 +66,10 @@ def check_writable(folder: Path) -> None:
         pass
 
 
-def positive_index(class_names: list[str]) -> int:
-    """The class whose recall is 'sensitivity': Unhealthy when present, else the last class."""
-    return class_names.index(POSITIVE_LABEL) if POSITIVE_LABEL in class_names else len(class_names) - 1
-
-
 def test_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str], loss: float,
                  threshold: Optional[float] = None) -> dict:
-    """Metrics of the test split; two classes with a ``threshold``: positive iff p >= it."""
-    predicted = probabilities.argmax(axis=1)
-    if threshold is not None and len(class_names) == 2:
-        positive = positive_index(class_names)
-        predicted = np.where(probabilities[:, positive] >= threshold, positive, 1 - positive)
+    """Metrics of the test split, decided by ``edge.decision.decide`` at ``threshold``."""
+    predicted = decide(probabilities, threshold, positive_index(class_names))
     result = {
         "n": int(len(labels)),
         "loss": float(loss),
