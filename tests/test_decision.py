@@ -117,3 +117,24 @@ def test_evaluation_decides_by_the_rule_and_reports_those_decisions(names, proba
     keras = Scores.decided("keras", probabilities, None, positive)
     same = np.mean(np.array(expected(names, probabilities, None)) == expected(names, probabilities, threshold))
     assert agreement(keras, scores, positive)["label_agreement"] == same
+
+
+def test_the_report_writes_the_evaluation_s_decisions_and_makes_none_itself(tmp_path):
+    """predictions.csv shows ``Scores.predicted`` as evaluate made it, even where the probabilities
+    alone would say otherwise."""
+    pytest.importorskip("scipy", reason="SciPy not installed (train extra)")
+    pytest.importorskip("sklearn", reason="scikit-learn not installed (train extra)")
+    pytest.importorskip("matplotlib", reason="matplotlib not installed (train extra)")
+    import csv
+    from types import SimpleNamespace
+
+    from evaluation.evaluate import Scores
+    from evaluation.report import write_predictions
+
+    names = ["Healthy", "Unhealthy"]
+    run = SimpleNamespace(class_names=names, data_dir=tmp_path)
+    samples = [SimpleNamespace(path=tmp_path / f"{i}.png", label=0) for i in range(len(TWO))]
+    made = np.array([1, 0, 1, 0, 1, 0])  # not what any threshold gives on TWO: only evaluate's record counts
+    write_predictions(tmp_path / "p.csv", samples, run, [Scores("int8", TWO, 0.5, made)], positive=1)
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert [names.index(r["label_int8"]) for r in rows] == made.tolist()
