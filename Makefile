@@ -30,12 +30,13 @@ weights:
 
 test: test-edge test-full
 
+# The TensorFlow-free tests: all but those marked `tf` (tests/conftest.py marks every test module
+# that skips without the train extra).
 test-edge: $(EDGE_VENV)/.installed
 	@$(EDGE_VENV)/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is not None)" \
 		|| { echo "TensorFlow is importable in $(EDGE_VENV): the edge environment is not TensorFlow-free"; exit 1; }
 	@echo "== edge environment (no TensorFlow) =="
-	$(EDGE_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_imaging.py tests/test_edge_classifier.py tests/test_edge_cli.py tests/test_data.py tests/test_config.py tests/test_metrics.py tests/test_synthetic.py tests/test_hardening.py tests/test_fuzz.py tests/test_splits.py \
-		tests/test_published_split.py tests/test_operating_point_edge.py tests/test_registry.py tests/test_pi_camera.py
+	$(EDGE_VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not tf"
 
 test-full: $(VENV)/.installed weights
 	@echo "== full environment (train + edge) =="

@@ -16,7 +16,8 @@ from typing import Callable, List, Optional
 
 import typer
 
-from edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS, parse_precisions
+from converters.options import ConversionError, ConvertOptions, option_default
+from edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS
 from trainer.config import DEFAULTS, TrainConfig, load_config_file
 
 app = typer.Typer(
@@ -295,25 +296,28 @@ def parse_labels(labels: Optional[str]) -> Optional[list[str]]:
 @app.command()
 @user_errors
 def convert(
-    ctx: typer.Context,
     source: Path = typer.Argument(..., help="A run directory or a model.keras file."),
     quantize: str = typer.Option(
         DEVICE_DEFAULT.name, "--quantize", help=f"{', '.join(PRECISIONS)}, a comma list, or all (model_<precision>.tflite)."),
-    representative_count: int = typer.Option(200, "--representative-count", help="INT8 calibration images."),
+    representative_count: Optional[int] = typer.Option(
+        None, "--representative-count",
+        help=f"INT8 calibration images (default {option_default('calibration_images')})."),
     representative_data: Optional[Path] = typer.Option(
-        None, "--representative-data", help="Class-folder dataset for calibration instead of the run's training split."
-    ),
+        None, "--representative-data",
+        help="Class-folder dataset for the calibration images instead of the run's training split."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Class names, comma-separated (models outside a run)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: next to the model)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing .tflite files."),
-    weight_rounding: str = typer.Option(
-        "calibrated", "--weight-rounding",
+    weight_rounding: Optional[str] = typer.Option(
+        None, "--weight-rounding",
         help="INT8 kernels: 'calibrated' picks the int8 values that best reproduce each layer's float outputs "
-             "on the calibration images; 'nearest' is the converter's plain rounding.",
+             "on the calibration images; 'nearest' is the converter's plain rounding "
+             f"(default {option_default('weight_rounding')}).",
     ),
-    float16_keep_below: int = typer.Option(
-        1024, "--float16-keep-below",
-        help="float16: ops whose weights have fewer elements stay float32 (the few, sensitive stem layers); 0: none.",
+    float16_keep_below: Optional[int] = typer.Option(
+        None, "--float16-keep-below",
+        help="float16: ops whose weights have fewer elements stay float32 (the few, sensitive stem layers); 0: none "
+             f"(default {option_default('float16_keep_below')}).",
     ),
     calibrated: bool = typer.Option(
         True, "--calibrated/--uncalibrated",
@@ -322,20 +326,17 @@ def convert(
     json_output: bool = typer.Option(False, "--json"),
 ) -> None:
     """Convert a trained model to TFLite (float32 / float16 / dynamic range / full INT8) with self-describing metadata."""
-    from edge.errors import ArteryEdgeError
-
-    try:
-        precisions = [p.name for p in parse_precisions(quantize)]
-    except ArteryEdgeError as exc:
-        fail(f"--quantize: {exc}", 2)
-    refuse_inapplicable(ctx, precisions, {"weight_rounding": "weight_rounding", "float16_keep_below": "float16_keep_below",
-                                          "representative_count": "representative", "representative_data": "representative"})
+    try:  # options that do not apply to the asked precisions are usage errors, before TensorFlow loads
+        options = ConvertOptions(quantize, out, parse_labels(labels), force, apply_temperature=calibrated,
+                                 calibration_images=representative_count, calibration_data=representative_data,
+                                 weight_rounding=weight_rounding, float16_keep_below=float16_keep_below)
+    except ConversionError as exc:
+        fail(str(exc), 2)
     require_tensorflow()
     from converters.tflite import convert as run_conversion
 
     with stdout_for_json(json_output):
-        results = run_conversion(source, precisions, out, representative_count, representative_data,
-                                 parse_labels(labels), force, weight_rounding, float16_keep_below, calibrated)
+        results = run_conversion(source, options)
     if json_output:
         print_json([r.to_dict() for r in results])
         return
@@ -343,19 +344,6 @@ def convert(
     for r in results:
         ratio = f"{r.ratio_to_float32:.3f}" if r.ratio_to_float32 is not None else "n/a"
         typer.echo(f"{r.precision:<10}{r.bytes / 1e6:>10.2f}{ratio:>12}{r.seconds:>10.1f}  {r.path}")
-
-
-def refuse_inapplicable(ctx: typer.Context, precisions: list[str], options: dict[str, str]) -> None:
-    """An option given on the command line that acts on none of the asked precisions is an
-    error, not silently ignored (e.g. --weight-rounding with --quantize float16).
-    ``options``: parameter name -> the key in ``Precision.options`` it belongs to."""
-    for name, key in options.items():
-        source = ctx.get_parameter_source(name)
-        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
-            continue
-        if not any(key in PRECISIONS[p].options for p in precisions):
-            users = [p.name for p in PRECISIONS.values() if key in p.options]
-            fail(f"--{name.replace('_', '-')} applies only to {', '.join(users)}, not to {', '.join(precisions)}", 2)
 
 
 @app.command()

@@ -2,7 +2,7 @@
 rows), side by side on one trained run.
 
 Every path starts from the same run: ours from its Keras model (TFLiteConverter, with our
-BN folding / calibrated weight rounding / float16 exceptions), AEQ from our float32 .tflite
+BN folding / weight rounding / float16 small weights kept float32), AEQ from our float32 .tflite
 (AEQ quantizes .tflite files, no TensorFlow), calibrated on the same training images.
 Each file gets the same metadata and runs through ``edge.Classifier`` on the run's test
 split, compared with the Keras model's probabilities (same calibration temperature).
@@ -43,11 +43,12 @@ def code_lines(*relative: str) -> int:
 
 
 def ours(run: Path, precision: str, out: Path, **options) -> tuple[bytes, float]:
+    from converters.options import ConvertOptions
     from converters.tflite import convert
 
     folder = Path(tempfile.mkdtemp(dir=out))
     start = time.perf_counter()
-    convert(run, [precision], folder, **options)
+    convert(run, ConvertOptions([precision], folder, **options))
     return PRECISIONS[precision].file(folder).read_bytes(), time.perf_counter() - start
 
 
@@ -117,7 +118,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from converters.tflite import ConversionSource, build_metadata, build_representative_images, graph_threshold
+    from converters.tflite import ConversionSource, build_metadata, build_calibration_images, graph_threshold
     from evaluation.evaluate import keras_probabilities, load_keras
     from trainer.data import readable, subset
     from edge.decision import positive_index
@@ -135,7 +136,7 @@ def main() -> None:
     source = ConversionSource.resolve(args.run)
     metadata = replace(build_metadata(source, run.image_size, run.class_names), temperature=run.temperature,
                        threshold=graph_threshold(run, run.temperature))
-    images = build_representative_images(source, args.count, run.image_size)
+    images = build_calibration_images(source, args.count, run.image_size)
     calibration = [{"image": image[np.newaxis].astype(np.float32)} for image in images]
     calibration[0]["image"][0, 0, 0], calibration[0]["image"][0, 0, 1] = 0, 255  # input range exactly 0..255
 
@@ -143,20 +144,20 @@ def main() -> None:
     float32_file = out / "ours_float32.tflite"
     float32_file.write_bytes(float32_bytes)
     stem = ".*(rescale|Conv1_|expanded_conv_).*"
-    ours_int8 = ["converters/tflite.py", "converters/bn_folding.py", "converters/weight_rounding.py"]
+    core = ["converters/tflite.py", "converters/options.py", "converters/presets.py"]
+    ours_int8 = [*core, "converters/bn_folding.py", "converters/weight_rounding.py"]
     paths = {
-        "ours float32": (lambda: (float32_bytes, float32_seconds), ["converters/tflite.py"]),
+        "ours float32": (lambda: (float32_bytes, float32_seconds), core),
         "ours float16 (small weights kept float32)": (lambda: ours(args.run, "float16", out),
-                                                      ["converters/tflite.py", "converters/float16_exceptions.py"]),
-        "ours float16 (plain converter)": (lambda: ours(args.run, "float16", out, float16_keep_below=0),
-                                           ["converters/tflite.py"]),
+                                                      [*core, "converters/float16_keep.py"]),
+        "ours float16 (plain converter)": (lambda: ours(args.run, "float16", out, float16_keep_below=0), core),
         "AEQ float16 weight-only (float_casting)": (lambda: aeq(float32_file, float16_recipe(), None), []),
-        "ours dynamic-range (converter)": (lambda: ours(args.run, "dynamic", out), ["converters/tflite.py"]),
+        "ours dynamic-range (converter)": (lambda: ours(args.run, "dynamic", out), core),
         "AEQ dynamic_wi8_afp32": (lambda: aeq(float32_file, __import__(
             "litert_quantizer.recipe", fromlist=["x"]).dynamic_wi8_afp32(), None), []),
         "ours int8 (BN folding + calibrated rounding)": (lambda: ours(args.run, "int8", out), ours_int8),
         "ours int8 (BN folding, nearest rounding)": (lambda: ours(args.run, "int8", out, weight_rounding="nearest"),
-                                                     ["converters/tflite.py", "converters/bn_folding.py"]),
+                                                     [*core, "converters/bn_folding.py"]),
         "AEQ static_wi8_ai8 (min-max)": (lambda: aeq(float32_file, static_recipe(), calibration), []),
         "AEQ static int8, GPTQ on the dense layer": (lambda: aeq(float32_file, static_recipe("GPTQ", dense_only=True), calibration), []),
         "AEQ static int8, MSE weights": (lambda: aeq(float32_file, static_recipe("MSE"), calibration), []),
@@ -174,9 +175,9 @@ def main() -> None:
         precision = "int8" if "int8" in name or "wi8" in name else "float16" if "16" in name else "float32"
         file.write_bytes(model if name.startswith("ours") else with_metadata(model, metadata, precision, "aeq"))
         if name.startswith("AEQ"):  # AEQ starts from our float32 file: its conversion counts, as do its lines
-            seconds, modules = seconds + float32_seconds, ["converters/tflite.py"]
+            seconds, modules = seconds + float32_seconds, core
         row = {"path": name, "convert_s": round(seconds, 1),
-               "our_lines": code_lines(*modules),  # the metadata writer and presets serve every path alike
+               "our_lines": code_lines(*modules),  # the metadata writer serves every path alike
                **measure(file, samples, labels, keras_p, positive, args.repeats)}
         rows.append(row)
         print(json.dumps(row), flush=True)

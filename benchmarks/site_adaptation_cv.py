@@ -124,6 +124,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="Write the rows and the table as JSON here.")
     args = parser.parse_args()
 
+    from converters.options import ConvertOptions
     from converters.tflite import convert
     from trainer.adaptation import ADAPTATION_RECIPE, adaptation_config
     from trainer.config import TrainConfig
@@ -167,7 +168,7 @@ def main() -> None:
             scores, threshold = keras_scores(run.run_dir, test_files)
             rows.append({"model": "adapted (keras)", **where, **figures(labels, scores, threshold),
                          "seconds": trained})
-            result = convert(run.run_dir, ["int8"], representative_count=100)[0]
+            result = convert(run.run_dir, ConvertOptions(["int8"], calibration_images=100))[0]
             scores, threshold = device_scores(Path(result.path), test_files)
             rows.append({"model": "adapted (int8)", **where, **figures(labels, scores, threshold),
                          "seconds": time.perf_counter() - t})

@@ -44,12 +44,12 @@ def main() -> None:
 
     import keras
 
-    from converters.tflite import representative_samples
+    from converters.tflite import calibration_samples
     from trainer.config import TrainConfig
     from trainer.data import make_dataset, scan_dataset
     from trainer.model import build_model, compile_model, set_stage
 
-    samples = representative_samples(scan_dataset(args.data, validate=False).samples, args.count)
+    samples = calibration_samples(scan_dataset(args.data, validate=False).samples, args.count)
     runners = {}
     for name, changes in VARIANTS.items():
         config = TrainConfig(image_size=args.image_size, alpha=1.0).replace(**changes)

@@ -38,13 +38,13 @@ def main() -> None:
 
     import keras
 
-    from converters.tflite import representative_samples
+    from converters.tflite import calibration_samples
     from trainer.config import TrainConfig
     from trainer.data import load_arrays, make_dataset, scan_dataset
     from trainer.model import build_model, compile_model, set_stage
 
     config = TrainConfig(image_size=args.image_size, alpha=args.alpha, weights=args.weights)
-    samples = representative_samples(scan_dataset(args.data, validate=False).samples, args.count)
+    samples = calibration_samples(scan_dataset(args.data, validate=False).samples, args.count)
     model = build_model(2, config)
     pipeline = make_dataset(samples, args.image_size, config.batch_size, shuffle=True)
     x, y = load_arrays(samples, args.image_size)

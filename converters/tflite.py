@@ -1,31 +1,28 @@
-"""Keras model -> self-describing .tflite files (float32, float16, full INT8).
+"""Keras model -> self-describing .tflite files, one per precision of the registry.
 
 What is converted is the serving graph (no augmentation); its input is raw RGB 0..255 at
-the trained size because normalisation lives inside the model. INT8 is calibrated on
-images from the run's training split, decoded and resized by the training function.
+the trained size because normalisation lives inside the model. INT8's calibration images
+come from the run's training split, decoded and resized by the training function.
 Every file is written to a temporary name and renamed, so a failure leaves nothing.
+What each precision does is in :mod:`converters.presets`; the options in :mod:`converters.options`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from edge.errors import ArteryEdgeError
 from edge.version import __version__
-from converters.float16_exceptions import SMALL_WEIGHT_ELEMENTS, restore_small_weights
 from converters.metadata_writer import embed_metadata
-from converters.presets import PRESETS, QuantizationPreset
-from edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS
+from converters.options import ConversionError, ConvertOptions
+from converters.presets import PRESETS, ExportJob, float32_once
+from edge.precisions import FLOAT_REFERENCE, PRECISIONS
 from edge.imaging import COLOR_ORDER, INPUT_RANGE, RESIZE_METHOD, load_image
 from edge.metadata import ModelMetadata, sha256_of_file
 from edge.decision import positive_index
@@ -37,13 +34,6 @@ TRAINING_SUMMARY_KEYS = (
     "alpha", "image_size", "weights", "epochs", "fine_tune_epochs", "learning_rate",
     "fine_tune_learning_rate", "fine_tune_at", "dropout", "l2", "batch_size", "seed",
 )
-
-
-WEIGHT_ROUNDINGS = ("calibrated", "nearest")
-
-
-class ConversionError(ArteryEdgeError, ValueError):
-    """The model or its representative data cannot be converted; one line for the user."""
 
 
 @dataclass
@@ -78,7 +68,7 @@ class ConversionSource:
 
 def load_keras_model(path: Path, temperature: float = 1.0):
     """Load a Keras model and check it takes one square RGB image; return its serving graph
-    (for one of our training models: calibrated with ``temperature``)."""
+    (for one of our training models: divided by ``temperature`` before the softmax)."""
     import keras
 
     from trainer.model import AUGMENTATION, float32_twin, is_float32, serving_model
@@ -98,7 +88,7 @@ def load_keras_model(path: Path, temperature: float = 1.0):
     return model if is_float32(model) else float32_twin(model)
 
 
-def representative_samples(samples: Sequence[Sample], count: int, seed: int = 0) -> list[Sample]:
+def calibration_samples(samples: Sequence[Sample], count: int, seed: int = 0) -> list[Sample]:
     """``count`` samples, stratified by class in proportion, reproducibly chosen."""
     rng = np.random.default_rng(seed)
     labels = sorted({s.label for s in samples})
@@ -111,7 +101,7 @@ def representative_samples(samples: Sequence[Sample], count: int, seed: int = 0)
     return chosen
 
 
-def build_representative_images(
+def build_calibration_images(
     source: ConversionSource, count: int, image_size: int, data_dir: Optional[Path] = None
 ) -> np.ndarray:
     """Decode the calibration images (training split, or ``data_dir``), exactly as in training."""
@@ -126,7 +116,7 @@ def build_representative_images(
         raise ConversionError("INT8 needs representative images: pass --representative-data DIR (class folders)")
     if not samples:
         raise ConversionError("representative set is empty")
-    chosen = representative_samples(samples, count)
+    chosen = calibration_samples(samples, count)
     images = []
     progress = print_progress("calibration images")
     for done, sample in enumerate(chosen, 1):
@@ -138,20 +128,6 @@ def build_representative_images(
             ) from None
         progress(done, len(chosen))
     return np.stack(images)
-
-
-def representative_dataset(images: np.ndarray) -> Callable[[], Iterator[list]]:
-    """Calibration batches. One pixel of the first image is set to 0 and one to 255 so the
-    input's calibrated range is exactly 0..255: uint8 input scale 1, zero point 0, every
-    raw pixel exact (otherwise the brightest calibration pixel, e.g. 244, would clip)."""
-    first = images[0].copy()
-    first[0, 0], first[0, 1] = 0, 255
-
-    def generate() -> Iterator[list]:
-        for index, image in enumerate(images):
-            yield [(first if index == 0 else image)[np.newaxis].astype(np.float32)]
-
-    return generate
 
 
 def graph_threshold(run, temperature: float) -> Optional[float]:
@@ -231,101 +207,49 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def _run_converter(model, preset: QuantizationPreset, representative=None) -> bytes:
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    preset.configure(converter, representative)
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")  # we calibrate
-        return converter.convert()  # TF prints the traced signature on stdout
-
-
-def int8_ready_model(model, images: np.ndarray, rounding: str):
-    """The model whose float weights the INT8 converter quantizes, and what was done to it.
-    ``calibrated``: BatchNorm folded, then every kernel set to the int8 values that best
-    reproduce its float outputs on the calibration images (see ``weight_rounding``)."""
-    if rounding == "nearest":
-        return model, {"weight_rounding": "nearest"}
-    from converters.bn_folding import fold_batchnorm
-    from converters.weight_rounding import round_model
-
-    folded = fold_batchnorm(model)
-    layers = round_model(folded, images, progress=print_progress("int8 weight rounding, layers"))
-    reductions = [layer.reduction for layer in layers]
-    return folded, {
-        "weight_rounding": "calibrated",
-        "layers": len(layers),
-        "median_output_error_reduction": round(float(np.median(reductions)), 2),
-    }
-
-
-def convert(
-    source_path: Path,
-    precisions: Sequence[str] = (DEVICE_DEFAULT.name,),
-    out_dir: Optional[Path] = None,
-    representative_count: int = 200,
-    representative_data: Optional[Path] = None,
-    labels: Optional[Sequence[str]] = None,
-    force: bool = False,
-    weight_rounding: str = "calibrated",
-    float16_keep_below: int = SMALL_WEIGHT_ELEMENTS,
-    calibrated: bool = True,
-) -> list[ConvertedModel]:
+def convert(source_path: Path, options: Optional[ConvertOptions] = None) -> list[ConvertedModel]:
     """Convert a run (or a .keras file) to the asked precisions; return what was written.
-    ``float16_keep_below``: ops whose weights have fewer elements stay float32 (0: none).
-    ``calibrated``: bake the run's temperature into the graph (False: plain softmax, T = 1)."""
-    unknown = [p for p in precisions if p not in PRESETS]
-    if unknown:
-        raise ConversionError(f"unknown precision {', '.join(unknown)}; choose from {', '.join(PRESETS)} or all")
-    if weight_rounding not in WEIGHT_ROUNDINGS:
-        raise ConversionError(f"unknown weight rounding {weight_rounding!r}; choose from {', '.join(WEIGHT_ROUNDINGS)}")
-    if representative_count < 1:
-        raise ConversionError("--representative-count must be at least 1")
-    if float16_keep_below < 0:
-        raise ConversionError("--float16-keep-below must be 0 or more")
+
+    Args:
+        source_path: a run directory (its model, classes, temperature, threshold and training
+            split) or a Keras model file (then ``options.labels`` names the classes).
+        options: what to write and how; checked when built (``ConvertOptions()``: int8 only).
+    """
+    options = options or ConvertOptions()
     source = ConversionSource.resolve(source_path)
-    out_dir = Path(out_dir) if out_dir else source.model_path.parent
-    targets = {p: PRECISIONS[p].file(out_dir) for p in precisions}
+    out_dir = Path(options.out_dir) if options.out_dir else source.model_path.parent
+    targets = {p: PRECISIONS[p].file(out_dir) for p in options.precisions}
     existing = [str(t) for t in targets.values() if t.exists()]
-    if existing and not force:
+    if existing and not options.force:
         raise ConversionError(f"refusing to overwrite {', '.join(existing)} (use --force)")
-    class_names = list(labels) if labels else (source.run.class_names if source.run else None)
+    class_names = list(options.labels) if options.labels else (source.run.class_names if source.run else None)
     if not class_names:
         raise ConversionError("class names unknown: convert a run directory or pass --labels A,B")
 
-    temperature = source.run.temperature if calibrated and source.run is not None else 1.0
+    temperature = source.run.temperature if options.apply_temperature and source.run is not None else 1.0
     model = load_keras_model(source.model_path, temperature)
     image_size = int(model.input_shape[1])
     if int(model.output_shape[-1]) != len(class_names):
         raise ConversionError(f"{len(class_names)} class names for a model with {model.output_shape[-1]} outputs")
-    presets = [PRESETS[p]() for p in PRESETS if p in precisions]  # float32 first: float16 reuses it
+    presets = [PRESETS[p]() for p in options.precisions]
+    needs_images = next((p for p in presets if p.precision.needs_calibration_images), None)
     images = None
-    if any(p.needs_representative_data for p in presets):
-        images = build_representative_images(source, representative_count, image_size, representative_data)
+    if needs_images is not None:  # built once, before any file is written
+        arguments = options.arguments(needs_images.name)
+        images = build_calibration_images(source, arguments["calibration_images"], image_size,
+                                             arguments["calibration_data"])
 
     metadata = replace(build_metadata(source, image_size, class_names), temperature=temperature,
                        threshold=graph_threshold(source.run, temperature))
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
-    float32_bytes: Optional[bytes] = None
+    float32 = float32_once(model)
     results = []
     for preset in presets:
         start = time.perf_counter()
-        quantization: dict = {}
-        if preset.needs_representative_data:  # full integer: BN folding and weight rounding first
-            int8_model, quantization = int8_ready_model(model, images, weight_rounding)
-            flatbuffer = _run_converter(int8_model, preset, representative_dataset(images))
-        else:
-            flatbuffer = _run_converter(model, preset)
-        if preset.precision == FLOAT_REFERENCE:
-            float32_bytes = flatbuffer
-        if "float16_keep_below" in preset.precision.options and float16_keep_below:
-            float32_bytes = float32_bytes or _run_converter(model, PRESETS[FLOAT_REFERENCE.name]())
-            flatbuffer, kept = restore_small_weights(flatbuffer, float32_bytes, float16_keep_below)
-            quantization = {"float32_weights_below_elements": float16_keep_below, "float32_tensors": kept}
+        flatbuffer, quantization = preset.run(ExportJob(model, images, options.arguments(preset.name), float32))
         flatbuffer = embed_metadata(flatbuffer, replace(metadata, precision=preset.name, quantization=quantization))
-        write_atomically(targets[preset.name], flatbuffer, replace_existing=force)
+        write_atomically(targets[preset.name], flatbuffer, replace_existing=options.force)
         results.append(ConvertedModel(preset.name, str(targets[preset.name]), len(flatbuffer),
                                       round(time.perf_counter() - start, 2)))
     reference = FLOAT_REFERENCE.file(out_dir)

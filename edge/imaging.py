@@ -34,11 +34,6 @@ RESIZE_METHODS = tuple(_RESAMPLE)
 ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray]
 
 
-def is_image_file(path: Path) -> bool:
-    """True for the file types a dataset may hold (by extension; content is checked on load)."""
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
-
-
 def iter_image_files(root: Path, problems: Optional[list[str]] = None) -> Iterator[Path]:
     """Every entry with an image extension under ``root`` (recursive, sorted, hidden ones skipped).
 

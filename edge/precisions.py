@@ -1,5 +1,6 @@
-"""The one registry of TFLite precisions: their names, file names and which conversion
-options apply to each. Everything else (CLI, converter, evaluation, benchmarks) asks here."""
+"""The one registry of TFLite precisions: their names and file names. Everything else (CLI,
+converter, evaluation, benchmarks) asks here; how each is converted, and which convert options
+it takes, is ``converters.presets`` (keyed by these names; TensorFlow stays out of ``edge``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ class Precision:
     name: str
     description: str
     needs_calibration_images: bool = False  # INT8 activations need ranges from real images
-    options: frozenset[str] = frozenset()  # the convert options that act on this precision
 
     @property
     def file_name(self) -> str:
@@ -26,10 +26,10 @@ class Precision:
 
 PRECISIONS: dict[str, Precision] = {p.name: p for p in (
     Precision("float32", "no quantization: float32 weights and activations"),
-    Precision("float16", "float16 weights, float32 input/output and compute", options=frozenset({"float16_keep_below"})),
+    Precision("float16", "float16 weights, float32 input/output and compute"),
     Precision("dynamic", "dynamic range: int8 weights, float32 activations quantized on the fly, no calibration images"),
     Precision("int8", "full integer: int8 weights and activations, uint8 input and output",
-              needs_calibration_images=True, options=frozenset({"weight_rounding", "representative"})),
+              needs_calibration_images=True),
 )}
 ALL = "all"
 FLOAT_REFERENCE = PRECISIONS["float32"]  # the unquantized twin every other precision is compared with

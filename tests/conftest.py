@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -21,13 +23,34 @@ HAS_TF = importlib.util.find_spec("tensorflow") is not None
 # (e.g. `ARTERY_EDGE_TEST_SEED=7 pytest -m parity`).
 TEST_SEED = int(os.environ.get("ARTERY_EDGE_TEST_SEED", "42"))
 
-needs_real_data = pytest.mark.skipif(
-    not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA} (../shared is absent)"
-)
+# A test module that skips as a whole without the train (or quantize) extra says so on its first
+# lines: `pytest.importorskip("tensorflow", reason="... (train extra)")`. Its tests carry the
+# `tf` marker, so the TensorFlow-free set is `pytest -m "not tf"` (Makefile: test-edge).
+NEEDS_TRAIN_EXTRA = re.compile(r"^pytest\.importorskip\(.*\((train|quantize) extra\)", re.M)
 
-needs_imagenet = pytest.mark.skipif(
-    not WEIGHTS_035.is_file(), reason=f"ImageNet weights not found at {WEIGHTS_035}: a random-init tiny model is not accurate enough"
-)
+
+@functools.cache
+def needs_train_extra(module: Path) -> bool:
+    return bool(NEEDS_TRAIN_EXTRA.search(module.read_text()))
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if needs_train_extra(item.path):
+            item.add_marker(pytest.mark.tf)
+
+
+def needs_shared(present: bool, reason: str):
+    """A test that needs ../shared: skipped without it, and marked `shared` (`pytest -m shared`)."""
+    def apply(test):
+        return pytest.mark.shared(pytest.mark.skipif(not present, reason=reason)(test))
+
+    return apply
+
+
+needs_real_data = needs_shared(REAL_DATA.is_dir(), f"real data not found at {REAL_DATA} (../shared is absent)")
+needs_imagenet = needs_shared(
+    WEIGHTS_035.is_file(), f"ImageNet weights not found at {WEIGHTS_035}: a random-init tiny model is not accurate enough")
 
 
 def tiny_weights() -> str:
@@ -64,7 +87,8 @@ def trained_run(synthetic_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def converted_run(trained_run):
     """The tiny run converted to every precision of the registry."""
+    from converters.options import ConvertOptions
     from converters.tflite import convert
 
-    results = convert(trained_run.run_dir, list(PRECISIONS), representative_count=40)
+    results = convert(trained_run.run_dir, ConvertOptions(list(PRECISIONS), calibration_images=40))
     return trained_run, {r.precision: Path(r.path) for r in results}

@@ -35,6 +35,7 @@ def imagenet_file(alpha: float) -> Path:
 def test_every_precision_converts_and_keeps_parity(weights, alpha, size, synthetic_dir, tmp_path):
     import keras
 
+    from converters.options import ConvertOptions
     from converters.tflite import convert, load_keras_model
     from trainer.config import TrainConfig
     from trainer.model import build_model, compile_model
@@ -51,8 +52,8 @@ def test_every_precision_converts_and_keeps_parity(weights, alpha, size, synthet
         compile_model(model, 1e-3)
         model.fit(*load_arrays(samples, size), batch_size=8, epochs=2, verbose=0)
     model.save(tmp_path / "model.keras")
-    results = convert(tmp_path / "model.keras", list(PRECISIONS), labels=CLASS_NAMES,
-                      representative_data=synthetic_dir, representative_count=16)
+    results = convert(tmp_path / "model.keras", ConvertOptions(list(PRECISIONS), labels=CLASS_NAMES,
+                                                               calibration_data=synthetic_dir, calibration_images=16))
     assert [r.precision for r in results] == list(PRECISIONS)
 
     labels = np.array([s.label for s in samples])

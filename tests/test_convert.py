@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +169,27 @@ def test_bad_inputs_fail_in_one_line_with_nothing_left(converted_run, tmp_path, 
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.output
     assert not list(target.glob("*.tflite")) if target.exists() else True
+
+
+# a .tflite that appears while converting is not replaced; leftovers of a killed run go;
+# files get the umask's mode
+def test_convert_never_replaces_and_cleans_up(converted_run, tmp_path):
+    from converters.tflite import ConversionError, remove_stale_temporaries, write_atomically
+
+    target = tmp_path / "model_int8.tflite"
+    target.write_bytes(b"someone else's")
+    with pytest.raises(ConversionError, match="created meanwhile"):
+        write_atomically(target, b"ours")
+    assert target.read_bytes() == b"someone else's" and not list(tmp_path.glob(".*.tmp"))
+    write_atomically(target, b"ours", replace_existing=True)
+    assert target.read_bytes() == b"ours"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".model_int8.tflite.{int(dead.stdout)}.tmp"
+    alive = tmp_path / f".model_int8.tflite.{os.getpid()}.tmp"
+    stale.write_bytes(b"killed mid-write")
+    alive.write_bytes(b"still being written")
+    assert remove_stale_temporaries(tmp_path) == [stale] and alive.exists()

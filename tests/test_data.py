@@ -30,7 +30,7 @@ def test_classes_are_sorted_folders_and_non_images_are_ignored(tmp_path):
     (root / "README.md").write_text("top-level file")
     scanned = scan_dataset(root)
     assert scanned.class_names == ["Healthy", "Unhealthy"]
-    assert scanned.counts() == {"Healthy": 5, "Unhealthy": 4}
+    assert Counter(scanned.class_names[s.label] for s in scanned.samples) == {"Healthy": 5, "Unhealthy": 4}
     assert scanned.skipped == []
 
 

@@ -43,12 +43,13 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from trainer.config import TrainConfig
 from trainer.training import train
+from converters.options import ConvertOptions
 from converters.tflite import convert
 result = train(TrainConfig(data_dirs=[{str(synthetic_dir)!r}], output_dir={str(tmp_path)!r}, image_size=32, alpha=0.35,
                            weights={tiny_weights()!r}, batch_size=8, epochs=1, fine_tune_epochs=1, tensorboard=False,
                            sample_grid_size=4, strategy="mirrored", devices="/cpu:0,/cpu:1", scale_learning_rate=True),
                log=print, verbose=0)
-convert(result.run_dir, ["float32"])
+convert(result.run_dir, ConvertOptions(["float32"]))
 print("RUN", result.run_dir)
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600)

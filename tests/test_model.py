@@ -1,4 +1,5 @@
-"""trainer.model: trainable layers per stage, BatchNorm in inference mode, the serving graph."""
+"""trainer.model: trainable layers per stage, BatchNorm in inference mode, the serving graph, the
+learning-rate schedule and the label-smoothed loss."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import keras  # noqa: E402
 
 from trainer.config import ConfigError, TrainConfig  # noqa: E402
 from trainer.model import (  # noqa: E402
-    AUGMENTATION, SCRATCH_BN_MOMENTUM, base_of, build_base, build_model, compile_model, serving_model, set_stage,
+    AUGMENTATION, SCRATCH_BN_MOMENTUM, SmoothedSparseCrossentropy, base_of, build_base, build_model, compile_model,
+    learning_rate_schedule, serving_model, set_stage,
 )
 
 def write_legacy_weights(path: Path, alpha: float = 0.35, size: int = 32) -> Path:
@@ -142,3 +144,21 @@ def test_all_augmentation_off_is_the_identity():
     config = TrainConfig(flip=False, rotation=0, zoom=0, contrast=0, brightness=0)
     x = np.random.default_rng(4).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     assert np.array_equal(np.asarray(build_augmentation(config)(x, training=True)), x)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    config = TrainConfig(schedule="cosine", warmup_epochs=1)
+    schedule = learning_rate_schedule(1e-3, epochs=4, steps_per_epoch=10, config=config)
+    rates = [float(schedule(step)) for step in range(41)]
+    assert rates[0] == 0 and rates[5] == pytest.approx(5e-4) and rates[10] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:])) and rates[40] == pytest.approx(0, abs=1e-9)
+    assert learning_rate_schedule(1e-3, 4, 10, TrainConfig()) == 1e-3  # constant: the plain rate
+
+
+def test_label_smoothing_moves_the_loss_toward_uniform_targets():
+    y_true, y_pred = np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]], "float32")
+    plain = float(keras.losses.SparseCategoricalCrossentropy()(y_true, y_pred))
+    assert float(SmoothedSparseCrossentropy(0.0)(y_true, y_pred)) == pytest.approx(plain, rel=1e-5)
+    smoothed = float(SmoothedSparseCrossentropy(0.2)(y_true, y_pred))
+    one_hot = np.eye(2)[y_true] * 0.8 + 0.1
+    assert smoothed == pytest.approx(float(-(one_hot * np.log(y_pred)).sum(axis=1).mean()), rel=1e-5)

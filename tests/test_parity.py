@@ -65,6 +65,7 @@ def test_resize_parity_trainer_vs_edge(converted_run, tmp_path):
 
 @needs_real_data
 def test_parity_on_a_sample_of_the_real_data(tmp_path_factory):
+    from converters.options import ConvertOptions
     from converters.tflite import convert
     from trainer.config import TrainConfig
     from trainer.runs import load_run
@@ -80,5 +81,6 @@ def test_parity_on_a_sample_of_the_real_data(tmp_path_factory):
                          batch_size=16, epochs=6, learning_rate=3e-3, seed=TEST_SEED, fine_tune_epochs=1, fine_tune_learning_rate=1e-4,
                          tensorboard=False, sample_grid_size=4)
     result = train(config, log=lambda message: None, verbose=0)
-    models = {r.precision: Path(r.path) for r in convert(result.run_dir, list(PRECISIONS), representative_count=60)}
+    models = {r.precision: Path(r.path)
+              for r in convert(result.run_dir, ConvertOptions(list(PRECISIONS), calibration_images=60))}
     check_parity(load_run(result.run_dir), models, scan_dataset(data).samples)

@@ -97,7 +97,7 @@ def test_library_modules_do_not_import_the_cli_package():
 
 
 def test_errors_of_every_package_share_the_base():
-    from converters.tflite import ConversionError
+    from converters.options import ConversionError
     from edge.errors import EdgeError
     from evaluation.layer_report import ReportError
     from trainer.config import ConfigError
@@ -105,9 +105,3 @@ def test_errors_of_every_package_share_the_base():
 
     assert all(issubclass(e, ArteryEdgeError) for e in (ConversionError, EdgeError, ReportError, ConfigError, DataError))
     assert cli.user_errors  # the one place that turns them into 'error: ...'
-
-
-def test_every_precision_has_a_converter_preset():
-    from converters.presets import PRESETS
-
-    assert list(PRESETS) == list(PRECISIONS)

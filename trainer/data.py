@@ -43,10 +43,6 @@ class ScannedDataset:
     samples: list[Sample]
     skipped: list[str]
 
-    def counts(self) -> dict[str, int]:
-        per_label = Counter(s.label for s in self.samples)
-        return {name: per_label[i] for i, name in enumerate(self.class_names)}
-
 
 def scan_dataset(
     roots: Path | Sequence[Path], validate: bool = True, progress: Optional[Callable[[int, int], None]] = None
