@@ -19,12 +19,12 @@ ADAPTATION_RECIPE: dict[str, Any] = {
     "batch_size": 16,  # ~6 steps per epoch on 100 images
     "epochs": 3,  # stage 1: the head first re-balances to the site at a high rate, base frozen ...
     "learning_rate": 1e-3,
-    "fine_tune_epochs": 30,  # ... then the whole base (BatchNorm frozen) moves gently
+    "fine_tune_epochs": 15,  # ... then the whole base (BatchNorm frozen) moves gently (plateaus by ~10)
     "fine_tune_learning_rate": 1e-4,
     "fine_tune_at": 0,
     "schedule": "cosine",
     "warmup_epochs": 1.0,
-    "patience": 8,  # 25 validation images: val_loss is noisy, early stopping must not fire on one bad epoch
+    "patience": 6,  # 25 validation images: val_loss is noisy, early stopping must not fire on one bad epoch
     "rotation": 0.5,  # a patch has no up: any rotation, flips, a little zoom
     "zoom": 0.1,
     "contrast": 0.2,  # the new site's exposure is unknown: stronger contrast and brightness jitter
