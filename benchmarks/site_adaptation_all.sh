@@ -6,6 +6,7 @@
 #   PARENT=models/reference OUT=/tmp/site-b bash benchmarks/site_adaptation_all.sh
 #   CV_SIZE=96 CV_REPEATS=2   adaptation input size and repeats in the cross-validation
 #   FORGET_LIMIT=2000          a seeded sample of the parent's test files in the forgetting step (0: all)
+#   CV=0                       skip the cross-validation (e.g. run it alongside)
 #   REPLAY=50                  also adapt with 50 replay images per class ($RUN-replay) against forgetting
 set -u
 cd "$(dirname "$0")/.."
@@ -40,7 +41,9 @@ if [ -n "${REPLAY:-}" ]; then
 fi
 step forgetting nice -n 19 "$PY" benchmarks/site_adaptation_forgetting.py --parent "$PARENT" --adapted "${ADAPTED[@]}" \
   --limit "${FORGET_LIMIT:-0}" --out "$OUT/forgetting.json"
-step cv nice -n 19 "$PY" benchmarks/site_adaptation_cv.py --parent "$PARENT" --data "$SITE" --folds 5 \
-  --repeats "${CV_REPEATS:-2}" --image-size "${CV_SIZE:-96}" --out "$OUT/cv.json"
+if [ "${CV:-1}" = 1 ]; then
+  step cv nice -n 19 "$PY" benchmarks/site_adaptation_cv.py --parent "$PARENT" --data "$SITE" --folds 5 \
+    --repeats "${CV_REPEATS:-2}" --image-size "${CV_SIZE:-96}" --out "$OUT/cv.json"
+fi
 step zeroshot nice -n 19 "$PY" benchmarks/site_zero_shot.py --parent "$PARENT" --data "$SITE" --out "$OUT/zeroshot.json"
 cat "$OUT/times"
