@@ -438,7 +438,9 @@ def explain(
 @app.command()
 @user_errors
 def infer(
-    model: Path = typer.Option(..., "--model", help="A .tflite file (metadata gives labels and preprocessing)."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="A .tflite file (metadata gives labels and preprocessing); default: the packaged "
+                              "reference model (models/reference/MODEL_CARD.md)."),
     image: Optional[List[Path]] = typer.Option(None, "--image", help="Image file or folder (recursive); repeatable."),
     camera: Optional[str] = typer.Option(
         None, "--camera", help="Camera index (OpenCV; picamera2 when it is the only camera) or pi (the Raspberry "
@@ -472,6 +474,7 @@ def infer(
         fail("--csv applies to --image only (use --json for camera/video results)", 2)
     if (camera is not None or video is not None) and display and not display_available():
         fail("no display found (DISPLAY / WAYLAND_DISPLAY unset): add --no-display", 2)
+    model = model or reference_model_announced()
     classifier = Classifier(model, labels=parse_labels(labels), threads=threads)
     typer.echo(f"model {model.name}: {classifier.precision}, backend {classifier.backend}", err=True)
     if image:
@@ -481,6 +484,15 @@ def infer(
 
 
 MAX_THREADS = 256
+
+
+def reference_model_announced() -> Path:
+    """The packaged reference model, said on stderr so no one mistakes it for their own."""
+    from edge.reference import packaged_reference
+
+    path = packaged_reference()
+    typer.echo(f"no --model given: using the packaged reference model {path}", err=True)
+    return path
 
 
 def check_threads(threads: Optional[int]) -> None:
@@ -572,7 +584,8 @@ def infer_stream(classifier, source, threshold, json_output, crop, display, ever
 @app.command()
 @user_errors
 def benchmark(
-    model: List[Path] = typer.Option(..., "--model", help="A .tflite file; repeat to compare side by side."),
+    model: Optional[List[Path]] = typer.Option(
+        None, "--model", help="A .tflite file; repeat to compare side by side (default: the packaged reference)."),
     runs: int = typer.Option(100, "--runs", help="Timed invocations per model."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed invocations first."),
     threads: Optional[int] = typer.Option(None, "--threads"),
@@ -585,6 +598,7 @@ def benchmark(
     if runs < 1 or warmup < 0:
         fail("--runs must be >= 1 and --warmup >= 0", 2)
     check_threads(threads)
+    model = model or [reference_model_announced()]
     for path in model:
         if not path.is_file():
             fail(f"{path}: no such model file")
@@ -603,7 +617,7 @@ def benchmark(
 @app.command()
 @user_errors
 def inspect(
-    model: Path = typer.Argument(..., help="A .tflite file."),
+    model: Optional[Path] = typer.Argument(None, help="A .tflite file (default: the packaged reference model)."),
     report: bool = typer.Option(
         False, "--report", help="Per-layer error of this quantized model against its float32 twin (Markdown + PNG)."),
     reference: Optional[Path] = typer.Option(
@@ -618,6 +632,7 @@ def inspect(
     --report where its quantization loses precision, layer by layer."""
     if count < 1:
         fail("--count must be at least 1", 2)
+    model = model or reference_model_announced()
     if not report:
         from edge.inspect import format_summary, summarize
 
