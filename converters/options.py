@@ -28,7 +28,9 @@ def _flag(name: str) -> dict:
 
 @dataclass(frozen=True)
 class ConvertOptions:
-    """Args:
+    """What ``convert`` writes and how; checked when built, so a bad value converts nothing.
+
+    Args:
         precisions: registry names (``edge.precisions``): a sequence, or ``"int8"``,
             ``"float16,int8"``, ``"all"``; converted in registry order.
         out_dir: output folder; None: next to the Keras model.
@@ -54,7 +56,7 @@ class ConvertOptions:
     float16_keep_below: Optional[int] = field(default=None, metadata=_flag("--float16-keep-below"))
 
     def __post_init__(self) -> None:
-        """Checked once, before any model is loaded: a bad value converts nothing."""
+        """Every check, once, before TensorFlow or a model is loaded."""
         spec = self.precisions if isinstance(self.precisions, str) else ",".join(self.precisions)
         try:
             object.__setattr__(self, "precisions", tuple(p.name for p in parse_precisions(spec)))
