@@ -173,7 +173,7 @@ def test_bad_inputs_fail_in_one_line_with_nothing_left(converted_run, tmp_path, 
 
 # a .tflite that appears while converting is not replaced; leftovers of a killed run go;
 # files get the umask's mode
-def test_convert_never_replaces_and_cleans_up(converted_run, tmp_path):
+def test_convert_never_replaces_and_cleans_up(tmp_path):
     from converters.tflite import ConversionError, remove_stale_temporaries, write_atomically
 
     target = tmp_path / "model_int8.tflite"
