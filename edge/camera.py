@@ -46,12 +46,25 @@ def import_cv2(required: bool = True):
 
 
 def import_picamera2(required: bool = True):
-    """The picamera2 module, or None when absent and not ``required``."""
+    """The picamera2 module, or None when absent (or broken) and not ``required``.
+
+    On Raspberry Pi OS bookworm, Debian's picamera2 needs simplejpeg built against NumPy 1.24;
+    our edge extra brings NumPy 2 into the venv (ai-edge-litert -> ml_dtypes needs it), and
+    then ``import picamera2`` fails with "numpy.dtype size changed" (raspberrypi/picamera2#1088,
+    #1211). That is one error line with the fix, not a traceback.
+    """
     try:
         import picamera2
     except ImportError:
         if required:
             raise EdgeError(PICAMERA2_HINT) from None
+        return None
+    except ValueError as exc:  # a compiled dependency built for another NumPy
+        if required:
+            import numpy
+
+            raise EdgeError(f"picamera2 does not load with NumPy {numpy.__version__} in this venv ({exc}); "
+                            f"fix: pip install --force-reinstall simplejpeg (in this venv)") from None
         return None
     return picamera2
 

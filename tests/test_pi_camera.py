@@ -189,3 +189,28 @@ def test_edge_imports_without_picamera2_or_opencv():
             "import edge, edge.camera, edge.stream; print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.fixture
+def picamera2_built_for_numpy_1(tmp_path, monkeypatch):
+    """A picamera2 whose import fails as Debian bookworm's does under NumPy 2 (simplejpeg)."""
+    package = tmp_path / "fake_site" / "picamera2"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        'raise ValueError("numpy.dtype size changed, may indicate binary incompatibility. '
+        'Expected 96 from C header, got 88 from PyObject")\n')
+    monkeypatch.syspath_prepend(str(package.parent))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+
+
+def test_picamera2_broken_by_numpy_2_is_one_error_line_with_the_fix(model, picamera2_built_for_numpy_1):
+    result = runner.invoke(app, ["infer", "--model", str(model), "--camera", "pi", "--no-display"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = error_lines(result.output)
+    assert "numpy.dtype size changed" in line and "pip install --force-reinstall simplejpeg" in line
+
+
+def test_a_broken_picamera2_does_not_break_a_usb_camera_lookup(model, picamera2_built_for_numpy_1, monkeypatch):
+    no_module(monkeypatch, "cv2")
+    result = runner.invoke(app, ["infer", "--model", str(model), "--camera", "0", "--no-display"])
+    assert result.exit_code == 1 and "OpenCV is not installed" in error_lines(result.output)[0]
