@@ -7,7 +7,7 @@ SHARED ?= ../shared
 DEMO ?= demo
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: demo test test-edge test-full weights clean
+.PHONY: demo test test-edge test-full test-install weights clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ weights:
 	@if [ -f $(SHARED)/tools/provision-weights.sh ]; then bash $(SHARED)/tools/provision-weights.sh; \
 	else echo "$(SHARED) not found: ImageNet weights come from Keras' cache or its download"; fi
 
-test: test-edge test-full
+test: test-edge test-install test-full
 
 # The TensorFlow-free tests: all but those marked `tf` (tests/conftest.py marks every test module
 # that skips without the train extra).
@@ -37,6 +37,21 @@ test-edge: $(EDGE_VENV)/.installed
 		|| { echo "TensorFlow is importable in $(EDGE_VENV): the edge environment is not TensorFlow-free"; exit 1; }
 	@echo "== edge environment (no TensorFlow) =="
 	$(EDGE_VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not tf"
+
+# What a device gets from `pip install "artery-edge[edge]"`: a real (not editable) install in a
+# fresh venv, run from another folder, classifies an image with the packaged reference model.
+INSTALL_VENV ?= .venv-install
+test-install:
+	rm -rf $(INSTALL_VENV)
+	$(PYTHON) -m venv $(INSTALL_VENV)
+	$(INSTALL_VENV)/bin/pip install $(PIP_FLAGS) ".[edge]"
+	@cd /tmp && $(CURDIR)/$(INSTALL_VENV)/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is not None)" \
+		|| { echo "TensorFlow came with the edge extra"; exit 1; }
+	@cd /tmp && $(CURDIR)/$(INSTALL_VENV)/bin/python -c "import numpy as np; from PIL import Image; Image.fromarray(np.full((64, 64), 128, np.uint8)).save('/tmp/artery-edge-install-check.png')"
+	@cd /tmp && $(CURDIR)/$(INSTALL_VENV)/bin/artery-edge infer --image /tmp/artery-edge-install-check.png --json > /tmp/artery-edge-install-check.json
+	@$(CURDIR)/$(INSTALL_VENV)/bin/python -c "import json; r = json.load(open('/tmp/artery-edge-install-check.json')); \
+		assert 'site-packages' in r['model'] and r['results'][0]['label'], r; print('fresh edge install classifies with', r['model'])"
+	rm -rf $(INSTALL_VENV)
 
 test-full: $(VENV)/.installed weights
 	@echo "== full environment (train + edge) =="
