@@ -183,6 +183,9 @@ def main() -> None:
                 scores, threshold = keras_scores(run.run_dir, test_files)
                 rows.append({"model": "ImageNet only (keras)", **where, **figures(labels, scores, threshold),
                              "seconds": time.perf_counter() - t})
+            if args.out:  # after every fold: an interrupted run keeps what it measured
+                args.out.write_text(json.dumps({"parent": str(parent.run_dir), "image_size": size, "rows": rows},
+                                               indent=2, default=float))
             done = [r for r in rows if r["repeat"] == repeat and r["fold"] == index]
             print(f"repeat {repeat} fold {index}: " + "; ".join(
                 f"{r['model']} acc {r['accuracy']:.2f} auc {r['roc_auc']:.2f}" for r in done)
