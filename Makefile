@@ -36,7 +36,7 @@ test-edge: $(EDGE_VENV)/.installed
 	@$(EDGE_VENV)/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is not None)" \
 		|| { echo "TensorFlow is importable in $(EDGE_VENV): the edge environment is not TensorFlow-free"; exit 1; }
 	@echo "== edge environment (no TensorFlow) =="
-	$(EDGE_VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not tf"
+	$(EDGE_VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not tf" --durations=10
 
 # What a device gets from `pip install "artery-edge[edge]"`: a real (not editable) install in a
 # fresh venv, run from another folder, classifies an image with the packaged reference model.
@@ -53,9 +53,10 @@ test-install:
 		assert 'site-packages' in r['model'] and r['results'][0]['label'], r; print('fresh edge install classifies with', r['model'])"
 	rm -rf $(INSTALL_VENV)
 
+# The tests that need TensorFlow; the others ran in test-edge already.
 test-full: $(VENV)/.installed weights
-	@echo "== full environment (train + edge) =="
-	$(VENV)/bin/python -m pytest -q
+	@echo "== full environment (train + edge): the tests marked tf =="
+	$(VENV)/bin/python -m pytest -q -m tf --durations=15
 
 # ImageNet weights when they can be had (cache or download), else the from-scratch recipe
 # (--weights none trains the whole network). One recipe serves both on the synthetic set.

@@ -1,11 +1,17 @@
 """`convert --quantize all` on models it has not seen: random-init and ImageNet bases, two
 widths, three input sizes. Every variant must convert, load in ``edge.Classifier`` and stay
 within the parity bounds of ``tests/parity.py`` (the untrained heads make no accuracy claim).
+
+The default suite runs a covering set (every base, width and size at least once, 3 cases);
+``ARTERY_EDGE_MATRIX=full`` runs all 12 combinations (about 20 min on 2 cores).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import itertools
+import os
 
 import numpy as np
 import pytest
@@ -29,9 +35,12 @@ def imagenet_file(alpha: float) -> Path:
     return SHARED / "weights" / f"mobilenet_v2_{alpha}_224_no_top.h5"
 
 
-@pytest.mark.parametrize("size", [32, 48, 96])
-@pytest.mark.parametrize("alpha", [0.35, 1.0])
-@pytest.mark.parametrize("weights", ["none", "imagenet"])
+FULL = list(itertools.product(["none", "imagenet"], [0.35, 1.0], [32, 48, 96]))
+COVERING = [("none", 0.35, 32), ("imagenet", 1.0, 48), ("imagenet", 0.35, 96)]
+CASES = FULL if os.environ.get("ARTERY_EDGE_MATRIX") == "full" else COVERING
+
+
+@pytest.mark.parametrize(("weights", "alpha", "size"), CASES)
 def test_every_precision_converts_and_keeps_parity(weights, alpha, size, synthetic_dir, tmp_path):
     import keras
 
