@@ -299,11 +299,11 @@ def convert(
     source: Path = typer.Argument(..., help="A run directory or a model.keras file."),
     quantize: str = typer.Option(
         DEVICE_DEFAULT.name, "--quantize", help=f"{', '.join(PRECISIONS)}, a comma list, or all (model_<precision>.tflite)."),
-    representative_count: Optional[int] = typer.Option(
-        None, "--representative-count",
-        help=f"INT8 calibration images (default {option_default('calibration_images')})."),
-    representative_data: Optional[Path] = typer.Option(
-        None, "--representative-data",
+    calibration_images: Optional[int] = typer.Option(
+        None, "--calibration-images",
+        help=f"INT8: how many calibration images set the activation ranges (default {option_default('calibration_images')})."),
+    calibration_data: Optional[Path] = typer.Option(
+        None, "--calibration-data",
         help="Class-folder dataset for the calibration images instead of the run's training split."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Class names, comma-separated (models outside a run)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: next to the model)."),
@@ -319,16 +319,16 @@ def convert(
         help="float16: ops whose weights have fewer elements stay float32 (the few, sensitive stem layers); 0: none "
              f"(default {option_default('float16_keep_below')}).",
     ),
-    calibrated: bool = typer.Option(
-        True, "--calibrated/--uncalibrated",
-        help="Bake the run's calibration temperature into the graph (softmax(logits / T)); --uncalibrated: T = 1.",
+    temperature: bool = typer.Option(
+        True, "--temperature/--no-temperature",
+        help="Bake the run's fitted temperature into the graph (softmax(logits / T)); --no-temperature: T = 1.",
     ),
     json_output: bool = typer.Option(False, "--json"),
 ) -> None:
     """Convert a trained model to TFLite (float32 / float16 / dynamic range / full INT8) with self-describing metadata."""
     try:  # options that do not apply to the asked precisions are usage errors, before TensorFlow loads
-        options = ConvertOptions(quantize, out, parse_labels(labels), force, apply_temperature=calibrated,
-                                 calibration_images=representative_count, calibration_data=representative_data,
+        options = ConvertOptions(quantize, out, parse_labels(labels), force, apply_temperature=temperature,
+                                 calibration_images=calibration_images, calibration_data=calibration_data,
                                  weight_rounding=weight_rounding, float16_keep_below=float16_keep_below)
     except ConversionError as exc:
         fail(str(exc), 2)

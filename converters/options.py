@@ -50,8 +50,8 @@ class ConvertOptions:
     labels: Optional[Sequence[str]] = None
     force: bool = False
     apply_temperature: bool = True
-    calibration_images: Optional[int] = field(default=None, metadata=_flag("--representative-count"))
-    calibration_data: Optional[Path] = field(default=None, metadata=_flag("--representative-data"))
+    calibration_images: Optional[int] = field(default=None, metadata=_flag("--calibration-images"))
+    calibration_data: Optional[Path] = field(default=None, metadata=_flag("--calibration-data"))
     weight_rounding: Optional[str] = field(default=None, metadata=_flag("--weight-rounding"))
     float16_keep_below: Optional[int] = field(default=None, metadata=_flag("--float16-keep-below"))
 
@@ -73,7 +73,7 @@ class ConvertOptions:
             raise ConversionError(f"unknown weight rounding {self.weight_rounding!r}; "
                                   f"choose from {', '.join(WEIGHT_ROUNDINGS)}")
         if self.calibration_images is not None and self.calibration_images < 1:
-            raise ConversionError("--representative-count must be at least 1")
+            raise ConversionError("--calibration-images must be at least 1")
         if self.float16_keep_below is not None and self.float16_keep_below < 0:
             raise ConversionError("--float16-keep-below must be 0 or more")
 

@@ -109,13 +109,13 @@ def build_calibration_images(
         try:
             samples = scan_dataset(Path(data_dir)).samples
         except DataError as exc:
-            raise ConversionError(f"representative data: {exc}") from None
+            raise ConversionError(f"calibration data: {exc}") from None
     elif source.run is not None:
         samples = subset(source.run.split(), "train")
     else:
-        raise ConversionError("INT8 needs representative images: pass --representative-data DIR (class folders)")
+        raise ConversionError("INT8 needs calibration images: pass --calibration-data DIR (class folders)")
     if not samples:
-        raise ConversionError("representative set is empty")
+        raise ConversionError("the calibration set is empty")
     chosen = calibration_samples(samples, count)
     images = []
     progress = print_progress("calibration images")
@@ -124,7 +124,7 @@ def build_calibration_images(
             images.append(load_image(sample.path, image_size))
         except Exception as exc:
             raise ConversionError(
-                f"representative set cannot be built: {exc} (moved data? use --representative-data DIR)"
+                f"calibration images cannot be built: {exc} (moved data? use --calibration-data DIR)"
             ) from None
         progress(done, len(chosen))
     return np.stack(images)

@@ -97,7 +97,7 @@ def test_adapted_model_converts_and_runs_on_the_device_path_naming_its_parent(tr
     from edge.metadata import read_metadata, sha256_of_file
 
     converted = runner.invoke(app, ["convert", str(adapted.run_dir), "--quantize", "all",
-                                    "--representative-count", "20"])  # the command: stable across refactors
+                                    "--calibration-images", "20"])  # the command: stable across refactors
     assert converted.exit_code == 0, converted.output
     int8 = adapted.run_dir / "model_int8.tflite"
     metadata = read_metadata(int8)

@@ -138,8 +138,8 @@ def test_cli_report_json_and_out_dir(converted_run, tmp_path):
         ("run", ["--quantize", "int4"], "--quantize: unknown precision"),
         ("run", ["--weight-rounding", "exact"], "unknown weight rounding"),
         ("run", ["--float16-keep-below", "-1"], "--float16-keep-below"),
-        ("moved_data", ["--quantize", "int8"], "representative set cannot be built"),
-        ("run", ["--quantize", "int8", "--representative-data", "EMPTY"], "representative data"),
+        ("moved_data", ["--quantize", "int8"], "calibration images cannot be built"),
+        ("run", ["--quantize", "int8", "--calibration-data", "EMPTY"], "calibration data"),
     ],
 )
 def test_bad_inputs_fail_in_one_line_with_nothing_left(converted_run, tmp_path, setup, args, message):

@@ -37,13 +37,13 @@ def test_precisions_are_converted_in_registry_order(precisions, expected):
 
 @pytest.mark.parametrize("options, message", [
     ({"precisions": "float16", "weight_rounding": "nearest"}, "--weight-rounding applies only to int8, not to float16"),
-    ({"precisions": "float32,dynamic", "calibration_images": 10}, "--representative-count applies only to int8"),
-    ({"precisions": "float32", "calibration_data": "data"}, "--representative-data applies only to int8"),
+    ({"precisions": "float32,dynamic", "calibration_images": 10}, "--calibration-images applies only to int8"),
+    ({"precisions": "float32", "calibration_data": "data"}, "--calibration-data applies only to int8"),
     ({"precisions": "int8", "float16_keep_below": 0}, "--float16-keep-below applies only to float16"),
     ({"precisions": "int4"}, "--quantize: unknown precision int4"),
     ({"precisions": []}, "--quantize: unknown precision"),
     ({"weight_rounding": "exact"}, "unknown weight rounding 'exact'"),
-    ({"calibration_images": 0}, "--representative-count must be at least 1"),
+    ({"calibration_images": 0}, "--calibration-images must be at least 1"),
     ({"precisions": "float16", "float16_keep_below": -1}, "--float16-keep-below must be 0 or more"),
 ])
 def test_what_a_precision_does_not_take_is_refused_in_one_line(options, message):

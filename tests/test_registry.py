@@ -44,7 +44,7 @@ def test_no_precision_file_name_is_spelled_out_outside_the_registry():
 
 @pytest.mark.parametrize("args, message", [
     (["--quantize", "float16", "--weight-rounding", "nearest"], "--weight-rounding applies only to int8"),
-    (["--quantize", "float32,dynamic", "--representative-count", "10"], "--representative-count applies only to int8"),
+    (["--quantize", "float32,dynamic", "--calibration-images", "10"], "--calibration-images applies only to int8"),
     (["--quantize", "int8", "--float16-keep-below", "0"], "--float16-keep-below applies only to float16"),
     (["--quantize", "int4"], "unknown precision int4"),
 ])
