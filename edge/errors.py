@@ -25,3 +25,7 @@ class ModelError(EdgeError):
 
 class PredictionError(EdgeError):
     """A model produced no usable output for an input (e.g. NaN): never a class."""
+
+
+class OptionError(ArteryEdgeError, ValueError):
+    """An option's value is out of range or conflicts with another: refused before any work (exit 2)."""
