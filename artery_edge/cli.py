@@ -509,8 +509,7 @@ def display_available() -> bool:
 
 def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv_file: Optional[Path]) -> int:
     """Print a table (or JSON) and stream the CSV; return 1 if any file failed, else 0."""
-    from edge.batch import classify_files, expand_inputs
-    from edge.imaging import display_path
+    from edge.batch import classify_files, expand_inputs, result_row, results_document
     from edge.progress import progress_bar
     from edge.report_csv import ResultsCsv
 
@@ -530,10 +529,7 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
             progress(done, len(files))
             results.append(result)
             p = result.prediction
-            row = {"file": display_path(result.path), "label": p.label if p else None,
-                   **{f"p_{k}": v for k, v in (p.probabilities if p else {}).items()},
-                   "inference_ms": round(p.inference_ms, 3) if p else None,
-                   "true_label": result.true_label, "error": result.error}
+            row = result_row(result)
             rows.append(row)
             if table:
                 table.write(row)
@@ -549,30 +545,20 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
     if judged and not json_output:
         typer.echo(f"{sum(judged)} of {len(judged)} correct (true class from the class folder)", err=True)
     if json_output:
-        print_json({"model": str(classifier.model_path), "backend": classifier.backend,
-                    "threshold": threshold if threshold is not None else classifier.threshold,
-                    "results": rows, "failed": failed, "problems": problems})
+        print_json(results_document(classifier, threshold, rows, failed, problems))
     if failed:
         typer.echo(f"{failed} of {len(results) + len(problems)} file(s) failed", err=True)
     return 1 if failed else 0
 
 
-def utc_now() -> str:
-    """When a frame was classified, for logs read later (a service appending JSON lines to a file)."""
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
 def infer_stream(classifier, source, threshold, json_output, crop, display, every, frames) -> None:
-    from edge.stream import run_stream
+    from edge.stream import frame_record, run_stream
 
     def report(number: int, prediction, fps: float) -> None:
         if display or number % max(1, every) != 0:
             return
         if json_output:
-            typer.echo(json.dumps({"frame": number, "time": utc_now(), "label": prediction.label,
-                                   "probabilities": prediction.probabilities, "fps": round(fps, 2)}))
+            typer.echo(json.dumps(frame_record(number, prediction, fps)))
         else:
             typer.echo(f"frame {number}: {prediction.label} p({classifier.positive_label})="
                        f"{prediction.positive_probability:.3f} {fps:.1f} FPS")

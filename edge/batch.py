@@ -8,7 +8,7 @@ from typing import Iterable, Iterator, Optional
 
 from edge.classifier import Classifier, Prediction
 from edge.errors import ImageError, PredictionError
-from edge.imaging import iter_image_files
+from edge.imaging import display_path, iter_image_files
 
 
 @dataclass
@@ -47,3 +47,21 @@ def classify_files(
             yield FileResult(path, prediction=classifier.predict(path, threshold), true_label=true_label)
         except (ImageError, PredictionError) as exc:
             yield FileResult(path, error=str(exc), true_label=true_label)
+
+
+def result_row(result: FileResult) -> dict:
+    """One file's row of ``infer --json`` / ``--csv`` and of ``serve``'s ``POST /v1/predict``:
+    one schema, written here only."""
+    p = result.prediction
+    return {"file": display_path(result.path), "label": p.label if p else None,
+            **{f"p_{k}": v for k, v in (p.probabilities if p else {}).items()},
+            "inference_ms": round(p.inference_ms, 3) if p else None,
+            "true_label": result.true_label, "error": result.error}
+
+
+def results_document(classifier: Classifier, threshold: Optional[float], rows: list[dict], failed: int,
+                     problems: list[str]) -> dict:
+    """The whole ``infer --json`` document (``serve`` answers an upload with the same one)."""
+    return {"model": str(classifier.model_path), "backend": classifier.backend,
+            "threshold": threshold if threshold is not None else classifier.threshold,
+            "results": rows, "failed": failed, "problems": problems}

@@ -27,6 +27,19 @@ class StreamStats:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
+def utc_now() -> str:
+    """When a frame was classified, for logs read later (a service appending JSON lines to a file)."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def frame_record(number: int, prediction: Prediction, fps: float) -> dict:
+    """One classified frame as ``infer --json`` prints it and ``serve`` streams it."""
+    return {"frame": number, "time": utc_now(), "label": prediction.label,
+            "probabilities": prediction.probabilities, "fps": round(fps, 2)}
+
+
 def center_crop(frame: np.ndarray) -> np.ndarray:
     """The largest centred square of a frame (the model was trained on square patches)."""
     h, w = frame.shape[:2]
