@@ -56,6 +56,7 @@ rm -f "$ref"/evaluation/predictions.csv "$ref"/evaluation/scatter_*.png  # size:
   Apache-2.0.
 CARD
 } > "$ref/MODEL_CARD.md"
+rm "$ref/evaluation/MODEL_CARD.md"  # one card: the release's, above
 mv "$ref/model_int8.tflite" "$packaged"
 ln -s ../../edge/reference/model_int8.tflite "$ref/model_int8.tflite"
 du -sh "$ref" "$packaged"
