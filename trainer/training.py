@@ -21,6 +21,7 @@ import numpy as np
 
 from edge.decision import decide, positive_index
 from trainer import data as datamod
+from trainer import multi_worker_patch
 from trainer.config import ConfigError, TrainConfig
 from trainer.metrics import binary_metrics, confusion_matrix
 
@@ -122,38 +123,6 @@ def stage_callbacks(config: TrainConfig, run_dir: Path, tb_dir: Path, state, chi
     return for_stage
 
 
-def prebuild_for_multi_worker(model, train_ds) -> None:
-    """Work around keras-team/keras#20585 (open): Keras 3's ``fit`` fails twice under
-    MultiWorkerMirroredStrategy. (1) It reduces one distributed input batch across workers only
-    to learn its shapes ("Attempt to convert a value (PerReplica ...)"): the shapes are known
-    here, so loss, metrics and optimizer are built from them and that step is skipped. (2) It
-    averages each worker's scalar metrics along axis 0, which scalars lack: they are averaged
-    as scalars instead. Nothing changes for any other strategy."""
-    import tensorflow as tf
-
-    if not isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return
-    x_spec, y_spec = train_ds.element_spec
-    local_batch = (tf.zeros([1, *x_spec.shape[1:]], x_spec.dtype), tf.zeros([1, *y_spec.shape[1:]], y_spec.dtype))
-    model._symbolic_build(data_batch=local_batch)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    if not getattr(tf_trainer.reduce_per_replica, "artery_edge_patch", False):
-        original = tf_trainer.reduce_per_replica
-
-        def reduce_per_replica(values, strategy, reduction):
-            # Keras reduces every worker's scalar metrics with MEAN along axis 0, which scalars lack
-            if reduction in ("auto", "mean") and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-                return tf.nest.map_structure(
-                    lambda v: strategy.reduce("MEAN", v, axis=None) if isinstance(v, tf.distribute.DistributedValues)
-                    else v, values)
-            return original(values, strategy, reduction)
-
-        reduce_per_replica.artery_edge_patch = True
-        tf_trainer.reduce_per_replica = reduce_per_replica
-
-
 def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Callable[[int], list], state,
                    log: Log, verbose: int, learning_rate_scale: float = 1.0,
                    weights: Optional[dict[int, float]] = None) -> int:
@@ -185,7 +154,7 @@ def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Call
         shape = f" ({config.schedule}, warm-up {config.warmup_epochs:g} epochs)" if config.schedule != "constant" else ""
         log(f"stage {stage}: {what}, lr {lr * learning_rate_scale:g}{shape}, {trainable:,} trainable parameters"
             + (f"; resuming at epoch {resumed_at + 1}" if resumed_at > done else ""))
-        prebuild_for_multi_worker(model, train_ds)
+        multi_worker_patch.prebuild(model, train_ds)
         with warnings.catch_warnings():  # Keras warns that a tf.data input ignores shuffle=True
             warnings.filterwarnings("ignore", message=".*shuffle=True.*")
             fit = model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + epochs,
