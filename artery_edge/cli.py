@@ -52,7 +52,10 @@ def options(
 
 
 def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
+    """``error: message`` on one line (a file name's newline shown as ``\\n``), then exit ``code``."""
+    from edge.text import terminal
+
+    typer.echo(f"error: {terminal(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -66,11 +69,12 @@ def describe_os_error(exc: OSError) -> str:
 
 def user_errors(command: Callable) -> Callable:
     """Turn the project's own one-line errors (ArteryEdgeError) and OS errors into
-    'error: ...' and a non-zero exit; anything else is a bug and keeps its traceback."""
+    'error: ...' and a non-zero exit (2 for an option out of range: OptionError); anything
+    else is a bug and keeps its traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from edge.errors import ArteryEdgeError
+        from edge.errors import ArteryEdgeError, OptionError
 
         handled: tuple = (ArteryEdgeError, OSError)
         try:
@@ -78,7 +82,8 @@ def user_errors(command: Callable) -> Callable:
         except handled as exc:
             if os.environ.get("ARTERY_EDGE_DEBUG"):
                 raise
-            fail(describe_os_error(exc) if isinstance(exc, OSError) and exc.strerror else str(exc))
+            fail(describe_os_error(exc) if isinstance(exc, OSError) and exc.strerror else str(exc),
+                 2 if isinstance(exc, OptionError) else 1)
         except KeyboardInterrupt:
             fail("interrupted", 130)
 
@@ -124,10 +129,11 @@ def synth(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Write a synthetic angiography-like patch dataset (Healthy / Unhealthy = local narrowing)."""
-    from trainer.data import print_progress
+    from edge.progress import progress_bar
     from trainer.synthetic import synthesize_dataset
 
-    counts = synthesize_dataset(out, count, size, seed, progress=print_progress("synthesizing"))
+    with progress_bar("synthesizing") as progress:
+        counts = synthesize_dataset(out, count, size, seed, progress=progress)
     typer.echo(f"wrote {sum(counts.values())} images to {out} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")
 
 
@@ -456,11 +462,14 @@ def infer(
     csv_file: Optional[Path] = typer.Option(None, "--csv", help="Also write file results to this new CSV file."),
     crop: str = typer.Option("center", "--crop", help="Camera/video: center (square crop) or full frame."),
     display: bool = typer.Option(True, "--display/--no-display", help="Camera/video: show a window with the overlay."),
-    every: int = typer.Option(1, "--every", help="Camera/video without display: print every Nth frame."),
+    every: Optional[int] = typer.Option(None, "--every", help="Camera/video without display: print every Nth frame "
+                                                               "(default 1)."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Camera/video: stop after N frames."),
 ) -> None:
     """Classify image files, a camera or a video with a .tflite model (no TensorFlow needed)."""
     from edge.classifier import Classifier
+    from edge.stream import check_stream_options
+    from edge.text import terminal
 
     sources = [bool(image), camera is not None, video is not None]
     if sum(sources) != 1:
@@ -472,15 +481,18 @@ def infer(
         fail(f"--camera must be a camera index >= 0 or pi, not {camera!r}", 2)
     if csv_file is not None and not image:
         fail("--csv applies to --image only (use --json for camera/video results)", 2)
+    if image and (every is not None or frames is not None):
+        fail("--every and --frames apply to --camera / --video only", 2)
+    check_stream_options(frames, crop, 1 if every is None else every)
     if (camera is not None or video is not None) and display and not display_available():
         fail("no display found (DISPLAY / WAYLAND_DISPLAY unset): add --no-display", 2)
     model = model or reference_model_announced()
     classifier = Classifier(model, labels=parse_labels(labels), threads=threads)
-    typer.echo(f"model {model.name}: {classifier.precision}, backend {classifier.backend}", err=True)
+    typer.echo(terminal(f"model {model.name}: {classifier.precision}, backend {classifier.backend}"), err=True)
     if image:
         raise typer.Exit(infer_files(classifier, image, threshold, json_output, csv_file))
     source = video if camera is None else camera if camera == "pi" else int(camera)
-    infer_stream(classifier, source, threshold, json_output, crop, display, every, frames)
+    infer_stream(classifier, source, threshold, json_output, crop, display, every or 1, frames)
 
 
 MAX_THREADS = 256
@@ -512,10 +524,11 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
     from edge.batch import classify_files, expand_inputs, result_row, results_document
     from edge.progress import progress_bar
     from edge.report_csv import ResultsCsv
+    from edge.text import terminal
 
     files, problems = expand_inputs(paths)
     for message in problems:
-        typer.echo(f"error: {message}", err=True)
+        typer.echo(f"error: {terminal(message)}", err=True)
     if not files:
         fail("no image files found in the given paths")
     fields = ["file", "label"] + [f"p_{label}" for label in classifier.labels] + ["inference_ms", "true_label", "error"]
@@ -523,7 +536,7 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
     results, rows = [], []
     positive = classifier.positive_label
     if not json_output:
-        typer.echo(f"{'label':<12}{'p(' + positive + ')':>16}{'ms':>9}  {'true class':<14}file")
+        typer.echo(f"{'label':<12}{'p(' + terminal(positive) + ')':>16}{'ms':>9}  {'true class':<14}file")
     with table or contextlib.nullcontext(), progress_bar("classifying", quiet=json_output) as progress:
         for done, result in enumerate(classify_files(classifier, files, threshold), 1):
             progress(done, len(files))
@@ -536,10 +549,11 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
             if json_output:
                 continue
             if result.error:
-                typer.echo(f"error: {result.error}", err=True)
+                typer.echo(f"error: {terminal(result.error)}", err=True)
             else:
                 truth = "-" if result.correct is None else f"{result.true_label} {'ok' if result.correct else 'WRONG'}"
-                typer.echo(f"{p.label:<12}{p.positive_probability:>16.4f}{p.total_ms:>9.1f}  {truth:<14}{row['file']}")
+                typer.echo(f"{terminal(p.label):<12}{p.positive_probability:>16.4f}{p.total_ms:>9.1f}  "
+                           f"{terminal(truth):<14}{terminal(row['file'])}")
     failed = sum(1 for r in results if r.error) + len(problems)
     judged = [r.correct for r in results if r.correct is not None]
     if judged and not json_output:
@@ -553,6 +567,7 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
 
 def infer_stream(classifier, source, threshold, json_output, crop, display, every, frames) -> None:
     from edge.stream import frame_record, run_stream
+    from edge.text import terminal
 
     def report(number: int, prediction, fps: float) -> None:
         if display or number % max(1, every) != 0:
@@ -560,7 +575,7 @@ def infer_stream(classifier, source, threshold, json_output, crop, display, ever
         if json_output:
             typer.echo(json.dumps(frame_record(number, prediction, fps)))
         else:
-            typer.echo(f"frame {number}: {prediction.label} p({classifier.positive_label})="
+            typer.echo(f"frame {number}: {terminal(prediction.label)} p({terminal(classifier.positive_label)})="
                        f"{prediction.positive_probability:.3f} {fps:.1f} FPS")
 
     stats = run_stream(classifier, source, report, display, frames, crop, threshold)

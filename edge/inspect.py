@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from edge.classifier import Classifier
+from edge.text import terminal
 
 
 def tensor_summary(detail: dict) -> dict:
@@ -42,7 +43,8 @@ def summarize(model_path: Path) -> dict:
 
 
 def format_summary(summary: dict) -> str:
-    """The summary as a few readable lines."""
+    """The summary as a few readable lines; text from the file (labels, names, versions) cannot
+    start a line of its own or move the cursor (``edge.text.terminal``)."""
     meta = summary["metadata"] or {}
     lines = [f"{summary['model']}: {summary['bytes'] / 1e6:.2f} MB, {summary['precision']}, backend {summary['backend']}",
              f"labels: {', '.join(summary['labels'])}"
@@ -62,4 +64,4 @@ def format_summary(summary: dict) -> str:
             lines.append(f"{kind[:-1]}: {t['name']} {t['dtype']} {t['shape']}{quant}")
     lines.append("ops: " + ", ".join(f"{name} {count}" for name, count in summary["ops"].items())
                  + f" ({sum(summary['ops'].values())} in all)")
-    return "\n".join(lines)
+    return "\n".join(terminal(line) for line in lines)

@@ -12,9 +12,20 @@ import numpy as np
 
 from edge.camera import PI, Frames, import_cv2, open_camera, open_video
 from edge.classifier import Classifier, Prediction
-from edge.errors import EdgeError
+from edge.errors import EdgeError, OptionError
 
 CROPS = ("center", "full")
+
+
+def check_stream_options(max_frames: Optional[int] = None, crop: str = "center", every: int = 1) -> None:
+    """Every camera/video option in range, before a model or a source is opened (a bad value is
+    the option's fault, never blamed on the video file)."""
+    if crop not in CROPS:
+        raise OptionError(f"--crop must be one of {', '.join(CROPS)}, not {crop!r}")
+    if max_frames is not None and max_frames < 1:
+        raise OptionError(f"--frames must be at least 1, not {max_frames}")
+    if every < 1:
+        raise OptionError(f"--every must be at least 1 (print every Nth frame), not {every}")
 
 
 @dataclass
@@ -70,8 +81,7 @@ def run_stream(
     string or path) or an open ``Frames``. ``on_prediction(frame_number, prediction, fps)``
     is called for every frame.
     """
-    if crop not in CROPS:
-        raise EdgeError(f"unknown crop {crop!r}; choose from {', '.join(CROPS)}")
+    check_stream_options(max_frames, crop)
     cv2 = import_cv2() if display else None  # only the window and its overlay need OpenCV
     if isinstance(source, int) or source == PI:
         capture = open_camera(source)
