@@ -131,10 +131,11 @@ def int8_ready_model(model, images: np.ndarray, rounding: str):
         return model, {"weight_rounding": "nearest"}
     from converters.bn_folding import fold_batchnorm
     from converters.weight_rounding import round_model
-    from trainer.data import print_progress
+    from edge.progress import progress_bar
 
     folded = fold_batchnorm(model)
-    layers = round_model(folded, images, progress=print_progress("int8 weight rounding, layers"))
+    with progress_bar("int8 weight rounding, layers") as progress:
+        layers = round_model(folded, images, progress=progress)
     reductions = [layer.reduction for layer in layers]
     return folded, {
         "weight_rounding": "calibrated",

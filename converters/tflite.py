@@ -26,7 +26,8 @@ from edge.precisions import FLOAT_REFERENCE, PRECISIONS
 from edge.imaging import COLOR_ORDER, INPUT_RANGE, RESIZE_METHOD, load_image
 from edge.metadata import ModelMetadata, sha256_of_file
 from edge.decision import positive_index
-from trainer.data import DataError, Sample, print_progress, scan_dataset, subset
+from edge.progress import progress_bar
+from trainer.data import DataError, Sample, scan_dataset, subset
 from trainer.runs import TrainedRun, load_run
 from trainer.training import MODEL_FILE
 
@@ -118,15 +119,15 @@ def build_calibration_images(
         raise ConversionError("the calibration set is empty")
     chosen = calibration_samples(samples, count)
     images = []
-    progress = print_progress("calibration images")
-    for done, sample in enumerate(chosen, 1):
-        try:
-            images.append(load_image(sample.path, image_size))
-        except Exception as exc:
-            raise ConversionError(
-                f"calibration images cannot be built: {exc} (moved data? use --calibration-data DIR)"
-            ) from None
-        progress(done, len(chosen))
+    with progress_bar("calibration images") as progress:
+        for done, sample in enumerate(chosen, 1):
+            try:
+                images.append(load_image(sample.path, image_size))
+            except Exception as exc:
+                raise ConversionError(
+                    f"calibration images cannot be built: {exc} (moved data? use --calibration-data DIR)"
+                ) from None
+            progress(done, len(chosen))
     return np.stack(images)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import re
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -344,18 +343,3 @@ def make_dataset(
     options = tf.data.Options()  # several workers: each takes its share of the batches, not of the files
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
-
-
-def print_progress(label: str) -> Callable[[int, int], None]:
-    """Progress on stderr: a line redrawn every 2% on a terminal, a line per 25% in a log."""
-    tty = sys.stderr.isatty()
-    steps = 50 if tty else 4
-
-    def report(done: int, total: int) -> None:
-        if done == total or done % max(1, total // steps) == 0:
-            if tty:
-                print(f"\r{label}: {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
-            else:
-                print(f"{label}: {done}/{total}", file=sys.stderr, flush=True)
-
-    return report

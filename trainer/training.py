@@ -20,6 +20,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from edge.decision import decide, positive_index
+from edge.progress import progress_bar
 from trainer import data as datamod
 from trainer import multi_worker_patch
 from trainer.config import ConfigError, TrainConfig
@@ -283,7 +284,8 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
             log(f"alpha {parent.alpha:g}: the width of --init-from {parent.run.run_dir.name}")
             config = config.replace(alpha=parent.alpha)
     if resume_dir is None:
-        scanned = datamod.scan_dataset(config.data_dirs, progress=datamod.print_progress("checking images"))
+        with progress_bar("checking images") as progress:
+            scanned = datamod.scan_dataset(config.data_dirs, progress=progress)
         class_names, skipped, data_dir = scanned.class_names, scanned.skipped, scanned.root
         samples = choose_split(scanned.samples, config, data_dir, log)
     else:
