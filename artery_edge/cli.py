@@ -584,6 +584,36 @@ def infer_stream(classifier, source, threshold, json_output, crop, display, ever
 
 @app.command()
 @user_errors
+def serve(
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="A .tflite file; default: the packaged reference model."),
+    camera: Optional[str] = typer.Option(None, "--camera", help="Camera index or pi: the page's live view."),
+    video: Optional[Path] = typer.Option(None, "--video", help="Video file as the live view (re-opened when it ends)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; any but loopback needs --token-file."),
+    port: int = typer.Option(8000, "--port", help="Port (0: any free one; the address is printed)."),
+    token_file: Optional[Path] = typer.Option(
+        None, "--token-file", help="File holding the access token every /v1 request must carry."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Interpreter threads."),
+    crop: str = typer.Option("center", "--crop", help="Camera/video: center (square crop) or full frame."),
+    max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", help="Larger uploads are refused (413)."),
+) -> None:
+    """A page (live view, chart, upload) and an HTTP API on this device (docs/serve.md); needs the serve extra."""
+    from edge.serve import ServeOptions
+    from edge.serve import serve as run_server
+
+    if camera is not None and video is not None:
+        fail("give at most one of --camera or --video", 2)
+    if camera is not None and camera != "pi" and not (camera.isdigit() and camera.isascii()):
+        fail(f"--camera must be a camera index >= 0 or pi, not {camera!r}", 2)
+    check_threads(threads)
+    source = video if camera is None else camera if camera == "pi" else int(camera)
+    options = ServeOptions(model or reference_model_announced(), source, host, port, token_file, threads, crop,
+                           max_upload_mb)
+    run_server(options, lambda line: typer.echo(line, err=True))
+
+
+@app.command()
+@user_errors
 def benchmark(
     model: Optional[List[Path]] = typer.Option(
         None, "--model", help="A .tflite file; repeat to compare side by side (default: the packaged reference)."),

@@ -1,0 +1,86 @@
+"""What ``artery-edge serve`` is told, checked before anything starts: which model and frame
+source, where to listen, and the access token that any address but loopback requires.
+
+No web library here: the checks run (and fail with one line) before the serving library loads.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+from edge.errors import EdgeError, OptionError
+from edge.stream import CROPS
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_MAX_UPLOAD_MB = 10.0
+MIN_TOKEN_LENGTH = 16
+# Characters a token may hold: it travels in an Authorization header and a cookie unchanged.
+TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~+/=-]+")
+TOKEN_HINT = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > token && chmod 600 token"
+
+Source = Union[int, str, Path]  # a camera index, "pi" (the Pi camera module) or a video file
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1): reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def read_token(path: Path) -> str:
+    """The token in ``path`` (surrounding whitespace dropped), refused when short or unprintable."""
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise EdgeError(f"--token-file {path}: cannot read it ({reason.lower()})") from None
+    if len(token) < MIN_TOKEN_LENGTH or not TOKEN_CHARS.fullmatch(token):
+        raise EdgeError(f"--token-file {path}: the token must be at least {MIN_TOKEN_LENGTH} characters of "
+                        f"A-Z a-z 0-9 . _ ~ + / = - on one line; {TOKEN_HINT}")
+    return token
+
+
+@dataclass
+class ServeOptions:
+    """Everything the server needs; :meth:`token` checks that the address and token go together."""
+
+    model: Path
+    source: Optional[Source] = None  # None: no camera, the page offers uploads only
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    token_file: Optional[Path] = None
+    threads: Optional[int] = None
+    crop: str = "center"
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise OptionError(f"--port must lie between 0 and 65535 (0: any free port), not {self.port}")
+        if not 0 < self.max_upload_mb <= 1024:
+            raise OptionError(f"--max-upload-mb must lie in (0, 1024], not {self.max_upload_mb}")
+        if self.crop not in CROPS:
+            raise OptionError(f"--crop must be one of {', '.join(CROPS)}, not {self.crop!r}")
+        if isinstance(self.source, Path) and not self.source.is_file():
+            raise EdgeError(f"--video {self.source}: no such file")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
+
+    def token(self) -> Optional[str]:
+        """The access token, or None on loopback without one; refuses any other address without one."""
+        if self.token_file is not None:
+            return read_token(self.token_file)
+        if not is_loopback(self.host):
+            raise OptionError(f"--host {self.host} lets other machines in: it needs --token-file "
+                              f"(clients send the token); {TOKEN_HINT}")
+        return None

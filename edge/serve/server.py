@@ -1,0 +1,81 @@
+"""Start ``serve``: load the model, start the live feed, listen, and stop cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Callable
+
+from edge.classifier import Classifier
+from edge.errors import EdgeError
+from edge.metadata import sha256_of_file
+from edge.serve.options import ServeOptions
+
+SERVE_HINT = 'the serve extra is not installed: pip install "artery-edge[serve]"'
+TIMEOUT_S = 60  # a client that sends no request, or no body, for this long is disconnected
+
+
+def import_tornado():
+    try:
+        import tornado
+    except ImportError:
+        raise EdgeError(SERVE_HINT) from None
+    return tornado
+
+
+def describe_model(classifier: Classifier) -> dict:
+    """``GET /v1/model``: what ``inspect --json`` says of the model, its positive class and SHA-256."""
+    from edge.inspect import summarize
+
+    path = classifier.model_path
+    return {**summarize(path), "positive_label": classifier.positive_label, "sha256": sha256_of_file(path)}
+
+
+def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
+    """Serve the page and the API until SIGINT or SIGTERM. ``announce`` gets the address line."""
+    token = options.token()  # refuses a non-loopback address without a token before anything loads
+    import_tornado()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("artery_edge.serve").setLevel(logging.INFO)
+    from edge.serve.app import ServerState
+
+    classifier = Classifier(options.model, threads=options.threads)
+    state = ServerState(classifier, describe_model(classifier), token, options.max_upload_bytes)
+    try:
+        asyncio.run(run(options, state, announce))
+    finally:
+        state.executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def run(options: ServeOptions, state, announce: Callable[[str], None]) -> None:
+    from tornado.httpserver import HTTPServer
+    from tornado.ioloop import IOLoop
+    from tornado.netutil import bind_sockets
+
+    from edge.serve.app import make_app
+    from edge.serve.live import LiveFeed, source_opener
+
+    loop = IOLoop.current()
+    if options.source is not None:
+        state.feed = LiveFeed(Classifier(options.model, threads=options.threads), source_opener(options.source),
+                              lambda kind, data: loop.add_callback(state.hub.publish, kind, data), crop=options.crop)
+    sockets = bind_sockets(options.port, options.host)
+    server = HTTPServer(make_app(state), max_body_size=2 * options.max_upload_bytes,
+                        idle_connection_timeout=TIMEOUT_S, body_timeout=TIMEOUT_S)
+    server.add_sockets(sockets)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    if state.feed is not None:
+        state.feed.start()
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    announce(f"serving http://{host}:{sockets[0].getsockname()[1]}/ ("
+             f"{'token required' if state.token else 'this machine only, no token'}; "
+             f"source: {options.source if options.source is not None else 'none, uploads only'}; Ctrl-C stops)")
+    try:
+        await stop.wait()
+    finally:
+        server.stop()
+        if state.feed is not None:
+            state.feed.stop()
