@@ -23,13 +23,11 @@ def localisation(run_dir: Path, data: Path, layer=None) -> tuple[float, int, str
     from trainer.model import base_of
     from trainer.runs import load_run
 
-    import keras
-
     run = load_run(run_dir)
     with open(data / "narrowings.csv", newline="") as handle:
         boxes = {row["file"]: [float(row[k]) for k in ("x0", "y0", "x1", "y1")] for row in csv.DictReader(handle)}
     test = [s.path for s in run.split(data) if s.subset == "test" and s.path.relative_to(data).as_posix() in boxes]
-    layer = layer or default_layer(base_of(keras.models.load_model(run.model_path, compile=False)))
+    layer = layer or default_layer(base_of(run.keras_model()))
     wins = 0
     explanations, _ = explain(run, test, layer)
     for e in explanations:

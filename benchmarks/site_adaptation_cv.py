@@ -178,7 +178,7 @@ def main() -> None:
                 recipe = {k: v for k, v in ADAPTATION_RECIPE.items() if k not in ("split_pattern", "test_fraction")}
                 config = TrainConfig(**{**recipe, **common, "epochs": 10, "split_file": str(split_file)},
                                      data_dirs=[str(args.data)], weights="imagenet",
-                                     alpha=float(parent.config["alpha"]), image_size=size)
+                                     alpha=parent.config.alpha, image_size=size)
                 run = train(config, log=quiet, verbose=0)
                 scores, threshold = keras_scores(run.run_dir, test_files)
                 rows.append({"model": "ImageNet only (keras)", **where, **figures(labels, scores, threshold),

@@ -73,14 +73,12 @@ def prepare(files: list[Path], size: int, resize: str, contrast: str, reference:
 
 def serving_at(run, size: int):
     """The parent's serving graph (its temperature) with the base re-built for ``size`` px."""
-    import keras
-
     from trainer.config import TrainConfig
     from trainer.model import build_model, serving_model
 
-    parent = keras.models.load_model(run.model_path, compile=False)
+    parent = run.keras_model()
     if size != run.image_size:
-        model = build_model(len(run.class_names), TrainConfig(alpha=float(run.config["alpha"]), image_size=size,
+        model = build_model(len(run.class_names), TrainConfig(alpha=run.config.alpha, image_size=size,
                                                               weights="none"))
         for name in ("mobilenetv2", "classifier"):
             model.get_layer(name).set_weights(parent.get_layer(name).get_weights())

@@ -169,14 +169,26 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        """A saved config.json; runs written before multi-folder training name one ``data_dir``."""
-        values = dict(values)
-        if "data_dir" in values:
-            values["data_dirs"] = [values.pop("data_dir")]
-        return cls(**values)
+        """A saved config.json, older ones included (see :func:`upgrade`)."""
+        return cls(**upgrade(values))
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return TrainConfig(**{**self.to_dict(), **changes})
+
+
+REMOVED = {  # options that no longer exist: an old config.json still loads; a config file naming one is refused
+    "jit_compile": "removed: Keras never applied XLA to this model (its RandomRotation/RandomZoom layers "
+                   "cannot be jit-compiled), see docs/training.md",
+}
+
+
+def upgrade(values: dict[str, Any]) -> dict[str, Any]:
+    """The one place older saved configs are read: runs before multi-folder training name one
+    ``data_dir``; options since removed (:data:`REMOVED`) are dropped, they never took effect."""
+    values = {key: value for key, value in values.items() if key not in REMOVED}
+    if "data_dir" in values:
+        values["data_dirs"] = [values.pop("data_dir")]
+    return values
 
 
 TYPES = {f.name: {"int": int, "float": float, "str": str, "bool": bool, "list[str]": list}[f.type]
@@ -226,8 +238,9 @@ def load_config_file(path: Optional[Path]) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: [train] must be a table of options")
     known = {f.name for f in fields(TrainConfig)}
     values = {key.replace("-", "_"): value for key, value in data.items()}
-    if "data_dir" in values:  # one folder, as before multi-folder training
-        values["data_dirs"] = [values.pop("data_dir")]
+    for key in sorted(set(values) & set(REMOVED)):
+        raise ConfigError(f"config file {path}: {key} was {REMOVED[key]}")
+    values = upgrade(values)
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"config file {path}: unknown option(s) {', '.join(unknown)}")

@@ -20,7 +20,6 @@ from edge.errors import ArteryEdgeError, ImageError
 from edge.imaging import iter_image_files, load_image, open_image
 
 SUBSETS = ("train", "validation", "test")
-SPLIT_FILE = "split.csv"
 
 
 class DataError(ArteryEdgeError, ValueError):

@@ -13,6 +13,7 @@ hundred steps).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -22,6 +23,7 @@ from keras import layers, ops
 
 from trainer.augment import SiteAugmentation
 from trainer.config import ConfigError, TrainConfig
+from trainer.runs import keras_errors
 
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
@@ -62,8 +64,10 @@ def build_base(config: TrainConfig) -> keras.Model:
     weights = resolve_weights(config)
     cached = imagenet_weights_file(config.alpha, config.image_size)
     size = config.image_size
+    from_file = keras_errors(Path(weights), f"MobileNetV2 alpha {config.alpha:g} weights file") \
+        if weights not in (None, "imagenet") else contextlib.nullcontext()
     try:
-        with warnings.catch_warnings():  # sizes outside Keras' list use the 224 weights, by design
+        with from_file, warnings.catch_warnings():  # sizes outside Keras' list use the 224 weights, by design
             warnings.simplefilter("ignore", UserWarning)
             base = keras.applications.MobileNetV2(
                 input_shape=(size, size, 3), alpha=config.alpha, include_top=False, weights=weights, name=BASE,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.errors import ArteryEdgeError
 from edge.metadata import sha256_of_file
 from trainer.config import ConfigError
 from trainer.data import DataError, Sample, subset
@@ -33,11 +34,11 @@ class Parent:
 
     @property
     def alpha(self) -> float:
-        return float(self.run.config.get("alpha", 1.0))
+        return float(self.run.config.alpha)
 
     def record(self) -> dict:
         """What the new run (run.json, model card, .tflite metadata) says about its parent."""
-        folders = self.run.config.get("data_dirs") or [self.run.config.get("data_dir", "")]
+        folders = self.run.config.data_dirs
         return {
             "run": str(self.run.run_dir.resolve()),
             "name": self.run.run_dir.name,
@@ -45,29 +46,20 @@ class Parent:
             "data": " + ".join(Path(f).name for f in folders),
             "image_size": self.run.image_size,
             "threshold": self.run.threshold,
-            "operating_point": self.run.config.get("operating_point"),
+            "operating_point": self.run.config.operating_point,
         }
 
 
 def load_parent(run_dir: Path) -> Parent:
     """The run to start from, or a one-line :class:`ConfigError` (no run, damaged model)."""
-    import keras
-
-    import trainer.model  # noqa: F401 - registers the project's layers and losses before loading
-
     try:
         run = load_run(Path(run_dir))
-    except DataError as exc:
-        raise ConfigError(f"--init-from: {exc}") from None
-    alpha = run.config.get("alpha", 1.0)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ConfigError(f"--init-from {run_dir}: config.json has no valid alpha ({alpha!r})")
-    try:
-        model = keras.models.load_model(run.model_path, compile=False)
-        missing = [name for name in TRANSFERRED_LAYERS if name not in {layer.name for layer in model.layers}]
-    except Exception as exc:  # Keras raises many types for a damaged file
-        raise ConfigError(f"--init-from {run_dir}: {run.model_path.name} cannot be loaded "
-                          f"({type(exc).__name__}; damaged?)") from None
+        if not run.config.alpha > 0:
+            raise ConfigError(f"config.json has no valid alpha ({run.config.alpha!r})")
+        model = run.keras_model()
+    except ArteryEdgeError as exc:
+        raise ConfigError(f"--init-from {run_dir}: {exc}") from None
+    missing = [name for name in TRANSFERRED_LAYERS if name not in {layer.name for layer in model.layers}]
     if missing:
         raise ConfigError(f"--init-from {run_dir}: {run.model_path.name} is not an artery-edge model "
                           f"(no layer {', '.join(missing)})")

@@ -13,8 +13,7 @@ import numpy as np
 
 from edge.decision import decide, positive_index
 from edge.imaging import ImageSource, load_image
-from trainer.data import DataError
-from trainer.runs import load_run
+from trainer.runs import load_keras_model, load_run
 
 
 @dataclass
@@ -29,14 +28,9 @@ class KerasPredictor:
 
     def __init__(self, model_path: Path, class_names: Sequence[str], image_size: int, temperature: float = 1.0,
                  threshold: Optional[float] = None) -> None:
-        import keras
+        from trainer.model import serving_model
 
-        from trainer.model import serving_model  # also registers the project's custom layers
-
-        model_path = Path(model_path)
-        if not model_path.is_file():
-            raise DataError(f"no Keras model at {model_path}")
-        self.model = serving_model(keras.models.load_model(model_path, compile=False), temperature)
+        self.model = serving_model(load_keras_model(Path(model_path)), temperature)
         self.class_names = list(class_names)
         self.image_size = int(image_size)
         self.threshold = threshold

@@ -15,8 +15,8 @@ logged but not backed up when the process died) are dropped, so no epoch appears
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -24,7 +24,10 @@ from typing import Optional
 import keras
 import numpy as np
 
-BACKUP_DIR = "backup"
+from edge.atomic import atomic_path, write_text
+from trainer.config import ConfigError
+from trainer.runs import BACKUP_DIR
+
 STATE_FILE = "state.json"
 
 
@@ -34,13 +37,18 @@ class RunState:
     def __init__(self, run_dir: Path) -> None:
         self.folder = Path(run_dir) / BACKUP_DIR
         self.path = self.folder / STATE_FILE
-        self.data: dict = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.data: dict = {}
+        if self.path.is_file():
+            try:
+                self.data = json.loads(self.path.read_text())
+                if not isinstance(self.data, dict):
+                    raise ValueError("not a JSON object")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise damaged(self.path, exc) from None
 
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_suffix(".tmp")
-        temp.write_text(json.dumps(self.data, indent=2))
-        os.replace(temp, self.path)
+        write_text(self.path, json.dumps(self.data, indent=2))
 
     def stage_dir(self, stage: int) -> Path:
         return self.folder / f"stage{stage}"
@@ -62,14 +70,12 @@ class RunState:
     def mark_done(self, stage: int, epochs: int, model: keras.Model) -> None:
         """Record that ``stage`` ended after ``epochs``, with the weights it ended with
         (layer weights only: the next stage compiles its own optimizer)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        np.savez(self.end_weights_path(stage), *model.get_weights())
+        save_arrays(self.end_weights_path(stage), model.get_weights())
         self.data[f"stage{stage}_done"] = epochs
         self.save()
 
     def load_end_weights(self, stage: int, model: keras.Model) -> None:
-        with np.load(self.end_weights_path(stage)) as saved:
-            model.set_weights([saved[f"arr_{i}"] for i in range(len(saved.files))])
+        model.set_weights(load_arrays(self.end_weights_path(stage)))
 
     def restored_epoch(self, stage: int, default: int) -> int:
         """The epoch BackupAndRestore will resume ``stage`` at, after making its backup usable.
@@ -98,6 +104,36 @@ class RunState:
         return default
 
 
+def forget_restored_epoch(model: keras.Model) -> None:
+    """Clear the epoch a previous ``fit``'s BackupAndRestore restored (keras 3.15): it sets the
+    model's private ``_initial_epoch``, never resets it, and ``fit`` prefers it over its own
+    ``initial_epoch`` argument, so a stage-1 resume leaked into stage 2 (which then repeated
+    epochs). Call before every ``fit``; remove when Keras resets it itself."""
+    model._initial_epoch = None
+
+
+def save_arrays(path: Path, arrays: list) -> None:
+    """Weights as ``.npz``, written atomically (a kill mid-write leaves the previous file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temp, open(temp, "wb") as handle:
+        np.savez(handle, *arrays)
+
+
+def load_arrays(path: Path) -> list:
+    """Weights saved by :func:`save_arrays`; a missing or damaged file is one :class:`ConfigError` line."""
+    try:
+        with np.load(path) as saved:
+            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    except (OSError, ValueError, EOFError, KeyError) as exc:
+        raise damaged(path, exc) from None
+
+
+def damaged(path: Path, exc: Exception) -> ConfigError:
+    """The one error line for a resume state that cannot be read."""
+    reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+    return ConfigError(f"cannot resume: {path} is damaged ({reason}); start a new run")
+
+
 def readable_h5(path: Path) -> None:
     """Read every dataset of an HDF5 file: a file cut short raises OSError."""
     import h5py
@@ -119,14 +155,12 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         if saved:
             self.wait, self.best, self.best_epoch = saved["wait"], saved["best"], saved["best_epoch"]
             if self.restore_best_weights and self.state.best_weights_path(self.stage).is_file():
-                with np.load(self.state.best_weights_path(self.stage)) as saved_weights:
-                    self.best_weights = [saved_weights[f"arr_{i}"] for i in range(len(saved_weights.files))]
+                self.best_weights = load_arrays(self.state.best_weights_path(self.stage))
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         super().on_epoch_end(epoch, logs)
         if self.wait == 0 and self.restore_best_weights and self.best_weights is not None:  # just improved
-            self.state.folder.mkdir(parents=True, exist_ok=True)
-            np.savez(self.state.best_weights_path(self.stage), *self.best_weights)
+            save_arrays(self.state.best_weights_path(self.stage), self.best_weights)
         self.state.data[f"early_stopping_stage{self.stage}"] = {
             "wait": self.wait, "best": float(self.best), "best_epoch": self.best_epoch,
         }
@@ -153,10 +187,14 @@ def truncate_history(path: Path, epochs: int) -> None:
         rows = list(csv.reader(handle))
     if not rows:
         return
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) < epochs]
+    try:
+        kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) < epochs]
+    except ValueError as exc:  # a row cut by a kill mid-write
+        raise damaged(path, exc) from None
     if len(kept) != len(rows):
-        with open(path, "w", newline="") as handle:
-            csv.writer(handle).writerows(kept)
+        text = io.StringIO()
+        csv.writer(text).writerows(kept)
+        write_text(path, text.getvalue())
 
 
 def read_history(path: Path) -> dict[str, list[float]]:

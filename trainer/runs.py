@@ -1,14 +1,107 @@
-"""Read back a finished run directory: its model, class names, input size, config and split."""
+"""The run directory: its file names, how it is created, locked and written, and how it is read back.
+
+One owner for every fact about a run folder (issue 21): training writes through these
+helpers, and conversion, evaluation, adaptation and explanation read through
+:func:`load_run` and :meth:`TrainedRun.keras_model`. Every file is written atomically
+(``edge.atomic``), so a kill or a full disk never leaves a truncated one under its name.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Iterator, Optional
 
-from trainer.data import SPLIT_FILE, DataError, Sample, common_root, read_split
-from trainer.training import MODEL_FILE, RUN_FILE
+from edge.atomic import atomic_path, write_text
+from edge.errors import ArteryEdgeError
+from trainer.config import ConfigError, TrainConfig
+from trainer.data import DataError, Sample, common_root, read_split
+
+CONFIG_FILE = "config.json"  # the TrainConfig the run trained with
+SPLIT_FILE = "split.csv"  # every file with its class, subset and group
+RUN_FILE = "run.json"  # written last: its presence marks a finished run
+METRICS_FILE = "metrics.json"
+HISTORY_CSV = "history.csv"  # the history of record, one row per epoch (Keras' CSVLogger)
+HISTORY_JSON = "history.json"
+HISTORY_PLOT = "history.png"
+SAMPLES_PLOT = "samples.png"
+AUGMENTED_PLOT = "samples_augmented.png"
+MODEL_FILE = "model.keras"  # the final model (the trained graph, augmentation included)
+BEST_MODEL_FILE = "best.keras"  # the best val_loss seen (ModelCheckpoint)
+BACKUP_DIR = "backup"  # resume state (trainer.resume); removed when the run finishes
+LOCK_FILE = ".lock"  # held by the process training or resuming the run
+MAX_NUMBER = 1000  # name, name-2 ... name-999
+
+
+class ModelLoadError(ArteryEdgeError):
+    """A Keras model or weights file that cannot be loaded; the message is one line."""
+
+
+class RunBusyError(ArteryEdgeError):
+    """Another process is training or resuming this run."""
+
+
+def numbered_folder(base: Path) -> Path:
+    """Create and return ``base``, or ``base-2``, ``base-3``... when taken: an existing folder is
+    never reused (mkdir is the test, so two processes never get the same one)."""
+    base = Path(base)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for number in range(1, MAX_NUMBER):
+        candidate = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(17, f"no free name among {base.name}, {base.name}-2 ... -{MAX_NUMBER - 1}", str(base))
+
+
+def write_json(path: Path, data: Any) -> None:
+    """JSON, indented, written atomically."""
+    write_text(path, json.dumps(data, indent=2))
+
+
+def save_keras(model, path: Path) -> None:
+    """``model.save`` atomically (Keras wants the ``.keras`` suffix, so the temporary file keeps it)."""
+    with atomic_path(path) as temp:
+        staged = temp.with_suffix(".keras")
+        try:
+            model.save(staged)
+            os.replace(staged, temp)
+        finally:
+            staged.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold the run's lock while training or resuming it: a second process gets a one-line
+    :class:`RunBusyError` instead of interleaving epochs with the first. The lock is the
+    kernel's (``flock``), so a process killed with -9 releases it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no flock, no protection
+        yield
+        return
+    path = Path(run_dir) / LOCK_FILE
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "?"
+            raise RunBusyError(f"{run_dir} is being trained by another process (pid {owner}); "
+                               "wait for it to end or stop it first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 @dataclass
@@ -16,7 +109,7 @@ class TrainedRun:
     run_dir: Path
     class_names: list[str]
     image_size: int
-    config: dict
+    config: TrainConfig
     metrics: dict
     temperature: float = 1.0  # fitted on the validation split after training (1: not calibrated)
     threshold: Optional[float] = None  # on p(positive), chosen on the validation split (None: arg-max)
@@ -29,13 +122,16 @@ class TrainedRun:
     @property
     def data_dir(self) -> Path:
         """Where the split manifest's files are relative to: the data folder, or the common
-        parent of several (runs before multi-folder training name one ``data_dir``)."""
-        folders = self.config.get("data_dirs") or [self.config.get("data_dir", "")]
-        return common_root(folders)
+        parent of several."""
+        return common_root(self.config.data_dirs)
 
     def split(self, data_dir: Optional[Path] = None) -> list[Sample]:
         """The run's split manifest, files resolved against ``data_dir`` (default: where it trained)."""
         return read_split(self.run_dir / SPLIT_FILE, Path(data_dir or self.data_dir), self.class_names)
+
+    def keras_model(self):
+        """The run's trained Keras model (augmentation included), or a one-line :class:`ModelLoadError`."""
+        return load_keras_model(self.model_path)
 
 
 def load_run(run_dir: Path) -> TrainedRun:
@@ -43,20 +139,20 @@ def load_run(run_dir: Path) -> TrainedRun:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"run directory {run_dir} does not exist")
-    for name in (RUN_FILE, "config.json", SPLIT_FILE, MODEL_FILE):
+    for name in (RUN_FILE, CONFIG_FILE, SPLIT_FILE, MODEL_FILE):
         if not (run_dir / name).is_file():
             raise DataError(f"{run_dir} is not a finished training run: {name} is missing")
-    metrics_file = run_dir / "metrics.json"
+    metrics_file = run_dir / METRICS_FILE
     try:
         run = json.loads((run_dir / RUN_FILE).read_text())
         class_names, image_size = run["class_names"], run["image_size"]
         if not (isinstance(class_names, list) and len(class_names) >= 2 and all(isinstance(c, str) for c in class_names)
                 and isinstance(image_size, int) and not isinstance(image_size, bool) and image_size > 0):
             raise ValueError("class_names or image_size has the wrong type")
-        config = json.loads((run_dir / "config.json").read_text())
+        config = read_config(run_dir)
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        if not isinstance(config, dict) or not isinstance(metrics, dict):
-            raise ValueError("config.json and metrics.json must hold JSON objects")
+        if not isinstance(metrics, dict):
+            raise ValueError("metrics.json must hold a JSON object")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
         raise DataError(f"{run_dir}: damaged run files ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     temperature = run.get("temperature") or 1.0
@@ -72,3 +168,77 @@ def load_run(run_dir: Path) -> TrainedRun:
     return TrainedRun(run_dir=run_dir, class_names=list(class_names), image_size=image_size, config=config,
                       metrics=metrics, temperature=float(temperature),
                       threshold=None if threshold is None else float(threshold), parent=parent)
+
+
+def read_config(run_dir: Path) -> TrainConfig:
+    """The run's ``config.json`` as a typed :class:`TrainConfig` (legacy keys handled by
+    ``TrainConfig.from_dict``); values are type-checked, not re-validated (a weights file
+    may have moved since). A ValueError names what is wrong."""
+    values = json.loads((Path(run_dir) / CONFIG_FILE).read_text())
+    if not isinstance(values, dict):
+        raise ValueError("config.json must hold a JSON object")
+    try:
+        config = TrainConfig.from_dict(values)
+        config._check_types()
+    except TypeError as exc:  # an unknown key
+        raise ValueError(str(exc)) from None
+    return config
+
+
+def resumable_run(run_dir: Path) -> TrainConfig:
+    """The config of an interrupted run; a finished or missing run is a one-line error."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / SPLIT_FILE).is_file():
+        raise ConfigError(f"{run_dir} is not a run directory ({CONFIG_FILE} and {SPLIT_FILE} are missing)")
+    if (run_dir / RUN_FILE).is_file() or (run_dir / METRICS_FILE).is_file():
+        raise ConfigError(f"{run_dir} finished training; there is nothing to resume")
+    try:
+        return read_config(run_dir).validate()
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, ConfigError):
+            raise ConfigError(f"{run_dir}: cannot resume: {exc}") from None
+        raise ConfigError(f"{run_dir}/{CONFIG_FILE} cannot be read ({str(exc).splitlines()[0]})") from None
+
+
+def load_keras_model(path: Path):
+    """Every load of a Keras model file goes through here: Keras' many failure types (a cut or
+    non-zip file, a ``Lambda`` layer refused by safe mode, an unknown layer) become one
+    :class:`ModelLoadError` line. Safe mode stays on: a file never runs code on load."""
+    import keras
+
+    import trainer.model  # noqa: F401 - registers the project's layers and losses before loading
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"no Keras model at {path}")
+    with keras_errors(path, "Keras model"):
+        return keras.models.load_model(path, compile=False)
+
+
+@contextlib.contextmanager
+def keras_errors(path: Path, what: str) -> Iterator[None]:
+    """Turn whatever Keras raises while reading ``path`` (a model or a weights file) into one
+    :class:`ModelLoadError` line saying why, when it can tell."""
+    try:
+        yield
+    except ArteryEdgeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Keras raises ValueError, OSError, BadZipFile, TypeError ...
+        raise ModelLoadError(f"{path} cannot be loaded as a {what} ({describe_load_error(exc)})") from None
+
+
+def describe_load_error(exc: Exception) -> str:
+    """A short reason for a failed Keras load, in words a user can act on."""
+    import zipfile
+
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if "Lambda" in text and "safe_mode" in text:
+        return "it holds a Lambda layer, arbitrary Python code that Keras' safe mode refuses to run"
+    if isinstance(exc, zipfile.BadZipFile) or "zip" in text.lower():
+        return "not a whole .keras archive: damaged, truncated or another format"
+    if "mismatch" in text.lower() or "expected" in text.lower() and "weight" in text.lower():
+        return f"made for another architecture: {first[:160]}"
+    if "unable to synchronously open file" in text or "truncated" in text.lower():
+        return "not a whole HDF5 file: damaged or truncated"
+    return f"{type(exc).__name__}: {first[:160]}" if first else type(exc).__name__

@@ -6,7 +6,6 @@ created, so bad input never leaves a half-written run behind.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
@@ -23,11 +22,9 @@ from edge.decision import decide, positive_index
 from edge.progress import progress_bar
 from trainer import data as datamod
 from trainer import multi_worker_patch
-from trainer.config import ConfigError, TrainConfig
+from trainer import runs
+from trainer.config import TrainConfig
 from trainer.metrics import binary_metrics, confusion_matrix
-
-RUN_FILE = "run.json"
-MODEL_FILE = "model.keras"
 
 Log = Callable[[str], None]
 
@@ -47,17 +44,7 @@ class RunResult:
 
 def create_run_dir(output_dir: Path, run_name: str = "") -> Path:
     """A new, empty folder under ``output_dir``; an existing one is never reused."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    stem = run_name or datetime.now().strftime("run-%Y%m%d-%H%M%S")
-    for attempt in range(1, 1000):
-        candidate = output_dir / (stem if attempt == 1 else f"{stem}-{attempt}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"cannot create a new run directory under {output_dir}")
+    return runs.numbered_folder(Path(output_dir) / (run_name or datetime.now().strftime("run-%Y%m%d-%H%M%S")))
 
 
 def check_writable(folder: Path) -> None:
@@ -94,9 +81,9 @@ def _sample_grids(model, samples, config: TrainConfig, class_names: list[str], r
     chosen = [samples[i] for i in rng.permutation(len(samples))[: config.sample_grid_size]]
     images, labels = datamod.load_arrays(chosen, config.image_size)
     titles = [class_names[label] for label in labels]
-    plot_image_grid(images, titles, run_dir / "samples.png", "training samples")
+    plot_image_grid(images, titles, run_dir / runs.SAMPLES_PLOT, "training samples")
     augmented = model.get_layer(AUGMENTATION)(images.astype("float32"), training=True)
-    plot_image_grid(np.asarray(augmented), titles, run_dir / "samples_augmented.png", "augmented (same images)")
+    plot_image_grid(np.asarray(augmented), titles, run_dir / runs.AUGMENTED_PLOT, "augmented (same images)")
 
 
 def stage_callbacks(config: TrainConfig, run_dir: Path, tb_dir: Path, state, chief: bool
@@ -108,9 +95,9 @@ def stage_callbacks(config: TrainConfig, run_dir: Path, tb_dir: Path, state, chi
     from trainer.resume import ResumableEarlyStopping, SaveState
 
     checkpoint = keras.callbacks.ModelCheckpoint(
-        str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True,
+        str(run_dir / runs.BEST_MODEL_FILE), monitor="val_loss", save_best_only=True,
         initial_value_threshold=state.data.get("checkpoint_best"))  # a resumed run keeps its best
-    csv_log = keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)
+    csv_log = keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY_CSV), append=True)
 
     def for_stage(stage: int) -> list:
         found = [ResumableEarlyStopping(state, stage, monitor="val_loss", patience=config.patience,
@@ -151,18 +138,28 @@ def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Call
         what = "fine-tuning" if stage == 2 else "frozen base" if config.pretrained else \
             "from scratch (--weights none): whole network trains"
         resumed_at = state.restored_epoch(stage, done)
-        truncate_history(state.folder.parent / "history.csv", resumed_at)
+        truncate_history(state.folder.parent / runs.HISTORY_CSV, resumed_at)
         shape = f" ({config.schedule}, warm-up {config.warmup_epochs:g} epochs)" if config.schedule != "constant" else ""
         log(f"stage {stage}: {what}, lr {lr * learning_rate_scale:g}{shape}, {trainable:,} trainable parameters"
             + (f"; resuming at epoch {resumed_at + 1}" if resumed_at > done else ""))
         multi_worker_patch.prebuild(model, train_ds)
-        with warnings.catch_warnings():  # Keras warns that a tf.data input ignores shuffle=True
-            warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-            fit = model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + epochs,
-                            callbacks=callbacks(stage), verbose=verbose, class_weight=weights)
-        done = resumed_at + len(fit.history.get("loss", []))
+        done = resumed_at + fit_stage(model, train_ds, val_ds, done, done + epochs, callbacks(stage), verbose, weights)
         state.mark_done(stage, done, model)
     return state.stage_done(1) or 0
+
+
+def fit_stage(model, train_ds, val_ds, first_epoch: int, end_epoch: int, callbacks: list, verbose: int,
+              weights: Optional[dict[int, float]] = None) -> int:
+    """One stage's ``fit`` over epochs [first_epoch, end_epoch) (its BackupAndRestore may move the
+    start on); returns how many epochs it ran."""
+    from trainer.resume import forget_restored_epoch
+
+    forget_restored_epoch(model)
+    with warnings.catch_warnings():  # Keras warns that a tf.data input ignores shuffle=True
+        warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+        fit = model.fit(train_ds, validation_data=val_ds, initial_epoch=first_epoch, epochs=end_epoch,
+                        callbacks=callbacks, verbose=verbose, class_weight=weights)
+    return len(fit.history.get("loss", []))
 
 
 def choose_split(samples: list, config: TrainConfig, data_dir: Path, log: Log) -> list:
@@ -226,24 +223,6 @@ def operating_point(probabilities: np.ndarray, labels: np.ndarray, class_names: 
     return threshold
 
 
-def write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, indent=2))
-
-
-def resumable_run(run_dir: Path) -> TrainConfig:
-    """The config of an interrupted run; a finished or missing run is a one-line error."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file() or not (run_dir / datamod.SPLIT_FILE).is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (config.json and split.csv are missing)")
-    if (run_dir / RUN_FILE).is_file() or (run_dir / "metrics.json").is_file():
-        raise ConfigError(f"{run_dir} finished training; there is nothing to resume")
-    try:
-        values = json.loads((run_dir / "config.json").read_text())
-        return TrainConfig.from_dict(values).validate()
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{run_dir}/config.json cannot be read ({str(exc).splitlines()[0]})") from None
-
-
 def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None,
           resume_dir: Optional[Path] = None) -> RunResult:
     """Run the full recipe and return where it landed and its test metrics.
@@ -271,7 +250,7 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
 
     start = time.perf_counter()
     if resume_dir is not None:
-        config = resumable_run(resume_dir)
+        config = runs.resumable_run(resume_dir)
     config.validate()
     check_request(config)
     resolve_weights(config)  # a bad weights option fails before the data scan
@@ -290,8 +269,8 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
         samples = choose_split(scanned.samples, config, data_dir, log)
     else:
         data_dir = datamod.common_root(config.data_dirs)
-        class_names = datamod.split_class_names(Path(resume_dir) / datamod.SPLIT_FILE)
-        samples = datamod.read_split(Path(resume_dir) / datamod.SPLIT_FILE, data_dir, class_names)
+        class_names = datamod.split_class_names(Path(resume_dir) / runs.SPLIT_FILE)
+        samples = datamod.read_split(Path(resume_dir) / runs.SPLIT_FILE, data_dir, class_names)
         skipped = []
     for message in skipped:
         log(f"warning: skipping {message}")
@@ -329,8 +308,8 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
         config = config.replace(data_dirs=[str(Path(d).resolve()) for d in config.data_dirs],
                                 split_file=str(Path(config.split_file).resolve()) if config.split_file else "")
         log(f"run directory: {run_dir}")
-        write_json(run_dir / "config.json", config.to_dict())
-        datamod.write_split(run_dir / datamod.SPLIT_FILE, samples, data_dir, class_names)
+        runs.write_json(run_dir / runs.CONFIG_FILE, config.to_dict())
+        datamod.write_split(run_dir / runs.SPLIT_FILE, samples, data_dir, class_names)
 
     global_batch = config.batch_size * replicas
     train_ds = datamod.make_dataset(split["train"], config.image_size, global_batch, shuffle=True, seed=config.seed)
@@ -356,7 +335,7 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
                                        stage_callbacks(config, run_dir, tb_dir, state, chief), state, log, verbose,
                                        replicas if config.scale_learning_rate else 1, weights)
 
-    model.save(run_dir / MODEL_FILE)
+    runs.save_keras(model, run_dir / runs.MODEL_FILE)
     loss = model.evaluate(test_ds, verbose=0)[0]
     calibration = calibrate(model, val_ds, test_ds, {**split, "test": split[evaluated_on]}, log)
     threshold = operating_point(calibration.pop("validation_probabilities"),
@@ -367,13 +346,13 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
     metrics.update(calibration, threshold=threshold, operating_point=config.operating_point, evaluated_on=evaluated_on)
     seconds = time.perf_counter() - start
     metrics["train_seconds"] = round(seconds, 1)
-    history = read_history(run_dir / "history.csv")
+    history = read_history(run_dir / runs.HISTORY_CSV)
     if not chief:
         shutil.rmtree(run_dir, ignore_errors=True)
         return RunResult(run_dir, metrics, history, stage1_epochs, seconds)
-    write_json(run_dir / "metrics.json", metrics)
-    write_json(run_dir / "history.json", {"stage1_epochs": stage1_epochs, **history})
-    write_json(run_dir / RUN_FILE, {
+    runs.write_json(run_dir / runs.METRICS_FILE, metrics)
+    runs.write_json(run_dir / runs.HISTORY_JSON, {"stage1_epochs": stage1_epochs, **history})
+    runs.write_json(run_dir / runs.RUN_FILE, {
         "class_names": class_names,
         "image_size": config.image_size,
         "counts": {k: len(v) for k, v in split.items()},
@@ -392,5 +371,5 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
         "parent": parent.record() if parent is not None else None,
     })
     shutil.rmtree(state.folder, ignore_errors=True)  # the run finished: its backups are spent
-    plot_history(history, stage1_epochs, run_dir / "history.png")
+    plot_history(history, stage1_epochs, run_dir / runs.HISTORY_PLOT)
     return RunResult(run_dir, metrics, history, stage1_epochs, seconds)
