@@ -206,7 +206,6 @@ def train(
         help="Multiply the learning rates by the number of replicas (--batch-size is per replica).",
     ),
     mixed_precision: bool = typer.Option(D.mixed_precision, "--mixed-precision", help="mixed_float16 on GPU (refused on CPU)."),
-    jit_compile: bool = typer.Option(D.jit_compile, "--jit-compile", help="XLA-compile the training step."),
     steps_per_execution: int = typer.Option(
         D.steps_per_execution, "--steps-per-execution", help="Training steps per call into the compiled function."),
     init_from: Optional[Path] = typer.Option(
