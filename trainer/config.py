@@ -71,7 +71,6 @@ class TrainConfig:
     devices: str = ""  # mirrored: comma-separated device names, default all local GPUs
     scale_learning_rate: bool = False  # multiply the learning rates by the number of replicas
     mixed_precision: bool = False  # mixed_float16 on GPU; refused on CPU-only machines
-    jit_compile: bool = False
     init_from: str = ""  # a finished run whose weights this run starts from (a new site; same classes)
     replay: int = 0  # with init_from: images per class of the parent's training split mixed into training
 

@@ -186,9 +186,9 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
 
 
 def compile_model(model: keras.Model, learning_rate, config: TrainConfig | None = None) -> None:
-    """Adam (a float rate or a schedule) + cross-entropy, label-smoothed if asked; ``jit_compile``
-    asks XLA to compile the train step. Under a mixed-float16 policy Keras 3 scales the loss
-    itself (LossScaleOptimizer)."""
+    """Adam (a float rate or a schedule) + cross-entropy, label-smoothed if asked. No XLA: Keras
+    refuses to jit-compile the augmentation layers in the graph (docs/experiments.md). Under a
+    mixed-float16 policy Keras 3 scales the loss itself (LossScaleOptimizer)."""
     config = config or TrainConfig()
     loss = (SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
             else keras.losses.SparseCategoricalCrossentropy())
@@ -196,7 +196,6 @@ def compile_model(model: keras.Model, learning_rate, config: TrainConfig | None 
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss=loss,
         metrics=["accuracy"],
-        jit_compile=config.jit_compile,
         steps_per_execution=config.steps_per_execution,
     )
 
