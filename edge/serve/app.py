@@ -141,7 +141,6 @@ class Base(tornado.web.RequestHandler):
                 and urlsplit(origin).netloc.lower() != self.request.host.lower():
             raise api_error(403, "cross-origin request refused")
         if not self.public and not self.authorized():
-            self.set_header("WWW-Authenticate", 'Bearer realm="artery-edge"')
             raise api_error(401, "access token required: Authorization: Bearer <token from --token-file>")
 
     def authorized(self) -> bool:
@@ -155,6 +154,8 @@ class Base(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = exc.log_message % exc.args if isinstance(exc, tornado.web.HTTPError) and exc.log_message \
             else self._reason
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="artery-edge"')
         if status_code == 405:
             self.set_header("Allow", ", ".join(
                 m for m in ("GET", "POST") if getattr(type(self), m.lower()) is not getattr(Base, m.lower())))
