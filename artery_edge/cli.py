@@ -295,7 +295,8 @@ def adapt(
 
 
 def parse_labels(labels: Optional[str]) -> Optional[list[str]]:
-    return [label.strip() for label in labels.split(",") if label.strip()] if labels else None
+    """``A, B`` -> ``["A", "B"]``; None when not given (an empty name stays, for the checks to refuse)."""
+    return None if labels is None else [label.strip() for label in labels.split(",")]
 
 
 @app.command()
@@ -370,29 +371,26 @@ def evaluate(
     json_output: bool = typer.Option(False, "--json"),
 ) -> None:
     """Keras and every TFLite variant side by side: clinical metrics with 95% CIs and agreement with Keras."""
-    if (threshold is not None and not 0 <= threshold <= 1) or (target_sensitivity is not None and not 0 < target_sensitivity <= 1):
-        fail("--threshold and --target-sensitivity must lie between 0 and 1", 2)
-    if bootstrap < 1:
-        fail("--bootstrap must be at least 1", 2)
-    if prevalence is not None and not 0 < prevalence < 1:
-        fail("--prevalence must lie strictly between 0 and 1", 2)
+    from evaluation.options import EvaluateOptions
+    from edge.text import terminal
+
+    options = EvaluateOptions(models, data, threshold, target_sensitivity, bootstrap, prevalence)  # checked here
     require_tensorflow()
     from evaluation.evaluate import evaluate as run_evaluation
     from evaluation.report import metrics_table, write_evaluation
 
     with stdout_for_json(json_output):
-        result = run_evaluation(run, models, data, threshold, target_sensitivity, bootstrap, prevalence,
-                                quiet=json_output)
+        result = run_evaluation(run, options, quiet=json_output)
         folder = write_evaluation(result, out)
     report = result.report
     if json_output:
         print_json({"folder": str(folder), **report})
         return
-    typer.echo("\n".join(metrics_table(report)))
+    typer.echo("\n".join(metrics_table(report, terminal)))
     for name, a in report["agreement_with_keras"].items():
-        typer.echo(f"{name}: labels identical to Keras {a['label_agreement']:.2%}, "
+        typer.echo(f"{terminal(name)}: labels identical to Keras {a['label_agreement']:.2%}, "
                    f"|dp| mean {a['mean_abs_diff']:.5f} max {a['max_abs_diff']:.5f}")
-    typer.echo(f"report: {folder / 'report.md'}")
+    typer.echo(terminal(f"report: {folder / 'report.md'}"))
 
 
 @app.command()
@@ -410,13 +408,16 @@ def explain(
     require_tensorflow()
     from edge.batch import expand_inputs
     from edge.decision import positive_index
-    from evaluation.evaluate import evaluation_dir
+    from edge.text import terminal
+    from trainer.explain import GRID_FILE
     from trainer.explain import explain as run_explain
     from trainer.explain import write_explanations
     from trainer.runs import load_run
 
     trained = load_run(run)
     files, problems = expand_inputs(image)
+    if not files:  # before the model loads
+        fail(problems[0] if len(problems) == 1 else "no image files found in the given paths")
     with stdout_for_json(json_output):
         explanations, unreadable = run_explain(trained, files, layer)
     failed = problems + unreadable
@@ -424,18 +425,19 @@ def explain(
         fail(failed[0] if len(failed) == 1 else f"no readable image to explain ({len(failed)} failed, e.g. {failed[0]})"
              if failed else "no image files found in the given paths")
     for message in failed:
-        typer.echo(f"error: {message}", err=True)
-    folder = evaluation_dir(Path(out) if out else trained.run_dir / "explain")
-    grid = write_explanations(explanations, folder, trained.class_names[positive_index(trained.class_names)])
+        typer.echo(f"error: {terminal(message)}", err=True)
+    folder, overlays = write_explanations(explanations, Path(out) if out else trained.run_dir / "explain",
+                                          trained.class_names[positive_index(trained.class_names)])
+    grid = folder / GRID_FILE
     skipped = len(problems) + len(unreadable)
     if json_output:
         print_json({"folder": str(folder), "grid": str(grid), "skipped": skipped,
-                    "images": [{"file": str(e.path), "label": e.label, "probability": e.probability}
-                               for e in explanations]})
+                    "images": [{"file": str(e.path), "overlay": str(o), "label": e.label, "probability": e.probability}
+                               for e, o in zip(explanations, overlays)]})
     else:
-        for e in explanations:
-            typer.echo(f"{e.label:<12}{e.probability:>8.3f}  {e.path}")
-        typer.echo(f"grid: {grid} ({len(explanations)} images, overlays beside it)")
+        for e, o in zip(explanations, overlays):
+            typer.echo(terminal(f"{e.label:<12}{e.probability:>8.3f}  {e.path} -> {o.name}"))
+        typer.echo(terminal(f"grid: {grid} ({len(explanations)} images, overlays beside it)"))
     if skipped:
         raise typer.Exit(1)
 
@@ -531,7 +533,7 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
     if not files:
         fail("no image files found in the given paths")
     fields = ["file", "label"] + [f"p_{label}" for label in classifier.labels] + ["inference_ms", "true_label", "error"]
-    table = ResultsCsv.create(csv_file, fields) if csv_file is not None else None  # claims the name first
+    table = ResultsCsv.create(csv_file, fields) if csv_file is not None else None  # a taken name: refused now
     results, rows = [], []
     positive = classifier.positive_label
     if not json_output:
@@ -644,6 +646,9 @@ def benchmark(
                    f"{r['peak_rss_mb']:>8.1f}  {r['backend']} ({r['threads'] or 'default'} threads)")
 
 
+REPORT_IMAGES = 8
+
+
 @app.command()
 @user_errors
 def inspect(
@@ -654,14 +659,18 @@ def inspect(
         None, "--reference", help=f"The float32 twin (default: {FLOAT_REFERENCE.file_name} next to MODEL)."),
     data: Optional[Path] = typer.Option(
         None, "--data", help="Images for --report (class folders or a flat folder; default: the run's training split)."),
-    count: int = typer.Option(8, "--count", help="--report: images compared."),
+    count: Optional[int] = typer.Option(None, "--count", help=f"--report: images compared (default {REPORT_IMAGES})."),
     out: Optional[Path] = typer.Option(None, "--out", help="--report folder (default: next to MODEL, never overwritten)."),
     json_output: bool = typer.Option(False, "--json"),
 ) -> None:
     """What a .tflite file is (metadata, tensors, op counts; no TensorFlow needed), or with
     --report where its quantization loses precision, layer by layer."""
-    if count < 1:
+    from edge.text import terminal
+
+    if count is not None and count < 1:
         fail("--count must be at least 1", 2)
+    if not report and (reference is not None or data is not None or out is not None or count is not None):
+        fail("--reference, --data, --count and --out apply to --report only", 2)
     model = model or reference_model_announced()
     if not report:
         from edge.inspect import format_summary, summarize
@@ -673,7 +682,7 @@ def inspect(
 
     reference = reference or FLOAT_REFERENCE.file(model.parent)
     check_pair(model, reference)
-    images = report_images(model, data, count)
+    images = report_images(model, data, count or REPORT_IMAGES)
     rows = compare(model, reference, images)
     files = write_report(rows, out or model.parent / f"{model.stem}_layer_report", model, reference, len(images))
     if json_output:
@@ -682,8 +691,8 @@ def inspect(
         return
     typer.echo(f"{len(rows)} layer outputs compared on {len(images)} image(s); the worst:")
     for row in rows[:5]:
-        typer.echo(f"  {row['snr_db']:6.1f} dB  cosine {row['cosine']:.5f}  {row['layer']}")
-    typer.echo(f"report: {files[0]}  chart: {files[1]}")
+        typer.echo(terminal(f"  {row['snr_db']:6.1f} dB  cosine {row['cosine']:.5f}  {row['layer']}"))
+    typer.echo(terminal(f"report: {files[0]}  chart: {files[1]}"))
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence, Union
 
 from converters.presets import PRESETS, WEIGHT_ROUNDINGS
 from edge.errors import ArteryEdgeError
+from edge.metadata import check_unique_labels
 from edge.precisions import DEVICE_DEFAULT, parse_precisions
 
 
@@ -64,6 +65,7 @@ class ConvertOptions:
             raise ConversionError(f"--quantize: {exc}") from None
         if self.labels is not None:
             object.__setattr__(self, "labels", tuple(self.labels))
+            check_labels_option(self.labels)
         for name in self.given():  # each precision owns its options (converters.presets)
             if not any(name in PRESETS[p]().arguments for p in self.precisions):
                 takers = [p for p, preset in PRESETS.items() if name in preset().arguments]
@@ -86,6 +88,17 @@ class ConvertOptions:
         defaults = PRESETS[precision]().arguments
         return {name: default if getattr(self, name) is None else getattr(self, name)
                 for name, default in defaults.items()}
+
+
+def check_labels_option(labels: Sequence[str]) -> None:
+    """``--labels``: at least two distinct, non-empty class names (a duplicate would give a file
+    the runtime refuses, and a decision that cannot name its class)."""
+    if len(labels) < 2 or not all(label.strip() for label in labels):
+        raise ConversionError(f"--labels needs two or more non-empty class names, found {','.join(labels)!r}")
+    try:
+        check_unique_labels(labels)
+    except ValueError as exc:
+        raise ConversionError(f"--labels: {exc}") from None
 
 
 FLAGS = {f.name: f.metadata["flag"] for f in fields(ConvertOptions) if "flag" in f.metadata}

@@ -9,7 +9,6 @@ What each precision does is in :mod:`converters.presets`; the options in :mod:`c
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -24,12 +23,14 @@ from converters.options import ConversionError, ConvertOptions
 from converters.presets import PRESETS, ExportJob, float32_once
 from edge.precisions import FLOAT_REFERENCE, PRECISIONS
 from edge.imaging import COLOR_ORDER, INPUT_RANGE, RESIZE_METHOD, load_image
-from edge.metadata import ModelMetadata, sha256_of_file
+from edge import atomic
+from edge.errors import ArteryEdgeError
+from edge.metadata import ModelMetadata, read_metadata, sha256_of_file
+from edge.provenance import RunIdentity, check_keras, check_labels
 from edge.decision import positive_index
 from edge.progress import progress_bar
 from trainer.data import DataError, Sample, scan_dataset, subset
-from trainer.runs import TrainedRun, load_run
-from trainer.training import MODEL_FILE
+from trainer.runs import MODEL_FILE, RUN_FILE, TrainedRun, load_keras_model as load_keras_file, load_run
 
 TRAINING_SUMMARY_KEYS = (
     "alpha", "image_size", "weights", "epochs", "fine_tune_epochs", "learning_rate",
@@ -63,23 +64,18 @@ class ConversionSource:
             raise ConversionError(f"{path} does not exist")
         if path.is_dir():
             return cls(path / MODEL_FILE, load_run(path))
-        run = load_run(path.parent) if path.name == MODEL_FILE and (path.parent / "run.json").is_file() else None
+        run = load_run(path.parent) if path.name == MODEL_FILE and (path.parent / RUN_FILE).is_file() else None
         return cls(path, run)
 
 
 def load_keras_model(path: Path, temperature: float = 1.0):
     """Load a Keras model and check it takes one square RGB image; return its serving graph
     (for one of our training models: divided by ``temperature`` before the softmax)."""
-    import keras
-
     from trainer.model import AUGMENTATION, float32_twin, is_float32, serving_model
 
     if path.suffix not in (".keras", ".h5"):
         raise ConversionError(f"{path} is not a Keras model file (.keras or .h5)")
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad file
-        raise ConversionError(f"{path} is not a Keras model (loading failed: {type(exc).__name__})") from None
+    model = load_keras_file(path)
     shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else ()
     if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
         raise ConversionError(f"{path}: input must be one square RGB image tensor (None, S, S, 3), found {model.input_shape}")
@@ -144,10 +140,9 @@ def build_metadata(source: ConversionSource, image_size: int, labels: Sequence[s
     """Everything but the precision is shared by the variants of one conversion (one hash of the source)."""
     training = {}
     if source.run is not None:
-        training = {key: source.run.config.get(key) for key in TRAINING_SUMMARY_KEYS}
+        training = {key: getattr(source.run.config, key) for key in TRAINING_SUMMARY_KEYS}
         training["test_accuracy"] = source.run.metrics.get("accuracy")
-        folders = source.run.config.get("data_dirs") or [source.run.config.get("data_dir", "")]
-        training["data_dir"] = " + ".join(Path(folder).name for folder in folders)
+        training["data_dir"] = " + ".join(Path(folder).name for folder in source.run.config.data_dirs)
     return ModelMetadata(
         labels=list(labels),
         input_size=image_size,
@@ -164,48 +159,44 @@ def build_metadata(source: ConversionSource, image_size: int, labels: Sequence[s
     )
 
 
-def write_atomically(path: Path, data: bytes, replace_existing: bool = False) -> None:
-    """Write to a temporary file beside ``path``, then move it into place in one step.
-
-    Without ``replace_existing`` the move is ``os.link``, which fails if ``path`` exists, even
-    one created by another process while this one converted (no check-then-write race). The
-    temporary name carries this process id, so one left by a killed conversion is removed by
-    the next (see :func:`remove_stale_temporaries`). The file gets the umask's usual mode.
-    """
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def write_models(files: dict[Path, bytes], overwrite: bool) -> None:
+    """Each file written atomically (``edge.atomic``); without ``overwrite`` one that appeared
+    meanwhile (another process) is never replaced. If a write fails, the files this call wrote
+    before it are removed again: a conversion leaves all its files or none of its new ones."""
+    written: list[Path] = []
     try:
-        with open(temp, "wb") as out:
-            out.write(data)
-        if replace_existing:
-            os.replace(temp, path)
-        else:
+        for path, data in files.items():
+            existed = path.exists()
             try:
-                os.link(temp, path)
+                atomic.write_bytes(path, data, overwrite=overwrite)
             except FileExistsError:
                 raise ConversionError(f"refusing to overwrite {path}, created meanwhile (use --force)") from None
-    finally:
-        temp.unlink(missing_ok=True)
+            if not existed:
+                written.append(path)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove ``.<name>.<pid>.tmp`` files whose process is gone (a conversion killed with -9)."""
-    removed = []
-    for temp in (t for p in PRECISIONS.values() for t in Path(folder).glob(f".{p.file_name}.*.tmp")):
-        pid = temp.suffixes[-2].lstrip(".") if len(temp.suffixes) >= 2 else ""
-        if pid.isdigit() and not process_alive(int(pid)):
-            temp.unlink(missing_ok=True)
-            removed.append(temp)
-    return removed
+    """Remove the temporary files of conversions killed with -9 (``edge.atomic.remove_stale``)."""
+    return [t for p in PRECISIONS.values() for t in atomic.remove_stale(folder, p.file_name)]
 
 
-def process_alive(pid: int) -> bool:
+def size_ratios(results: list[ConvertedModel], out_dir: Path, source_sha256: str) -> None:
+    """Each file's size against the float32 file beside it, when that one is the same model's
+    twin (a float32 file left there by another model's conversion is not a reference)."""
+    reference = FLOAT_REFERENCE.file(out_dir)
+    if not reference.is_file():
+        return
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+        twin = read_metadata(reference)
+    except ArteryEdgeError:  # damaged or not a model: no reference
+        return
+    if twin is not None and twin.source_model_sha256 == source_sha256:
+        for result in results:
+            result.ratio_to_float32 = round(result.bytes / reference.stat().st_size, 4)
 
 
 def convert(source_path: Path, options: Optional[ConvertOptions] = None) -> list[ConvertedModel]:
@@ -223,6 +214,8 @@ def convert(source_path: Path, options: Optional[ConvertOptions] = None) -> list
     existing = [str(t) for t in targets.values() if t.exists()]
     if existing and not options.force:
         raise ConversionError(f"refusing to overwrite {', '.join(existing)} (use --force)")
+    if source.run is not None and options.labels:
+        check_labels(options.labels, RunIdentity.of(source.run))
     class_names = list(options.labels) if options.labels else (source.run.class_names if source.run else None)
     if not class_names:
         raise ConversionError("class names unknown: convert a run directory or pass --labels A,B")
@@ -230,6 +223,8 @@ def convert(source_path: Path, options: Optional[ConvertOptions] = None) -> list
     temperature = source.run.temperature if options.apply_temperature and source.run is not None else 1.0
     model = load_keras_model(source.model_path, temperature)
     image_size = int(model.input_shape[1])
+    if source.run is not None:
+        check_keras(source.model_path, image_size, int(model.output_shape[-1]), RunIdentity.of(source.run))
     if int(model.output_shape[-1]) != len(class_names):
         raise ConversionError(f"{len(class_names)} class names for a model with {model.output_shape[-1]} outputs")
     presets = [PRESETS[p]() for p in options.precisions]
@@ -245,16 +240,14 @@ def convert(source_path: Path, options: Optional[ConvertOptions] = None) -> list
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
     float32 = float32_once(model)
-    results = []
-    for preset in presets:
+    results, files = [], {}
+    for preset in presets:  # every precision converted before any file is written
         start = time.perf_counter()
         flatbuffer, quantization = preset.run(ExportJob(model, images, options.arguments(preset.name), float32))
-        flatbuffer = embed_metadata(flatbuffer, replace(metadata, precision=preset.name, quantization=quantization))
-        write_atomically(targets[preset.name], flatbuffer, replace_existing=options.force)
-        results.append(ConvertedModel(preset.name, str(targets[preset.name]), len(flatbuffer),
+        files[targets[preset.name]] = embed_metadata(
+            flatbuffer, replace(metadata, precision=preset.name, quantization=quantization))
+        results.append(ConvertedModel(preset.name, str(targets[preset.name]), len(files[targets[preset.name]]),
                                       round(time.perf_counter() - start, 2)))
-    reference = FLOAT_REFERENCE.file(out_dir)
-    if reference.is_file():
-        for result in results:
-            result.ratio_to_float32 = round(result.bytes / reference.stat().st_size, 4)
+    write_models(files, overwrite=options.force)
+    size_ratios(results, out_dir, metadata.source_model_sha256)
     return results

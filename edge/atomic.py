@@ -45,6 +45,10 @@ def atomic_path(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
                 os.link(temp, path)
             except FileExistsError:
                 raise FileExistsError(17, "file exists (refusing to overwrite it)", str(path)) from None
+    except OSError as exc:
+        if exc.filename is not None and os.fspath(exc.filename) == os.fspath(temp):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None  # name the file asked for, not ours
+        raise
     finally:
         temp.unlink(missing_ok=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
@@ -26,13 +27,18 @@ class FileResult:
 
 
 def expand_inputs(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
-    """Files as given, folders expanded recursively to their image files (sorted); also one
-    message per subfolder that could not be listed."""
+    """Files as given, folders expanded recursively to their image files (sorted), each file once
+    (by absolute path: the first mention wins); also one message per subfolder that could not be listed."""
     expanded: list[Path] = []
     problems: list[str] = []
+    seen: set[Path] = set()
     for path in paths:
         path = Path(path)
-        expanded.extend(iter_image_files(path, problems) if path.is_dir() else [path])
+        for found in iter_image_files(path, problems) if path.is_dir() else [path]:
+            key = Path(os.path.abspath(found))  # a file reached twice (given twice, or inside a given folder) once
+            if key not in seen:
+                seen.add(key)
+                expanded.append(found)
     return expanded, problems
 
 

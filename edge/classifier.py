@@ -96,6 +96,8 @@ class Classifier:
             raise ModelError(f"{self.model_path}: labels {','.join(labels)} differ from the model's own "
                              f"{','.join(own)}; leave --labels out for models with artery-edge metadata")
         if labels:
+            if not all(isinstance(label, str) and label.strip() for label in labels):
+                raise ModelError(f"{self.model_path}: an empty class name in labels {','.join(labels)!r}")
             try:
                 check_unique_labels(labels)
             except ValueError as exc:

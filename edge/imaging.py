@@ -4,6 +4,11 @@ The trainer, the INT8 representative dataset and the device runtime all turn an 
 into model input through :func:`load_image`, so the pixels a model sees in training
 and on the device are identical by construction (TensorFlow's and Pillow's bilinear
 resizes differ, most when downscaling). Pillow and NumPy only: no TensorFlow here.
+
+EXIF orientation is applied (``ImageOps.exif_transpose``) when a file or a Pillow image is
+decoded: a phone or camera JPEG is seen upright, as every viewer shows it, in training, in
+the INT8 calibration set and on the device alike. Files without the tag (PNG patches,
+camera frames) are unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Union
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edge.errors import ImageError
 
@@ -75,8 +80,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation tag says (unchanged without one). A tag that
+    cannot be parsed is ignored: the pixels stay as stored, in every pipeline alike."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block says nothing reliable about orientation
+        return image
+
+
 def open_image(source: Union[str, os.PathLike]) -> Image.Image:
-    """Open and fully decode an image file as RGB, or raise :class:`ImageError` in one line.
+    """Open and fully decode an image file as upright RGB (EXIF orientation applied), or raise
+    :class:`ImageError` in one line.
 
     The pixel limit is checked from the header, before any pixel is decoded.
     """
@@ -100,7 +115,7 @@ def open_image(source: Union[str, os.PathLike]) -> Image.Image:
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 raise ImageError(f"{shown}: {image.width}x{image.height} exceeds the {MAX_IMAGE_PIXELS:,}-pixel limit")
             image.load()
-            return to_rgb(image)
+            return to_rgb(upright(image))
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -140,7 +155,7 @@ def load_image(source: ImageSource, size: int, method: str = RESIZE_METHOD) -> n
         image = Image.fromarray(np.ascontiguousarray(source.astype(np.uint8, copy=False)))
         image = to_rgb(image)
     elif isinstance(source, Image.Image):
-        image = to_rgb(source)
+        image = to_rgb(upright(source))
     else:
         image = open_image(source)
     return resize_rgb(image, size, method)

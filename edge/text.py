@@ -52,3 +52,10 @@ def markdown_code(text: Union[str, os.PathLike, object], in_table: bool = False)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def literal_figures(matplotlib) -> None:
+    """Figures drawn off-screen (Agg) with every text literal: a class or file name holding
+    ``$...$`` is not parsed as mathtext (which can fail on it and abort the writer)."""
+    matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False

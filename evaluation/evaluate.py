@@ -19,6 +19,8 @@ import numpy as np
 from edge.decision import decide, positive_index
 from edge.precisions import model_files, precision_of_file
 from edge.progress import progress_bar
+from edge.provenance import RunIdentity, check_tflite
+from evaluation.options import EvaluateOptions
 from trainer.data import DataError, Sample, readable, scan_dataset, subset
 from trainer.metrics import binary_metrics, confusion_matrix
 from trainer.runs import TrainedRun, load_run
@@ -58,21 +60,33 @@ class Evaluation:
 def load_keras(run: TrainedRun, logits: bool = False):
     """The run's serving graph with its calibration temperature, as ``convert`` exports it
     (``logits=True``: before the softmax)."""
-    import keras
-
     from trainer.model import serving_model
 
-    return serving_model(keras.models.load_model(run.model_path, compile=False), run.temperature, logits)
+    return serving_model(run.keras_model(), run.temperature, logits)
 
 
-def load_classifier(model_path: Path, labels: Sequence[str]):
-    """An ``edge.Classifier`` whose labels are checked against the run's, before any work."""
+def load_classifier(model_path: Path, run: RunIdentity):
+    """An ``edge.Classifier`` for a .tflite converted from ``run``'s model (classes, input size and
+    source digest checked by ``edge.provenance``), before any work."""
     from edge.classifier import Classifier
 
     classifier = Classifier(model_path)
-    if classifier.labels != list(labels):
-        raise DataError(f"{model_path}: labels {classifier.labels} differ from the run's {list(labels)}")
+    check_tflite(Path(model_path), classifier.metadata, run)
     return classifier
+
+
+def model_names(models: Sequence[Path]) -> list[str]:
+    """``keras``, then each file's precision (``model_int8.tflite`` -> ``int8``, else its stem);
+    a name taken already gets ``-2``, ``-3``..., so two files never share a column or a plot."""
+    names = [KERAS]
+    for model in models:
+        name = base = precision_of_file(model)
+        number = 1
+        while name in names:
+            number += 1
+            name = f"{base}-{number}"
+        names.append(name)
+    return names
 
 
 def keras_probabilities(model, image_size: int, samples: Sequence[Sample], batch_size: int = 64,
@@ -169,18 +183,6 @@ def agreement(reference: Scores, other: Scores, positive: int) -> dict:
     }
 
 
-def evaluation_dir(base: Path) -> Path:
-    """``base`` if new, else ``base-2``, ``base-3``...: earlier evaluations are kept."""
-    for attempt in range(1, 1000):
-        candidate = base if attempt == 1 else base.with_name(f"{base.name}-{attempt}")
-        try:
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"cannot create an evaluation folder next to {base}")
-
-
 def readable_subset(run: TrainedRun, name: str, quiet: bool = False) -> tuple[list[Sample], list[str]]:
     """One subset of the run's split, unreadable files left out and named."""
     with progress_bar(f"checking {name} images", quiet) as progress:
@@ -205,8 +207,9 @@ class ModelScorer:
 
     def __init__(self, run: TrainedRun, models: Sequence[Path], quiet: bool) -> None:
         self.run, self.quiet = run, quiet
-        self.classifiers = [load_classifier(Path(m), run.class_names) for m in models]
-        self.names = [KERAS] + [precision_of_file(m) for m in models]
+        identity = RunIdentity.of(run)
+        self.classifiers = [load_classifier(Path(m), identity) for m in models]
+        self.names = model_names(models)
         self.keras_logits_model = load_keras(run, logits=True)
 
     def stored_thresholds(self) -> list[Optional[float]]:
@@ -225,7 +228,8 @@ class ModelScorer:
 def thresholds_and_rule(scorer: ModelScorer, positive: int, threshold: Optional[float],
                         target_sensitivity: Optional[float]) -> tuple[list[Optional[float]], str]:
     """Per model the threshold it decides at, and how it was set: ``--target-sensitivity`` on the
-    validation split, else ``--threshold``, else each model's stored one."""
+    validation split, or ``--threshold``, else each model's stored one (``EvaluateOptions``
+    refuses both at once)."""
     run = scorer.run
     if target_sensitivity is not None:
         validation, _ = readable_subset(run, "validation", scorer.quiet)
@@ -233,37 +237,24 @@ def thresholds_and_rule(scorer: ModelScorer, positive: int, threshold: Optional[
         return ([sensitivity_threshold(labels, p[:, positive], positive, target_sensitivity)
                  for p in scorer.probabilities(validation)[1]], f"sensitivity={target_sensitivity} on validation")
     if threshold is not None:
-        return [threshold] * len(scorer.names), "--threshold"
-    rule = run.config.get("operating_point", "argmax") if run.threshold is not None else "argmax"
+        return [threshold] * len(scorer.names), f"--threshold {threshold:g}"
+    rule = run.config.operating_point if run.threshold is not None else "argmax"
     return scorer.stored_thresholds(), rule
 
 
-def evaluate(
-    run_dir: Path,
-    models: Optional[Sequence[Path]] = None,
-    data_dir: Optional[Path] = None,
-    threshold: Optional[float] = None,
-    target_sensitivity: Optional[float] = None,
-    bootstrap_rounds: int = 1000,
-    prevalence: Optional[float] = None,
-    quiet: bool = False,
-) -> Evaluation:
+def evaluate(run_dir: Path, options: Optional[EvaluateOptions] = None, quiet: bool = False) -> Evaluation:
     """Score the run's Keras model and its TFLite files on the same images; write nothing.
 
     Args:
         run_dir: a finished training run.
-        models: TFLite files (default: the run's converted files, every precision).
-        data_dir: a class-folder dataset instead of the run's test split.
-        threshold: decide every model at this threshold instead of its stored operating point.
-        target_sensitivity: choose each model's threshold on the validation split to reach this.
-        bootstrap_rounds: resamples for the 95% intervals.
-        prevalence: also report PPV and NPV at this share of positives.
+        options: which models and images, how to decide, intervals (checked when built).
         quiet: no progress bars (``--json``).
     """
-    if prevalence is not None and not 0 < prevalence < 1:
-        raise DataError(f"--prevalence must lie strictly between 0 and 1, found {prevalence}")
+    options = options or EvaluateOptions()
+    data_dir, threshold, target_sensitivity = options.data_dir, options.threshold, options.target_sensitivity
+    bootstrap_rounds, prevalence = options.bootstrap_rounds, options.prevalence
     run = load_run(run_dir)
-    models = [Path(m) for m in (model_files(run.run_dir) if models is None else models)]
+    models = list(model_files(run.run_dir) if options.models is None else options.models)
     for model in models:
         if not model.is_file():
             raise DataError(f"model file {model} does not exist")
@@ -282,7 +273,8 @@ def evaluate(
         "run_dir": str(run.run_dir), "evaluated_on": description, "n": int(len(labels)), "skipped": skipped,
         "class_counts": {name: int((labels == i).sum()) for i, name in enumerate(run.class_names)},
         "class_names": run.class_names, "positive_class": run.class_names[positive],
-        "target_sensitivity": target_sensitivity, "operating_point": rule, "bootstrap_rounds": bootstrap_rounds,
+        "target_sensitivity": target_sensitivity, "operating_point": rule, "threshold_source": options.rule,
+        "bootstrap_rounds": bootstrap_rounds, "options": options.to_dict(), "reproduce": options.command(run.run_dir),
         "models": {s.name: model_report(s, labels, positive, len(run.class_names), bootstrap_rounds, prevalence)
                    for s in scores},
         "agreement_with_keras": {s.name: agreement(scores[0], s, positive) for s in scores[1:]},

@@ -13,9 +13,13 @@ from typing import Sequence
 
 import numpy as np
 
+from edge.atomic import new_folder
 from edge.errors import ArteryEdgeError
 from edge.metadata import read_metadata
 from edge.precisions import FLOAT_REFERENCE, PRECISIONS
+from edge.provenance import RunIdentity, check_tflite, check_twin
+from edge.text import literal_figures, markdown, markdown_code
+from evaluation.formatting import number
 
 SHOWN = 25  # layers in the chart
 QUANTIZE_HINT = 'the per-layer report needs LiteRT Quantizer: pip install "artery-edge[quantize]"'
@@ -34,17 +38,21 @@ def layer_name(tensor: str) -> str:
 
 
 def check_pair(quantized: Path, reference: Path) -> None:
-    """A float32 model compared with itself says nothing: refused, as is a missing twin."""
+    """A float32 model compared with itself says nothing: refused, as is a missing twin, a
+    reference that is not float32 and one converted from another Keras model (``edge.provenance``)."""
     if not Path(quantized).is_file():
         raise ReportError(f"{quantized}: no such model file")
     if not Path(reference).is_file():
         raise ReportError(f"no float32 twin at {reference} (convert with --quantize float32, or pass --reference)")
-    metadata = read_metadata(quantized)
+    metadata, reference_metadata = read_metadata(quantized), read_metadata(reference)
     if (metadata is not None and metadata.precision == FLOAT_REFERENCE.name
             or Path(quantized).resolve() == Path(reference).resolve()):
         raise ReportError(f"{quantized} is a {FLOAT_REFERENCE.name} model: the report compares a quantized model "
                           f"({', '.join(p for p in PRECISIONS if p != FLOAT_REFERENCE.name)}) with its "
                           f"{FLOAT_REFERENCE.name} twin")
+    check_twin(Path(quantized), metadata, Path(reference), reference_metadata)
+    if reference_metadata.precision != FLOAT_REFERENCE.name:
+        raise ReportError(f"{reference} is a {reference_metadata.precision} model, not the {FLOAT_REFERENCE.name} twin")
 
 
 def report_images(model: Path, data: Path | None, count: int, seed: int = 0) -> np.ndarray:
@@ -63,8 +71,10 @@ def report_images(model: Path, data: Path | None, count: int, seed: int = 0) -> 
         from trainer.runs import load_run
 
         try:
-            files = [s.path for s in subset(load_run(Path(model).parent).split(), "train")]
-        except DataError as exc:
+            run = load_run(Path(model).parent)
+            check_tflite(Path(model), read_metadata(model), RunIdentity.of(run))  # images of its own run only
+            files = [s.path for s in subset(run.split(), "train")]
+        except (DataError, ArteryEdgeError) as exc:
             raise ReportError(f"pass --data DIR: {exc}") from None
     if not files:
         raise ReportError(f"no images in {data}")
@@ -164,20 +174,25 @@ def write_report(rows: Sequence[dict], base: Path, quantized: Path, reference: P
         import matplotlib
     except ImportError:
         raise ReportError(QUANTIZE_HINT) from None
-    matplotlib.use("Agg")
+    folder, _ = new_folder(base, lambda temp: write_files(rows, temp, quantized, reference, n_images, matplotlib))
+    return [folder / REPORT_FILE, folder / CHART_FILE]
+
+
+REPORT_FILE, CHART_FILE = "layer_report.md", "layer_report.png"
+
+
+def write_files(rows: Sequence[dict], folder: Path, quantized: Path, reference: Path, n_images: int, matplotlib) -> None:
+    literal_figures(matplotlib)
     import matplotlib.pyplot as plt
 
-    from evaluation.evaluate import evaluation_dir
-
-    folder = evaluation_dir(base)
-    markdown = folder / "layer_report.md"
-    lines = [f"# Per-layer error: {Path(quantized).name} vs {Path(reference).name}", "",
+    lines = [f"# Per-layer error: {markdown(Path(quantized).name)} vs {markdown(Path(reference).name)}", "",
              f"{len(rows)} layer outputs shared by both models, compared on {n_images} image(s); worst first. "
              "SNR = 10 log10(mean(float^2) / mean((quantized - float)^2)): higher is better; "
              "below about 20 dB a layer loses visible precision.", "",
              "| rank | layer | SNR (dB) | cosine |", "|---|---|---|---|"]
-    lines += [f"| {i} | `{r['layer']}` | {r['snr_db']:.1f} | {r['cosine']:.5f} |" for i, r in enumerate(rows, 1)]
-    markdown.write_text("\n".join(lines) + "\n")
+    lines += [f"| {i} | {markdown_code(r['layer'], in_table=True)} | {r['snr_db']:.1f} | {number(r['cosine'], 5)} |"
+              for i, r in enumerate(rows, 1)]
+    (folder / REPORT_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     shown = list(rows[:SHOWN])[::-1]
     figure, axis = plt.subplots(figsize=(9, 0.3 * len(shown) + 1.5))
@@ -186,7 +201,5 @@ def write_report(rows: Sequence[dict], base: Path, quantized: Path, reference: P
     axis.set_title(f"{Path(quantized).name}: the {len(shown)} worst layers")
     axis.tick_params(axis="y", labelsize=7)
     figure.tight_layout()
-    chart = folder / "layer_report.png"
-    figure.savefig(chart, dpi=110)
+    figure.savefig(folder / CHART_FILE, dpi=110)
     plt.close(figure)
-    return [markdown, chart]

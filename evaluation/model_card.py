@@ -1,18 +1,21 @@
 """MODEL_CARD.md for a run, laid out after the Hugging Face model card (model details, intended
 use, training data, training procedure, evaluation, limitations) with the MONAI bundle's
 emphasis on files and checksums. Written by ``evaluate`` from what the run and the evaluation
-measured: nothing in it is typed by hand."""
+measured: nothing in it is typed by hand. Every text that came from files (class and folder
+names, file names, paths, patterns) goes through ``edge.text``'s Markdown escapers."""
 
 from __future__ import annotations
 
 import csv
 import platform
 from collections import Counter
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Sequence
 
 from edge.metadata import sha256_of_file
-from evaluation.formatting import cell, threshold_text
+from edge.text import markdown, markdown_code
+from evaluation.formatting import cell, decision_text, number, threshold_text
 
 METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "roc_auc")
 RECIPE_KEYS = ("image_size", "alpha", "weights", "epochs", "learning_rate", "fine_tune_epochs",
@@ -26,17 +29,17 @@ def split_counts(run) -> tuple[dict, str]:
         rows = list(csv.DictReader(handle))
     counts = Counter((row["subset"], row["class"]) for row in rows)
     config = run.config
-    if config.get("split_pattern"):
-        how = (f"published split kept by file name (`{config['split_pattern']}`); the other files split "
-               f"stratified at random, seeded ({config.get('seed')})")
-    elif config.get("split_file"):
-        how = f"predefined split file `{Path(config['split_file']).name}`"
-    elif config.get("group_pattern"):
+    if config.split_pattern:
+        how = (f"published split kept by file name ({markdown_code(config.split_pattern)}); the other files split "
+               f"stratified at random, seeded ({config.seed})")
+    elif config.split_file:
+        how = f"predefined split file {markdown_code(Path(config.split_file).name)}"
+    elif config.group_pattern:
         groups = len({row.get("group") for row in rows})
-        how = (f"grouped by the first capture group of `{config['group_pattern']}` on the file name "
-               f"({groups} groups, none in two subsets), seeded ({config.get('seed')})")
+        how = (f"grouped by the first capture group of {markdown_code(config.group_pattern)} on the file name "
+               f"({groups} groups, none in two subsets), seeded ({config.seed})")
     else:
-        how = (f"stratified random split of single files, seeded ({config.get('seed')}): patches of one "
+        how = (f"stratified random split of single files, seeded ({config.seed}): patches of one "
                "patient or recording may sit in more than one subset")
     return dict(counts), how
 
@@ -67,30 +70,37 @@ LIMITATIONS = [
 def write_model_card(path: Path, report: dict, run, model_files: Sequence[Path]) -> None:
     """MODEL_CARD.md from the run and its evaluation report (``evaluate``'s metrics.json)."""
     sections = [model_details(report, run), INTENDED_USE, training_sections(run), evaluation_section(report),
-                LIMITATIONS, files_section(run, model_files)]
-    path.write_text("\n\n".join("\n".join(section) for section in sections) + "\n")
+                LIMITATIONS, files_section(report, run, model_files)]
+    path.write_text("\n\n".join("\n".join(section) for section in sections) + "\n", encoding="utf-8")
+
+
+def keras_version() -> str:
+    try:
+        return version("keras")
+    except PackageNotFoundError:
+        return "?"
 
 
 def model_details(report: dict, run) -> list[str]:
-    import keras
-
     config = run.config
+    positive = markdown(report["positive_class"])
     return [
-        f"# Model card: {run.run_dir.name}",
+        f"# Model card: {markdown(run.run_dir.name)}",
         "",
         "## Model details",
-        f"- MobileNetV2 (alpha {config.get('alpha')}) transfer-learned in two stages (frozen base, then "
+        f"- MobileNetV2 (alpha {config.alpha}) transfer-learned in two stages (frozen base, then "
         f"fine-tuning), {run.image_size} x {run.image_size} RGB input, raw pixels 0..255 (normalised in the graph).",
-        f"- Classes: {', '.join(run.class_names)}; positive class **{report['positive_class']}**.",
+        f"- Classes: {', '.join(markdown(c) for c in run.class_names)}; positive class **{positive}**.",
         f"- Calibration temperature {report['calibration']['temperature']:.4f} (fitted on the validation split, "
         "inside every exported graph).",
-        f"- Operating point: {report.get('operating_point', 'argmax')}"
-        + (f", threshold {run.threshold:.4f} on p({report['positive_class']}) chosen on the validation split and "
-           "stored in every exported file." if run.threshold is not None else "."),
-        *([f"- Adapted from run `{run.parent.get('name')}` (trained on {run.parent.get('data') or '?'}; its "
-           f"`model.keras` sha256 `{run.parent['model_sha256']}`): fine-tuned on the data below, temperature and "
+        (f"- Stored operating point: {markdown(config.operating_point)}, threshold {run.threshold:.4f} on "
+         f"p({positive}) chosen on the validation split and stored in every exported file."
+         if run.threshold is not None else "- Stored operating point: argmax (no threshold stored)."),
+        *([f"- Adapted from run {markdown_code(run.parent.get('name'))} (trained on "
+           f"{markdown(run.parent.get('data') or '?')}; its `model.keras` sha256 "
+           f"{markdown_code(run.parent['model_sha256'])}): fine-tuned on the data below, temperature and "
            "threshold re-fitted on its validation split."] if run.parent else []),
-        f"- Built with artery-edge, Keras {keras.__version__}, Python {platform.python_version()}.",
+        f"- Built with artery-edge, Keras {keras_version()}, Python {platform.python_version()}.",
     ]
 
 
@@ -99,10 +109,10 @@ def training_sections(run) -> list[str]:
     config = run.config
     return [
         "## Training data",
-        f"- Data folder(s): {', '.join(f'`{Path(d).name}`' for d in config.get('data_dirs') or [config.get('data_dir', '')])}."
+        f"- Data folder(s): {', '.join(markdown_code(Path(d).name) for d in config.data_dirs)}."
         f" Split: {how}.",
         "",
-        "| subset | " + " | ".join(run.class_names) + " |",
+        "| subset | " + " | ".join(markdown(c) for c in run.class_names) + " |",
         "|---|" + "---|" * len(run.class_names),
         *[f"| {subset} | " + " | ".join(str(counts.get((subset, c), 0)) for c in run.class_names) + " |"
           for subset in ("train", "validation", "test")],
@@ -111,7 +121,7 @@ def training_sections(run) -> list[str]:
         "",
         "| setting | value |",
         "|---|---|",
-        *[f"| {key} | {config[key]} |" for key in RECIPE_KEYS if key in config],
+        *[f"| {key} | {markdown(getattr(config, key))} |" for key in RECIPE_KEYS],
     ]
 
 
@@ -120,10 +130,10 @@ def evaluation_section(report: dict) -> list[str]:
     names = list(models)
     lines = [
         "## Evaluation",
-        f"On the {report['evaluated_on']} ({report['n']} images). Brackets: bootstrap 95 % intervals "
-        f"({report['bootstrap_rounds']} resamples).",
+        f"On the {markdown(report['evaluated_on'])} ({report['n']} images). Brackets: bootstrap 95 % intervals "
+        f"({report['bootstrap_rounds']} resamples). Decisions: {decision_text(report)}",
         "",
-        "| metric | " + " | ".join(names) + " |",
+        "| metric | " + " | ".join(markdown(n) for n in names) + " |",
         "|---|" + "---|" * len(names),
         *[f"| {metric} | " + " | ".join(cell(models[n]["metrics"].get(metric), models[n]["ci95"].get(metric))
                                         for n in names) + " |" for metric in METRICS],
@@ -133,23 +143,24 @@ def evaluation_section(report: dict) -> list[str]:
         f"Keras' calibration error without the temperature: {report['calibration']['keras_ece_uncalibrated']:.4f}.",
         "",
         "Agreement with the Keras model on the same files: " + "; ".join(
-            f"{name} {a['label_agreement']:.2%} identical labels (mean |dp| {a['mean_abs_diff']:.4f})"
+            f"{markdown(name)} {a['label_agreement']:.2%} identical labels (mean \\|dp\\| {a['mean_abs_diff']:.4f})"
             for name, a in report["agreement_with_keras"].items()) + ".",
     ]
     if report.get("prevalence") is not None:
         lines += ["", f"At a prevalence of {report['prevalence']:g}: " + "; ".join(
-            f"{n} PPV {models[n]['at_prevalence']['ppv']:.3f}, NPV {models[n]['at_prevalence']['npv']:.3f}"
-            for n in names if models[n]["at_prevalence"]["ppv"] is not None) + "."]
+            f"{markdown(n)} PPV {number(models[n]['at_prevalence']['ppv'])}, "
+            f"NPV {number(models[n]['at_prevalence']['npv'])}" for n in names)
+            + " (n/a: undefined, the model made no decision of that kind)."]
     return lines
 
 
-def files_section(run, model_files: Sequence[Path]) -> list[str]:
+def files_section(report: dict, run, model_files: Sequence[Path]) -> list[str]:
     return [
         "## Files",
         "",
         "| file | sha256 |",
         "|---|---|",
-        *[f"| `{f.name}` | `{sha256_of_file(f)}` |" for f in [run.model_path, *model_files]],
+        *[f"| {markdown_code(f.name, in_table=True)} | `{sha256_of_file(f)}` |" for f in [run.model_path, *model_files]],
         "",
-        "Reproduce: `artery-edge evaluate --run " + str(run.run_dir) + "`.",
+        f"Reproduce: {markdown_code(report['reproduce'])}.",
     ]

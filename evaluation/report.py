@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from evaluation.evaluate import Evaluation, evaluation_dir
-from evaluation.formatting import cell, threshold_text
+from edge.atomic import new_folder
+from edge.text import literal_figures, markdown, markdown_code
+from evaluation.evaluate import Evaluation
+from evaluation.formatting import cell, decision_text, number, threshold_text
 from evaluation.model_card import write_model_card
 from trainer.plots import plot_confusion
 
@@ -19,14 +21,20 @@ METRIC_ORDER = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "
 
 
 def write_evaluation(result: Evaluation, out_dir: Optional[Path] = None) -> Path:
-    """Write every file of an evaluation into a new folder and return it.
+    """Write every file of an evaluation into a new folder and return it. The folder is filled
+    under a temporary name and renamed when complete: a failure leaves no half-written one.
 
     Args:
         result: what ``evaluate`` measured.
         out_dir: the folder (default: RUN/evaluation); taken, ``-2``, ``-3``... is used instead.
     """
+    folder, _ = new_folder(Path(out_dir) if out_dir else result.run.run_dir / "evaluation",
+                           lambda temp: write_files(result, temp))
+    return folder
+
+
+def write_files(result: Evaluation, folder: Path) -> None:
     report, scores = result.report, result.scores
-    folder = evaluation_dir(Path(out_dir) if out_dir else result.run.run_dir / "evaluation")
     (folder / "metrics.json").write_text(json.dumps(report, indent=2))
     np.savez_compressed(folder / "probabilities.npz", files=np.array([str(s.path) for s in result.samples]),
                         labels=result.labels, **{s.name: s.probabilities for s in scores})
@@ -37,9 +45,11 @@ def write_evaluation(result: Evaluation, out_dir: Optional[Path] = None) -> Path
     return folder
 
 
-def metrics_table(report: dict) -> list[str]:
+def metrics_table(report: dict, escape: Callable[[str], str] = markdown) -> list[str]:
+    """The metrics of every model side by side, a Markdown table (``escape``: how names from
+    files are written; ``edge.text.terminal`` for a terminal)."""
     names = list(report["models"])
-    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines = ["| metric | " + " | ".join(escape(n) for n in names) + " |", "|---|" + "---|" * len(names)]
     for metric in METRIC_ORDER:
         cells = [cell(report["models"][n]["metrics"].get(metric), report["models"][n]["ci95"].get(metric)) for n in names]
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
@@ -47,8 +57,7 @@ def metrics_table(report: dict) -> list[str]:
     if report.get("prevalence") is not None:
         for key in ("ppv", "npv"):
             cells = [report["models"][n]["at_prevalence"][key] for n in names]
-            lines.append(f"| {key} at prevalence {report['prevalence']:g} | "
-                         + " | ".join("n/a" if c is None else f"{c:.3f}" for c in cells) + " |")
+            lines.append(f"| {key} at prevalence {report['prevalence']:g} | " + " | ".join(map(number, cells)) + " |")
     lines.append("| threshold | " + " | ".join(threshold_text(report["models"][n]["threshold"]) for n in names) + " |")
     lines.append("| confusion [[TN, FP], [FN, TP]] | " + " | ".join(str(report["models"][n]["confusion_matrix"]) for n in names) + " |")
     return lines
@@ -58,9 +67,9 @@ def write_markdown(report: dict, path: Path) -> None:
     lines = [
         "# Evaluation",
         "",
-        f"Run: `{report['run_dir']}`; evaluated on the {report['evaluated_on']} "
-        f"({report['n']} images: " + ", ".join(f"{k} {v}" for k, v in report["class_counts"].items()) + ").",
-        f"Positive class: **{report['positive_class']}** (sensitivity = its recall). "
+        f"Run: {markdown_code(report['run_dir'])}; evaluated on the {markdown(report['evaluated_on'])} "
+        f"({report['n']} images: " + ", ".join(f"{markdown(k)} {v}" for k, v in report["class_counts"].items()) + ").",
+        f"Positive class: **{markdown(report['positive_class'])}** (sensitivity = its recall). "
         f"Brackets: bootstrap 95% intervals ({report['bootstrap_rounds']} resamples).",
         "",
         *metrics_table(report),
@@ -71,14 +80,15 @@ def write_markdown(report: dict, path: Path) -> None:
         "|---|---|---|---|---|",
     ]
     for name, a in report["agreement_with_keras"].items():
-        notes = ", ".join(f"{k} {v}" for k, v in report.get("conversion", {}).get(name, {}).items()) or "-"
-        lines.append(f"| {name} | {a['label_agreement']:.4f} | {a['mean_abs_diff']:.5f} | {a['max_abs_diff']:.5f} | {notes} |")
+        notes = markdown(", ".join(f"{k} {v}" for k, v in report.get("conversion", {}).get(name, {}).items()) or "-")
+        lines.append(f"| {markdown(name)} | {a['label_agreement']:.4f} | {a['mean_abs_diff']:.5f} | {a['max_abs_diff']:.5f} | {notes} |")
     calibration = report["calibration"]
     lines += ["", "## Calibration", "",
               f"Temperature {calibration['temperature']:.4f}, fitted on the validation split after training and "
               "baked into every exported graph (softmax(logits / T)). Keras' expected calibration error on these "
               f"files without it (T = 1): {calibration['keras_ece_uncalibrated']:.4f}; with it: "
               f"{report['models']['keras']['ece']:.4f}. Per model in the table above; `reliability.png`."]
+    lines += ["", f"Decisions: {decision_text(report)}", "", f"Reproduce: {markdown_code(report['reproduce'])}."]
     lines += ["", "Plots: `roc.png`, `reliability.png`, `confusion_<model>.png`, `scatter_<model>.png`. "
               "Per-image probabilities and labels: `predictions.csv`.", "",
               "Research tool, not a diagnostic device: these figures describe this data set only."]
@@ -88,7 +98,7 @@ def write_markdown(report: dict, path: Path) -> None:
 def write_plots(report: dict, scores: Sequence, labels: np.ndarray, positive: int, folder: Path) -> None:
     import matplotlib
 
-    matplotlib.use("Agg")
+    literal_figures(matplotlib)
     import matplotlib.pyplot as plt
 
     for s in scores:
@@ -174,3 +184,4 @@ def write_predictions(path: Path, samples: Sequence, run, scores: Sequence, posi
             for s in scores:
                 row += [f"{s.probabilities[i, positive]:.6f}", run.class_names[s.predicted[i]]]
             writer.writerow(row)
+

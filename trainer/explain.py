@@ -14,6 +14,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from edge.atomic import new_folder
+from edge.errors import OptionError
+from edge.text import literal_figures, terminal
 from trainer.data import DataError
 
 
@@ -49,6 +52,22 @@ def default_layer(base) -> str:
     return sized[-1] if sized else names[-1]
 
 
+def check_map_size(base, layer: str, names: Sequence[str]) -> None:
+    """A 1 x 1 map has one cell: its heat is the same everywhere, an explanation of nothing, so
+    the layer is refused; under 4 x 4 cells the heat is coarse, and a warning says so."""
+    side = min(base.get_layer(layer).output.shape[1:3])
+    if side >= MIN_MAP_SIDE:
+        return
+    larger = [n for n in names if min(base.get_layer(n).output.shape[1:3]) >= MIN_MAP_SIDE]
+    hint = f" (e.g. {larger[-1]}, the last with {MIN_MAP_SIDE} x {MIN_MAP_SIDE} or more)" if larger else ""
+    if side < 2:
+        raise OptionError(f"--layer {layer}: its map is 1 x 1 at this input size, so the heat would be uniform; "
+                          f"choose an earlier layer{hint}")
+    import sys
+
+    print(f"warning: --layer {layer}: its map is only {side} x {side} cells, the heat is coarse{hint}", file=sys.stderr)
+
+
 def gradcam_model(model, layer: Optional[str] = None):
     """A model from raw pixels to (the layer's activations, the classifier's logits), sharing weights."""
     import keras
@@ -60,6 +79,7 @@ def gradcam_model(model, layer: Optional[str] = None):
     layer = layer or default_layer(base)
     if layer not in names:
         raise DataError(f"no convolutional layer named {layer!r} in the model (e.g. {', '.join(names[-3:])})")
+    check_map_size(base, layer, names)
     inner = keras.Model(base.inputs, [base.get_layer(layer).output, base.output])
     size = model.input_shape[1]
     inputs = keras.Input((size, size, 3))
@@ -92,13 +112,10 @@ def explain(run, images: Sequence[Path], layer: Optional[str] = None, batch_size
             ) -> tuple[list[Explanation], list[str]]:
     """Grad-CAM for each readable image with the run's model (probabilities calibrated as
     exported), and one message per image that could not be read."""
-    import keras
-
-    import trainer.model  # noqa: F401  (registers the custom layers a run's model may hold)
     from trainer.calibration import softmax
     from trainer.data import Sample, load_arrays, readable
 
-    model = keras.models.load_model(run.model_path, compile=False)
+    model = run.keras_model()
     grad_model = gradcam_model(model, layer)
     samples, skipped = readable([Sample(Path(p), 0) for p in images])
     found = []
@@ -121,16 +138,41 @@ def overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.nda
     return np.clip((1 - alpha) * pixels + alpha * colours, 0, 255).astype(np.uint8)
 
 
-def write_explanations(explanations: Sequence[Explanation], folder: Path, positive: str) -> Path:
-    """One overlay PNG per image and ``gradcam_grid.png`` with the label and probability on each tile."""
+GRID_FILE = "gradcam_grid.png"
+
+
+def overlay_names(paths: Sequence[Path]) -> list[str]:
+    """``<stem>_gradcam.png`` per image; images sharing a stem (``a/x.png``, ``b/x.png``, ``x.jpg``)
+    get ``_gradcam-2.png``, ``-3``... in input order, so no overlay replaces another."""
+    names: list[str] = []
+    for path in paths:
+        name = base = f"{Path(path).stem}_gradcam"
+        number = 1
+        while f"{name}.png" in names:
+            number += 1
+            name = f"{base}-{number}"
+        names.append(f"{name}.png")
+    return names
+
+
+def write_explanations(explanations: Sequence[Explanation], base: Path, positive: str) -> tuple[Path, list[Path]]:
+    """A new folder ``base`` (``base-2``... when taken) with one overlay PNG per image and
+    ``gradcam_grid.png`` (label and probability on each tile); filled under a temporary name,
+    so a failure leaves no partial folder. Returns the folder and the overlays' paths."""
+    names = overlay_names([e.path for e in explanations])
+    folder, _ = new_folder(base, lambda temp: draw_explanations(explanations, temp, names, positive))
+    return folder, [folder / name for name in names]
+
+
+def draw_explanations(explanations: Sequence[Explanation], folder: Path, names: Sequence[str], positive: str) -> None:
     import matplotlib
 
-    matplotlib.use("Agg")
+    literal_figures(matplotlib)
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    for e in explanations:
-        Image.fromarray(overlay(e.pixels, e.heat)).save(folder / f"{e.path.stem}_gradcam.png")
+    for e, name in zip(explanations, names):
+        Image.fromarray(overlay(e.pixels, e.heat)).save(folder / name)
     columns = min(4, len(explanations))
     rows = -(-len(explanations) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
@@ -138,11 +180,9 @@ def write_explanations(explanations: Sequence[Explanation], folder: Path, positi
         ax.axis("off")
     for ax, e in zip(axes.ravel(), explanations):
         ax.imshow(overlay(e.pixels, e.heat))
-        ax.set_title(f"{e.label} p={e.probability:.2f}\n{e.path.name[:22]}", fontsize=8,
+        ax.set_title(f"{terminal(e.label)} p={e.probability:.2f}\n{terminal(e.path.name)[:22]}", fontsize=8,
                      color="firebrick" if e.label == positive else "black")
     fig.suptitle("Grad-CAM (research tool, not a diagnostic device)", fontsize=9)
     fig.tight_layout()
-    grid = folder / "gradcam_grid.png"
-    fig.savefig(grid, dpi=100)
+    fig.savefig(folder / GRID_FILE, dpi=100)
     plt.close(fig)
-    return grid
