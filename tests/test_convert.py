@@ -174,14 +174,16 @@ def test_bad_inputs_fail_in_one_line_with_nothing_left(converted_run, tmp_path, 
 # a .tflite that appears while converting is not replaced; leftovers of a killed run go;
 # files get the umask's mode
 def test_convert_never_replaces_and_cleans_up(tmp_path):
-    from converters.tflite import ConversionError, remove_stale_temporaries, write_atomically
+    from converters.tflite import ConversionError, remove_stale_temporaries, write_models
 
     target = tmp_path / "model_int8.tflite"
     target.write_bytes(b"someone else's")
+    first = tmp_path / "model_float32.tflite"
     with pytest.raises(ConversionError, match="created meanwhile"):
-        write_atomically(target, b"ours")
+        write_models({first: b"ours too", target: b"ours"}, overwrite=False)
     assert target.read_bytes() == b"someone else's" and not list(tmp_path.glob(".*.tmp"))
-    write_atomically(target, b"ours", replace_existing=True)
+    assert not first.exists()  # all of a conversion's new files or none
+    write_models({target: b"ours"}, overwrite=True)
     assert target.read_bytes() == b"ours"
     umask = os.umask(0)
     os.umask(umask)
