@@ -95,6 +95,9 @@ def check_labels_option(labels: Sequence[str]) -> None:
     the runtime refuses, and a decision that cannot name its class)."""
     if len(labels) < 2 or not all(label.strip() for label in labels):
         raise ConversionError(f"--labels needs two or more non-empty class names, found {','.join(labels)!r}")
+    if not all(label.isprintable() for label in labels):
+        raise ConversionError(f"--labels: class names must be printable text (no newline or control "
+                              f"character), found {','.join(labels)!r}")
     try:
         check_unique_labels(labels)
     except ValueError as exc:
