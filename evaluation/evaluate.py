@@ -20,6 +20,7 @@ from edge.decision import decide, positive_index
 from edge.precisions import model_files, precision_of_file
 from edge.progress import progress_bar
 from edge.provenance import RunIdentity, check_tflite
+from edge.text import terminal
 from evaluation.options import EvaluateOptions
 from trainer.data import DataError, Sample, readable, scan_dataset, subset
 from trainer.metrics import binary_metrics, confusion_matrix
@@ -260,7 +261,7 @@ def evaluate(run_dir: Path, options: Optional[EvaluateOptions] = None, quiet: bo
             raise DataError(f"model file {model} does not exist")
     samples, skipped, description = evaluation_samples(run, data_dir, quiet)
     for message in skipped:
-        print(f"warning: skipping {message}", file=sys.stderr)
+        print(f"warning: skipping {terminal(message)}", file=sys.stderr)
     if not samples:
         raise DataError("nothing to evaluate: no readable images")
     labels = np.array([s.label for s in samples])
