@@ -346,10 +346,12 @@ def convert(
     if json_output:
         print_json([r.to_dict() for r in results])
         return
+    from edge.text import terminal
+
     typer.echo(f"{'precision':<10}{'size (MB)':>10}{'vs float32':>12}{'time (s)':>10}  file")
     for r in results:
         ratio = f"{r.ratio_to_float32:.3f}" if r.ratio_to_float32 is not None else "n/a"
-        typer.echo(f"{r.precision:<10}{r.bytes / 1e6:>10.2f}{ratio:>12}{r.seconds:>10.1f}  {r.path}")
+        typer.echo(terminal(f"{r.precision:<10}{r.bytes / 1e6:>10.2f}{ratio:>12}{r.seconds:>10.1f}  {r.path}"))
 
 
 @app.command()
@@ -638,10 +640,12 @@ def benchmark(
     if json_output:
         print_json(results)
         return
+    from edge.text import terminal
+
     header = f"{'model':<28}{'precision':>10}{'MB':>7}{'load ms':>9}{'p50 ms':>8}{'p95 ms':>8}{'mean ms':>9}{'img/s':>8}{'RSS MB':>8}  backend"
     typer.echo(header)
     for r in results:
-        typer.echo(f"{Path(r['model']).name[:27]:<28}{r['precision']:>10}{r['size_bytes'] / 1e6:>7.2f}{r['load_ms']:>9.1f}"
+        typer.echo(f"{terminal(Path(r['model']).name)[:27]:<28}{terminal(r['precision'])[:9]:>10}{r['size_bytes'] / 1e6:>7.2f}{r['load_ms']:>9.1f}"
                    f"{r['p50_ms']:>8.3f}{r['p95_ms']:>8.3f}{r['mean_ms']:>9.3f}{r['throughput_ips']:>8.0f}"
                    f"{r['peak_rss_mb']:>8.1f}  {r['backend']} ({r['threads'] or 'default'} threads)")
 
