@@ -140,6 +140,8 @@ def test_cli_report_json_and_out_dir(converted_run, tmp_path):
         ("run", ["--float16-keep-below", "-1"], "--float16-keep-below"),
         ("moved_data", ["--quantize", "int8"], "calibration images cannot be built"),
         ("run", ["--quantize", "int8", "--calibration-data", "EMPTY"], "calibration data"),
+        ("run", ["--quantize", "float32", "--labels", "Unhealthy,Healthy"], "every decision would be inverted"),
+        ("run", ["--quantize", "float32", "--labels", "Healthy,Healthy"], "duplicate label"),
     ],
 )
 def test_bad_inputs_fail_in_one_line_with_nothing_left(converted_run, tmp_path, setup, args, message):
@@ -164,7 +166,8 @@ def test_bad_inputs_fail_in_one_line_with_nothing_left(converted_run, tmp_path, 
             (source / "config.json").write_text(json.dumps(config))
     args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
     (tmp_path / "empty").mkdir()
-    result = runner.invoke(app, ["convert", str(source), "--labels", "A,B", "--out", str(target), *args])
+    labels = [] if setup in ("run", "moved_data") else ["--labels", "A,B"]  # a run knows its classes
+    result = runner.invoke(app, ["convert", str(source), *labels, "--out", str(target), *args])
     assert result.exit_code != 0
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.output

@@ -88,7 +88,34 @@ def test_calibration_predictions_and_model_card(converted_run, tmp_path):
 def test_prevalence_must_be_a_proportion(converted_run, value):
     run, _ = converted_run
     result = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--prevalence", value])
-    assert result.exit_code == 2 and "--prevalence must lie strictly between 0 and 1" in result.output
+    assert result.exit_code == 2 and "--prevalence must lie in (0, 1)" in result.output
+
+
+# the threshold given is the one the card names; every decision positive (NPV undefined) is no crash
+def test_a_given_threshold_is_what_the_card_says_and_reproduces(converted_run, tmp_path):
+    import re
+    import shlex
+
+    run, models = converted_run
+    out = tmp_path / "e"
+    result = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--models", str(models["float32"]),
+                                 "--threshold", "0", "--prevalence", "0.2", "--bootstrap", "10", "--out", str(out),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["models"]["keras"]["threshold"] == 0 and report["threshold_source"] == "--threshold"
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "every model at threshold 0 on p(Unhealthy), given as `--threshold`" in card and "NPV n/a" in card
+    words = shlex.split(re.search(r"Reproduce: `(.*)`", card).group(1))
+    assert words[words.index("--threshold") + 1] == "0.0" and words[words.index("--bootstrap") + 1] == "10"
+    assert words[words.index("--models") + 1] == str(models["float32"])
+
+
+def test_threshold_and_target_sensitivity_together_are_refused(converted_run):
+    run, _ = converted_run
+    result = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--threshold", "0.3",
+                                 "--target-sensitivity", "0.9"])
+    assert result.exit_code == 2 and "give one of them" in result.output
 
 
 def test_operating_point_reaches_the_target_on_validation(converted_run, tmp_path):
@@ -111,6 +138,7 @@ def test_sensitivity_threshold():
 
 @pytest.mark.parametrize("case, message", [
     ("no_split", "split.csv is missing"), ("wrong_classes", "differ from the model"), ("missing_model", "does not exist"),
+    ("foreign_model", "does not belong to the run"),
 ])
 def test_bad_inputs(converted_run, tmp_path, case, message):
     run, _ = converted_run
@@ -125,6 +153,13 @@ def test_bad_inputs(converted_run, tmp_path, case, message):
             for i in range(3):
                 Image.new("RGB", (20, 20), (i, i, i)).save(tmp_path / "other" / name / f"{i}.png")
         args += ["--data", str(tmp_path / "other")]
+    elif case == "foreign_model":  # the run's classes and size, converted from another model.keras
+        from edge.metadata import ModelMetadata
+        from tests.tflite_builder import build_tiny_classifier
+
+        foreign = build_tiny_classifier(tmp_path / "model_float32.tflite", size=run.image_size, metadata=ModelMetadata(
+            labels=run.class_names, input_size=run.image_size, precision="float32", source_model_sha256="b" * 64))
+        args += ["--models", str(foreign), "--out", str(tmp_path / "e")]
     else:
         args += ["--models", str(tmp_path / "absent.tflite")]
     result = runner.invoke(app, args)
