@@ -227,6 +227,22 @@ def test_grad_cam_overlays_never_share_a_name():
     assert len(set(names)) == len(names) and names[:3] == ["x_gradcam.png", "x_gradcam-2.png", "x_gradcam-3.png"]
 
 
+def test_a_grad_cam_layer_with_a_1x1_map_is_refused_and_a_coarse_one_warned(capsys):
+    from types import SimpleNamespace
+
+    from trainer.explain import check_map_size
+
+    sides = {"block_1_project": 16, "block_13_expand_relu": 2, "out_relu": 1}
+    base = SimpleNamespace(get_layer=lambda name: SimpleNamespace(
+        output=SimpleNamespace(shape=(None, sides[name], sides[name], 8))))
+    check_map_size(base, "block_1_project", list(sides))
+    assert capsys.readouterr().err == ""
+    check_map_size(base, "block_13_expand_relu", list(sides))
+    assert "warning:" in capsys.readouterr().err
+    with pytest.raises(OptionError, match="1 x 1.*block_1_project"):
+        check_map_size(base, "out_relu", list(sides))
+
+
 def test_a_file_given_twice_is_classified_once(tmp_path):
     from edge.batch import expand_inputs
 
