@@ -25,12 +25,19 @@ START_TIMEOUT_S = 120  # the machine may be busy: importing and loading the mode
 @contextlib.contextmanager
 def running_server(tmp_path: Path, *args: str) -> Iterator[str]:
     """``artery-edge serve --port 0 ARGS`` in a subprocess; yields its base URL (http://127.0.0.1:PORT)."""
+    with server_process(tmp_path, *args) as (_, base):
+        yield base
+
+
+@contextlib.contextmanager
+def server_process(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """As :func:`running_server`, also yielding the process (its pid, for memory figures)."""
     log = tmp_path / f"serve-{time.monotonic_ns()}.log"
     with open(log, "w") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "artery_edge.cli", "serve", "--port", "0", *args],
                                    stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        yield wait_for_address(process, log)
+        yield process, wait_for_address(process, log)
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
@@ -18,7 +21,7 @@ from tests.serve_helpers import get_json, multipart, png_bytes, request, running
 pytest.importorskip("tornado", reason="the serve extra (tornado) is not installed")
 
 LIMIT_MB = 1
-TOKEN = "s3cret-token-for-the-tests-0123456789"
+TOKEN = "s3cret/token+for=the-tests-0123456789"  # base64 characters survive the cookie too
 
 
 def bomb_png() -> bytes:
@@ -176,3 +179,11 @@ def test_a_weak_token_is_refused(tmp_path, token, words):
 def test_bad_options_are_one_error_line(args, code, words):
     result = cli("serve", "--port", "0", *args)
     assert result.returncode == code and words in one_error_line(result)
+
+
+def test_without_the_serve_extra_it_says_what_to_install():
+    hide_tornado = ("import sys; sys.modules['tornado'] = None; sys.argv = ['artery-edge', 'serve', '--port', '0']; "
+                    "from artery_edge.cli import main; main()")
+    result = subprocess.run([sys.executable, "-c", hide_tornado], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert result.returncode == 1 and 'pip install "artery-edge[serve]"' in one_error_line(result)

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from edge.camera import Frames, open_camera, open_video
+from edge.camera import Frames, import_cv2, open_camera, open_video
 from edge.classifier import Classifier, Prediction
 from edge.errors import EdgeError
 from edge.serve.options import Source
@@ -60,7 +60,7 @@ def source_opener(source: Source) -> Callable[[], Frames]:
 
     def open_paced() -> Frames:
         frames = open_video(str(source))
-        fps = frames.capture.get(5)  # cv2.CAP_PROP_FPS; 0 when the container does not say
+        fps = frames.capture.get(import_cv2().CAP_PROP_FPS)  # 0 when the container does not say
         return Paced(frames, fps if 0 < fps <= 240 else 25.0)
 
     return open_paced
