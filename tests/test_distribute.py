@@ -155,6 +155,10 @@ def test_a_mixed_precision_model_serves_in_float32(tmp_path):
     (["--strategy", "ring"], {}, "unknown strategy"),
     (["--devices", "/gpu:0"], {}, "--devices applies to --strategy mirrored only"),
     (["--mixed-precision"], {}, "--mixed-precision needs a GPU"),
+    (["--strategy", "mirrored", "--devices", "/gpu:0,/gpu:1"], {}, "--devices /gpu:0: no such device"),  # hung
+    (["--strategy", "mirrored", "--devices", "/gpu:7"], {}, "--devices /gpu:7: no such device"),  # trained on CPU
+    (["--strategy", "mirrored", "--devices", "/cpu:0,/cpu:0"], {}, "named twice"),
+    (["--strategy", "mirrored", "--devices", "gpu zero"], {}, "is not a device name"),
 ])
 def test_bad_distribution_options_are_one_error_line(synthetic_dir, tmp_path, monkeypatch, args, env, message):
     for key, value in env.items():
@@ -203,3 +207,87 @@ def test_early_stopping_state_survives_a_restart(tmp_path):
     callback.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
     callback.on_train_begin()
     assert (callback.wait, callback.best, callback.best_epoch) == (3, 0.25, 4)
+
+
+def start_lone_worker(synthetic_dir, tmp_path, timeout: str) -> subprocess.Popen:
+    """The first of two workers, whose partner never comes (in its own process group, as a shell job)."""
+    workers = [f"localhost:{port}" for port in free_ports(2)]
+    tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": 0}})
+    return cli_process("train", str(synthetic_dir), "--output-dir", str(tmp_path / "m"), "--strategy", "multi-worker",
+                       "--weights", "none", "--cluster-timeout", timeout, *TINY, env={"TF_CONFIG": tf_config},
+                       start_new_session=True)
+
+
+def test_a_worker_whose_partner_never_comes_times_out(synthetic_dir, tmp_path):
+    process = start_lone_worker(synthetic_dir, tmp_path, "3")
+    _, stderr = process.communicate(timeout=240)
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert process.returncode == -signal.SIGKILL and errors == [
+        "error: the other workers of TF_CONFIG did not connect within 3 s (--cluster-timeout)"], stderr[-2000:]
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
+def test_a_worker_waiting_for_its_partner_honours_sigterm_to_its_group(synthetic_dir, tmp_path):
+    """SIGTERM to the job's process group, as systemd and a shell's Ctrl-C (SIGINT) deliver it."""
+    process = start_lone_worker(synthetic_dir, tmp_path, "600")
+    lines = []
+    for line in process.stderr:  # wait until it is blocked in TensorFlow's cluster wait
+        lines.append(line)
+        if "waiting up to 600 s" in line:
+            break
+    time.sleep(10)  # the watchdog has started
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=60)  # it used to ignore SIGTERM and Ctrl-C and wait forever
+    assert process.returncode == -signal.SIGKILL, "".join(lines)
+    assert "error: interrupted while waiting for the other workers" in process.stderr.read()
+
+
+def interrupted_run(tmp_path) -> Path:
+    """A run folder as a kill leaves it before its first epoch: config, split, no run.json."""
+    from PIL import Image
+
+    from trainer.config import TrainConfig
+    from trainer.data import scan_dataset, stratified_split, write_split
+    from trainer.runs import CONFIG_FILE, SPLIT_FILE, write_json
+
+    data = tmp_path / "data"
+    for label in ("Healthy", "Unhealthy"):
+        (data / label).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(np.full((8, 8, 3), i * 20, np.uint8)).save(data / label / f"{i}.png")
+    run_dir = tmp_path / "runs" / "killed"
+    run_dir.mkdir(parents=True)
+    config = TrainConfig(data_dirs=[str(data)], output_dir=str(run_dir.parent), image_size=32, alpha=0.35,
+                         weights="none", epochs=1, fine_tune_epochs=1, tensorboard=False)
+    write_json(run_dir / CONFIG_FILE, config.to_dict())
+    scanned = scan_dataset(data, validate=False)
+    write_split(run_dir / SPLIT_FILE, stratified_split(scanned.samples), scanned.root, scanned.class_names)
+    return run_dir
+
+
+def resume_error(run_dir: Path, *options: str) -> str:
+    result = runner.invoke(app, ["train", "--resume", str(run_dir), *options])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 1 and len(errors) == 1, result.output
+    return errors[0]
+
+
+@pytest.mark.parametrize("options", [["--epochs", "3"], ["--epochs", "10"], ["--seed", "1", "--no-flip"]])
+def test_resume_refuses_options_instead_of_ignoring_them(tmp_path, options):
+    message = resume_error(interrupted_run(tmp_path), *options)
+    assert "continues with the options the run started with; leave out " + options[0] in message
+
+
+def test_resume_of_damaged_state_moved_data_or_a_busy_run_is_one_error_line(tmp_path):
+    from trainer.runs import locked
+
+    run_dir = interrupted_run(tmp_path)
+    with locked(run_dir):  # another process trains it
+        assert "being trained by another process" in resume_error(run_dir)
+    (run_dir / "backup").mkdir()
+    (run_dir / "backup" / "state.json").write_text('{"stage1_done": 1, "checkp')  # cut by a kill
+    assert "backup/state.json is damaged" in resume_error(run_dir)
+    (run_dir / "backup" / "state.json").unlink()
+    (tmp_path / "data").rename(tmp_path / "moved")
+    assert "images are not where it trained" in resume_error(run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "backup", "config.json", "split.csv"]

@@ -69,6 +69,7 @@ class TrainConfig:
     steps_per_execution: int = 1
     strategy: str = "auto"  # auto | default | mirrored | multi-worker (trainer.distribute)
     devices: str = ""  # mirrored: comma-separated device names, default all local GPUs
+    cluster_timeout: float = 600.0  # multi-worker: seconds to wait for the other workers to connect
     scale_learning_rate: bool = False  # multiply the learning rates by the number of replicas
     mixed_precision: bool = False  # mixed_float16 on GPU; refused on CPU-only machines
     init_from: str = ""  # a finished run whose weights this run starts from (a new site; same classes)
@@ -93,7 +94,7 @@ class TrainConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{name} must lie between 0 (off) and 1, found {getattr(self, name)}")
         if self.run_name and (Path(self.run_name).name != self.run_name or self.run_name in (".", "..")
-                              or self.run_name.startswith(".")):
+                              or self.run_name.startswith(".") or not self.run_name.isprintable()):
             raise ConfigError(f"run name {self.run_name!r} must be a plain folder name (no '/', not hidden)")
         if self.batch_size < 1:
             raise ConfigError("batch size must be at least 1")
@@ -119,8 +120,16 @@ class TrainConfig:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, found {self.schedule!r}")
         if not (math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0):
             raise ConfigError("warmup-epochs must be a number >= 0")
+        if self.warmup_epochs and self.schedule != "cosine":
+            raise ConfigError("warmup-epochs applies to --schedule cosine only (constant has no warm-up)")
+        shortest = min(n for n in (self.epochs, self.fine_tune_epochs) if n > 0)  # one trains (checked above)
+        if self.warmup_epochs and self.warmup_epochs >= shortest:
+            raise ConfigError(f"warmup-epochs {self.warmup_epochs:g} must be shorter than each training stage "
+                              f"(the shortest has {shortest} epochs): the learning rate would never decay")
         if not (math.isfinite(self.label_smoothing) and 0 <= self.label_smoothing < 0.5):
             raise ConfigError("label-smoothing must lie in [0, 0.5)")
+        if not (math.isfinite(self.cluster_timeout) and self.cluster_timeout > 0):
+            raise ConfigError("cluster-timeout must be a number of seconds > 0")
         if self.steps_per_execution < 1:
             raise ConfigError("steps-per-execution must be at least 1")
         if self.replay < 0 or (self.replay and not self.init_from):

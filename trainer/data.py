@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
+from edge.atomic import atomic_path
 from edge.errors import ArteryEdgeError, ImageError
 from edge.imaging import iter_image_files, load_image, open_image
 
@@ -52,18 +53,15 @@ def scan_dataset(
 
     Unreadable images are skipped and named in ``skipped``; non-image files are ignored.
     """
-    roots = [Path(r).resolve() for r in ([roots] if isinstance(roots, (str, Path)) else roots)]
-    if not roots:
-        raise DataError("no data directory given")
+    roots = check_data_folders([roots] if isinstance(roots, (str, Path)) else roots)
     problems: list[str] = []
     files: dict[str, list[Path]] = {}
     for root in roots:
-        if not root.is_dir():
-            raise DataError(f"data directory {root} does not exist")
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             found = list(iter_image_files(folder, problems))
             if found:
                 files.setdefault(folder.name, []).extend(found)
+    refuse_files_reached_twice(f for found in files.values() for f in found)
     where = " + ".join(str(r) for r in roots)
     if not files:
         raise DataError(f"no class folders with images in {where} (expected {roots[0]}/<class>/<image>.png)")
@@ -80,6 +78,40 @@ def scan_dataset(
         raise DataError(f"class folder(s) {', '.join(empty)} in {where} hold no readable image "
                         f"({len(skipped)} unreadable file(s), e.g. {skipped[0]})")
     return ScannedDataset(common_root(roots), class_names, samples, problems + skipped)
+
+
+def check_data_folders(roots: Sequence[Path | str]) -> list[Path]:
+    """The data folders, resolved; one given twice, or one inside another (its images would be
+    counted twice, and the same image could land in train and test), is a :class:`DataError`."""
+    resolved = [Path(r).resolve() for r in roots]
+    if not resolved:
+        raise DataError("no data directory given")
+    for i, root in enumerate(resolved):
+        if not root.is_dir():
+            raise DataError(f"data directory {root} does not exist")
+        for other in resolved[:i]:
+            if root == other:
+                raise DataError(f"data folder {root} is given twice: each image would count twice")
+            if root.is_relative_to(other) or other.is_relative_to(root):
+                inner, outer = (root, other) if root.is_relative_to(other) else (other, root)
+                raise DataError(f"data folder {inner} lies inside {outer}: its images would count twice")
+    return resolved
+
+
+def refuse_files_reached_twice(paths: Iterable[Path]) -> None:
+    """One image file reached by two paths (a symlink or hard link, a linked folder) would be
+    two samples, possibly one in train and one in test: a :class:`DataError` names both."""
+    seen: dict[tuple[int, int], Path] = {}
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:  # dangling link, no permission: reported as unreadable when opened
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            raise DataError(f"the same image file is reached twice, as {seen[key]} and as {path} "
+                            "(a link or a linked folder): remove one, or the split could leak it")
+        seen[key] = path
 
 
 def common_root(roots: Sequence[Path]) -> Path:
@@ -146,11 +178,15 @@ def sort_split(samples: Iterable[Sample]) -> list[Sample]:
     return sorted(samples, key=lambda s: (SUBSETS.index(s.subset), s.label, str(s.path)))
 
 
+RULE_END = re.compile("(?:" + "|".join(f"(?<=={name})" for name in SUBSETS) + r")\s*,")  # the comma after REGEX=SUBSET ends a rule
+
+
 def parse_split_pattern(spec: str) -> list[tuple[re.Pattern[str], str]]:
     """``'validation-=test'`` or ``'a=validation,b=test'``: regexes searched in each file name,
-    each with the subset its files go to."""
+    each with the subset its files go to. Rules are cut after each ``=SUBSET``, not at every
+    comma, so a regex may hold commas (``x{1,3}=test``)."""
     rules = []
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
+    for part in (p.strip() for p in RULE_END.split(spec) if p.strip() and p.strip() != ","):
         pattern, sep, name = part.rpartition("=")
         if not sep or not pattern or name not in SUBSETS:
             raise DataError(f"--split-pattern {part!r} must be REGEX=SUBSET with SUBSET one of {', '.join(SUBSETS)}")
@@ -192,8 +228,9 @@ def pattern_split(samples: Sequence[Sample], spec: str, fractions: dict[str, flo
 
 
 def write_split(path: Path, samples: Iterable[Sample], root: Path, class_names: Sequence[str]) -> None:
-    """The split manifest: one row per file (relative to the data root), class, subset and group."""
-    with open(path, "w", newline="") as handle:
+    """The split manifest: one row per file (relative to the data root), class, subset and group;
+    written atomically."""
+    with atomic_path(path) as temp, open(temp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "class", "subset", "group"])
         for s in samples:
@@ -208,13 +245,37 @@ def read_split(path: Path, root: Path, class_names: Sequence[str]) -> list[Sampl
     if not path.is_file():
         raise DataError(f"no split manifest at {path}")
     index = {name: i for i, name in enumerate(class_names)}
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
     try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        for line, row in zip(row_lines(path), rows):
+            check_row(path, line, row, ("file", "class", "subset"))
         return [Sample(Path(root) / row["file"], index[row["class"]], row["subset"], row.get("group") or "")
                 for row in rows]
     except KeyError as exc:
         raise DataError(f"{path}: unexpected row or class {exc}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a readable split manifest ({exc})") from None
+
+
+def row_lines(path: Path) -> list[int]:
+    """The line number each data row of a CSV starts on (a quoted field may span lines; blank
+    lines hold no row), for error messages that point at the right line."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        starts, previous = [], 0
+        for row in reader:
+            if row:
+                starts.append(previous + 1)
+            previous = reader.line_num
+    return starts[1:]
+
+
+def check_row(path: Path, line: int, row: dict, columns: Sequence[str]) -> None:
+    """A short row (a cell missing, e.g. a cut file or a missing comma) is a :class:`DataError`."""
+    missing = [c for c in columns if row.get(c) is None]
+    if missing:
+        raise DataError(f"{path}, line {line}: the row has no {', '.join(missing)} value (short row)")
 
 
 def split_from_file(samples: Sequence[Sample], split_file: Path, root: Path) -> tuple[list[Sample], int]:
@@ -232,7 +293,9 @@ def split_from_file(samples: Sequence[Sample], split_file: Path, root: Path) -> 
         raise DataError(f"split file {split_file}: needs a 'file' (or 'path') and a 'subset' column")
     by_path = {s.path.resolve(): s for s in samples}
     assigned: dict[Path, Sample] = {}
-    for line, row in enumerate(rows, 2):
+    lines: dict[Path, int] = {}
+    for line, row in zip(row_lines(split_file), rows):
+        check_row(split_file, line, row, (column, "subset"))
         if row["subset"] not in SUBSETS:
             raise DataError(f"split file {split_file}, line {line}: subset {row['subset']!r} is not one of {', '.join(SUBSETS)}")
         file = Path(row[column])
@@ -240,6 +303,9 @@ def split_from_file(samples: Sequence[Sample], split_file: Path, root: Path) -> 
         if full not in by_path:
             what = "does not exist" if not full.exists() else "is not a readable image of the dataset"
             raise DataError(f"split file {split_file}, line {line}: {row[column]} {what}")
+        if full in lines:
+            raise DataError(f"split file {split_file}, line {line}: {row[column]} is listed twice (also line {lines[full]})")
+        lines[full] = line
         assigned[full] = Sample(by_path[full].path, by_path[full].label, row["subset"])
     result = list(assigned.values())
     missing = [name for name in SUBSETS if not any(s.subset == name for s in result)]
@@ -296,8 +362,11 @@ def compile_group_pattern(pattern: str) -> re.Pattern[str]:
 
 def split_class_names(path: Path) -> list[str]:
     """The class names of a split manifest, sorted as the scan sorts them."""
-    with open(path, newline="") as handle:
-        return sorted({row["class"] for row in csv.DictReader(handle)})
+    with open(path, newline="", encoding="utf-8") as handle:
+        names = {row.get("class") for row in csv.DictReader(handle)}
+    if None in names or "" in names:
+        raise DataError(f"{path}: a row has no class (short row)")
+    return sorted(names)
 
 
 def subset(samples: Iterable[Sample], name: str) -> list[Sample]:

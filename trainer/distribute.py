@@ -11,10 +11,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from trainer.config import ConfigError, TrainConfig
 
@@ -67,6 +70,76 @@ def check_request(config: TrainConfig) -> Optional[Cluster]:
     return None
 
 
+def requested_devices(config: TrainConfig) -> list[str]:
+    return [d.strip() for d in config.devices.split(",") if d.strip()]
+
+
+def check_devices(config: TrainConfig) -> None:
+    """Every ``--devices`` name must be a device of this machine, before any strategy is built:
+    TensorFlow's MirroredStrategy hangs on devices that do not exist, or quietly trains on the CPU."""
+    import tensorflow as tf
+
+    requested = requested_devices(config)
+    if not requested:
+        return
+    available = {}
+    for device in tf.config.list_logical_devices():
+        spec = tf.DeviceSpec.from_string(device.name)
+        available[(spec.device_type.upper(), spec.device_index)] = f"/{spec.device_type.lower()}:{spec.device_index}"
+    seen = set()
+    for name in requested:
+        try:
+            spec = tf.DeviceSpec.from_string(name)
+        except (ValueError, TypeError):
+            raise ConfigError(f"--devices {name!r} is not a device name (e.g. /gpu:0)") from None
+        key = ((spec.device_type or "").upper(), spec.device_index)
+        if key not in available:
+            raise ConfigError(f"--devices {name}: no such device on this machine "
+                              f"(found {', '.join(sorted(available.values())) or 'none'})")
+        if key in seen:
+            raise ConfigError(f"--devices {name} is named twice")
+        seen.add(key)
+
+
+WATCHDOG = """
+import os, select, signal, sys
+parent, seconds = int(sys.argv[1]), float(sys.argv[2])
+def stop(signum, frame):
+    raise InterruptedError
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+try:
+    ready, _, _ = select.select([0], [], [], seconds)
+    if ready:
+        sys.exit(0)  # the wait ended: the parent closed the pipe
+    message = f"the other workers of TF_CONFIG did not connect within {seconds:g} s (--cluster-timeout)"
+except InterruptedError:
+    message = "interrupted while waiting for the other workers"
+print(f"error: {message}", file=sys.stderr, flush=True)
+os.kill(parent, signal.SIGKILL)
+"""
+
+
+@contextlib.contextmanager
+def cluster_deadline(seconds: float) -> Iterator[None]:
+    """Bound the wait for the other workers of a multi-worker cluster.
+
+    ``MultiWorkerMirroredStrategy()`` blocks inside TensorFlow's C++ until every worker has
+    connected, holding the interpreter (no Python thread or handler runs), and TensorFlow's
+    preemption notifier takes SIGTERM over: a worker that never came meant a wait without end.
+    A small watchdog process, in the same process group, ends this one (SIGKILL, after one
+    error line) when ``seconds`` pass, or when Ctrl-C or a SIGTERM to the group (systemd,
+    ``kill -TERM -PGID``) reaches it. Nothing of the run exists yet, so nothing is left behind.
+    """
+    watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid()), str(seconds)],
+                                stdin=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        watchdog.stdin.close()
+        watchdog.wait()
+
+
 def gpus() -> list:
     import tensorflow as tf
 
@@ -81,11 +154,13 @@ def make_strategy(config: TrainConfig, log) -> Any:
     if config.mixed_precision and not gpus():
         raise ConfigError("--mixed-precision needs a GPU (on a CPU, float16 only slows training down)")
     if config.strategy == "multi-worker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        log(f"waiting up to {config.cluster_timeout:g} s for the other workers of TF_CONFIG")
+        with cluster_deadline(config.cluster_timeout):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
     elif config.strategy == "mirrored" or (config.strategy == "auto" and len(gpus()) > 1):
-        devices = [d.strip() for d in config.devices.split(",") if d.strip()] or None
+        check_devices(config)
         try:
-            strategy = tf.distribute.MirroredStrategy(devices=devices)
+            strategy = tf.distribute.MirroredStrategy(devices=requested_devices(config) or None)
         except (ValueError, RuntimeError) as exc:
             raise ConfigError(f"--devices {config.devices}: {str(exc).splitlines()[0]}") from None
         if strategy.num_replicas_in_sync == 1:

@@ -12,6 +12,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from edge.atomic import atomic_path  # noqa: E402
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write ``fig`` as a PNG atomically (a kill mid-write leaves no cut image), then free it."""
+    with atomic_path(path) as temp:
+        fig.savefig(temp, dpi=100, format="png")
+    plt.close(fig)
+
 
 def plot_history(history: dict[str, list[float]], stage_boundary: int, path: Path) -> None:
     """Accuracy and loss per epoch (1-based), the start of fine-tuning marked."""
@@ -28,8 +37,7 @@ def plot_history(history: dict[str, list[float]], stage_boundary: int, path: Pat
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_image_grid(images: np.ndarray, titles: Sequence[str], path: Path, suptitle: str = "") -> None:
@@ -46,8 +54,7 @@ def plot_image_grid(images: np.ndarray, titles: Sequence[str], path: Path, supti
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path, title: str = "") -> None:
@@ -61,5 +68,4 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path, title:
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -6,6 +6,7 @@ created, so bad input never leaves a half-written run behind.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from edge.progress import progress_bar
 from trainer import data as datamod
 from trainer import multi_worker_patch
 from trainer import runs
-from trainer.config import TrainConfig
+from trainer.config import ConfigError, TrainConfig
 from trainer.metrics import binary_metrics, confusion_matrix
 
 Log = Callable[[str], None]
@@ -182,6 +183,29 @@ def choose_split(samples: list, config: TrainConfig, data_dir: Path, log: Log) -
     return datamod.stratified_split(samples, config.val_fraction, config.test_fraction, config.seed)
 
 
+def resumed_split(config: TrainConfig, run_dir: Path) -> tuple[list[str], list, Path]:
+    """Class names, samples and data root of an interrupted run; its images must all still be
+    where it found them (a moved data folder is one error line, not a crash inside tf.data)."""
+    data_dir = datamod.common_root(config.data_dirs)
+    class_names = datamod.split_class_names(run_dir / runs.SPLIT_FILE)
+    samples = datamod.read_split(run_dir / runs.SPLIT_FILE, data_dir, class_names)
+    missing = [s.path for s in samples if not s.path.is_file()]
+    if missing:
+        raise datamod.DataError(f"cannot resume {run_dir}: {len(missing)} of its {len(samples)} images are not "
+                                f"where it trained (e.g. {missing[0]}); was {data_dir} moved or changed?")
+    return class_names, samples, data_dir
+
+
+def check_fine_tune_at(model, config: TrainConfig) -> None:
+    """``fine_tune_at`` past the base's last layer would fine-tune nothing of it in stage 2."""
+    from trainer.model import base_of
+
+    layers = len(base_of(model).layers)
+    if config.fine_tune_epochs and config.pretrained and config.fine_tune_at >= layers:
+        raise ConfigError(f"fine-tune-at {config.fine_tune_at} is past the base's last layer ({layers - 1}): "
+                          "stage 2 would train nothing of it")
+
+
 def class_weights(samples: list, n_classes: int, how: str) -> Optional[dict[int, float]]:
     """``balanced``: n / (k * n_c) per class over the training split (Keras' class_weight)."""
     if how == "none":
@@ -223,36 +247,63 @@ def operating_point(probabilities: np.ndarray, labels: np.ndarray, class_names: 
     return threshold
 
 
-def train(config: TrainConfig, log: Log = _stderr, verbose: Optional[int] = None,
+def train(config: Optional[TrainConfig], log: Log = _stderr, verbose: Optional[int] = None,
           resume_dir: Optional[Path] = None) -> RunResult:
     """Run the full recipe and return where it landed and its test metrics.
 
-    ``resume_dir``: continue that interrupted run (its config and split; ``config`` is ignored).
-    Keras' global dtype policy (``--mixed-precision`` sets it) is restored afterwards, so models
-    built later in the same process are float32 again.
+    ``resume_dir``: continue that interrupted run with its own config and split (``config``:
+    None, or one that changes nothing; a changed option is refused, not ignored). The run
+    folder is locked while it trains (:func:`trainer.runs.locked`). Keras' global dtype policy
+    (``--mixed-precision`` sets it) is restored afterwards, so models built later in the same
+    process are float32 again.
     """
     import keras
 
     previous = keras.mixed_precision.global_policy()
     try:
-        return _train(config, log, verbose, resume_dir)
+        with contextlib.ExitStack() as held:
+            if resume_dir is not None:
+                refuse_options_on_resume(changed_options(config), resume_dir)
+                config = runs.resumable_run(resume_dir)
+                held.enter_context(runs.locked(resume_dir))
+                from trainer.resume import RunState
+
+                RunState(resume_dir)  # a damaged state file is refused before any work
+            return _train(config, log, verbose, resume_dir, held)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Optional[Path]) -> RunResult:
+def changed_options(config: Optional[TrainConfig]) -> list[str]:
+    """The options of ``config`` that differ from the defaults, as ``--flag`` names."""
+    if config is None:
+        return []
+    default = TrainConfig()
+    return [f"--{name.replace('_', '-')}" for name, value in config.to_dict().items() if value != getattr(default, name)]
+
+
+def refuse_options_on_resume(options: list[str], resume_dir: Path) -> None:
+    """A resumed run continues with the options it started with: any option given is an error,
+    not silently ignored."""
+    if options:
+        raise ConfigError(f"--resume {resume_dir} continues with the options the run started with; "
+                          f"leave out {', '.join(options)} (a new run takes new options)")
+
+
+def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Optional[Path],
+           held: contextlib.ExitStack) -> RunResult:
     import keras
 
-    from trainer.distribute import check_request, describe, is_chief, make_strategy
+    from trainer.distribute import check_devices, check_request, describe, is_chief, make_strategy
     from trainer.model import build_model, resolve_weights
     from trainer.plots import plot_history
     from trainer.resume import RunState, read_history
 
     start = time.perf_counter()
-    if resume_dir is not None:
-        config = runs.resumable_run(resume_dir)
     config.validate()
     check_request(config)
+    if config.strategy == "mirrored":
+        check_devices(config)  # before the data scan, and before any strategy exists
     resolve_weights(config)  # a bad weights option fails before the data scan
     parent = None
     if config.init_from:  # a run to start from: checked (and loaded) before the data scan
@@ -268,9 +319,7 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
         class_names, skipped, data_dir = scanned.class_names, scanned.skipped, scanned.root
         samples = choose_split(scanned.samples, config, data_dir, log)
     else:
-        data_dir = datamod.common_root(config.data_dirs)
-        class_names = datamod.split_class_names(Path(resume_dir) / runs.SPLIT_FILE)
-        samples = datamod.read_split(Path(resume_dir) / runs.SPLIT_FILE, data_dir, class_names)
+        class_names, samples, data_dir = resumed_split(config, Path(resume_dir))
         skipped = []
     for message in skipped:
         log(f"warning: skipping {message}")
@@ -291,6 +340,7 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(len(class_names), config)  # may download ImageNet weights: before the run exists
+        check_fine_tune_at(model, config)
         if parent is not None:
             from trainer.parent import copy_weights
 
@@ -305,6 +355,7 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
         for folder in [Path(config.output_dir)] + ([Path(config.log_dir)] if config.tensorboard else []):
             check_writable(folder)
         run_dir = create_run_dir(Path(config.output_dir), config.run_name)
+        held.enter_context(runs.locked(run_dir))
         config = config.replace(data_dirs=[str(Path(d).resolve()) for d in config.data_dirs],
                                 split_file=str(Path(config.split_file).resolve()) if config.split_file else "")
         log(f"run directory: {run_dir}")
