@@ -201,6 +201,8 @@ def train(
         "--devices), multi-worker (TF_CONFIG; the chief writes the run).",
     ),
     devices: str = typer.Option(D.devices, "--devices", help="mirrored: devices to replicate on, e.g. /gpu:0,/gpu:1."),
+    cluster_timeout: float = typer.Option(
+        D.cluster_timeout, "--cluster-timeout", help="multi-worker: seconds to wait for the other workers to connect."),
     scale_learning_rate: bool = typer.Option(
         D.scale_learning_rate, "--scale-learning-rate/--no-scale-learning-rate",
         help="Multiply the learning rates by the number of replicas (--batch-size is per replica).",
@@ -225,21 +227,25 @@ def train(
     if (not data_dirs) == (resume is None):
         fail("give DATA folder(s) to train, or --resume RUN_DIR to continue a run (not both)", 2)
     require_tensorflow()
-    from trainer.training import train as run_training
+    from trainer.training import refuse_options_on_resume, train as run_training
 
     values = {"data_dirs": [str(d) for d in data_dirs or []]}
+    given = ["--config"] if config else []
     for name, value in ctx.params.items():
         if name in ("ctx", "config", "json_output", "data_dirs", "resume"):
             continue
         source = ctx.get_parameter_source(name)
         explicit = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+        given += [f"--{name.replace('_', '-')}"] if explicit else []
         values[name] = value if explicit or name not in from_file else from_file[name]
         if isinstance(values[name], Path):
             values[name] = str(values[name])
         elif values[name] is None:  # an optional path left out: the dataclass default
             del values[name]
     with stdout_for_json(json_output):
-        result = run_training(TrainConfig(**values), resume_dir=resume)
+        if resume is not None:
+            refuse_options_on_resume(given, resume)
+        result = run_training(None if resume else TrainConfig(**values), resume_dir=resume)
     report_training(result, json_output)
 
 
