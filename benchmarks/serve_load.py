@@ -6,7 +6,8 @@ Two servers in turn: without a camera, then with a video at its own frame rate w
 and one decision-stream reader stay attached (the camera case). For each:
 1. sequential: one client, HTTP requests alternating with a bare ``Classifier.predict`` of the
    same image file in this process (side by side, same machine load): p50 of each and the ratio,
-   and of an empty request (``/healthz``): the round trip's own cost;
+   and of an empty request (``/healthz``): the round trip's own cost; also the CPU time the server
+   spends per request against that of the bare call (steadier than wall time on a busy machine);
 2. concurrent: --clients threads x --requests POSTs of the image (keep-alive): errors, p50 and
    p95 latency, requests/s, and the time per request (wall / requests) against bare p50;
 3. the server's resident memory (VmRSS) after a warm-up and after --memory-requests (5,000) more.
@@ -20,6 +21,7 @@ import argparse
 import http.client
 import io
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -76,24 +78,33 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def bare_ms(classifier: Classifier, image: Path) -> float:
-    start = time.perf_counter()
-    classifier.predict(image)
-    return (time.perf_counter() - start) * 1000
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def sequential(base: str, classifier: Classifier, image: Path, body: bytes, headers: dict, count: int) -> dict:
+def sequential(base: str, pid: int, classifier: Classifier, image: Path, body: bytes, headers: dict,
+               count: int) -> dict:
+    """Wall time is what a client waits; CPU time is what a request costs, and on a busy machine
+    it is the steadier of the two (waiting for a core counts in one, not in the other)."""
     client = Client(base, body, headers)
-    http_ms, bare, empty, errors = [], [], [], 0
+    http_ms, bare, empty, errors, bare_cpu, server_cpu = [], [], [], 0, 0.0, 0.0
     for _ in range(count):
-        bare.append(bare_ms(classifier, image))
+        start, cpu = time.perf_counter(), time.process_time()
+        classifier.predict(image)
+        bare.append((time.perf_counter() - start) * 1000)
+        bare_cpu += time.process_time() - cpu
+        cpu = cpu_seconds(pid)
         latency, ok = client.post()
+        server_cpu += cpu_seconds(pid) - cpu
         http_ms.append(latency)
         errors += not ok
         empty.append(client.empty())
     return {"requests": count, "errors": errors, "http_p50_ms": statistics.median(http_ms),
             "bare_p50_ms": statistics.median(bare), "ratio_p50": statistics.median(http_ms) / statistics.median(bare),
-            "empty_p50_ms": statistics.median(empty)}
+            "empty_p50_ms": statistics.median(empty), "server_cpu_ms": server_cpu * 1000 / count,
+            "bare_cpu_ms": bare_cpu * 1000 / count}
 
 
 def concurrent(base: str, body: bytes, headers: dict, clients: int, requests: int, deadline: float) -> dict:
@@ -141,7 +152,7 @@ def measure(base: str, pid: int, args, classifier: Classifier, image: Path, dead
     for _ in range(100):
         warm.post()
     rss_before = rss_mb(pid)
-    figures = {"sequential": sequential(base, classifier, image, body, headers, args.sequential),
+    figures = {"sequential": sequential(base, pid, classifier, image, body, headers, args.sequential),
                "concurrent": concurrent(base, body, headers, args.clients, args.requests, deadline)}
     done = figures["sequential"]["requests"] + figures["concurrent"]["requests"]
     rest = concurrent(base, body, headers, args.clients, max(0, args.memory_requests - done) // args.clients, deadline)
@@ -156,6 +167,8 @@ def report(name: str, f: dict) -> None:
     print(f"sequential, 1 client x {s['requests']}: HTTP p50 {s['http_p50_ms']:.2f} ms vs bare Classifier.predict "
           f"p50 {s['bare_p50_ms']:.2f} ms (side by side): ratio {s['ratio_p50']:.2f}x; errors {s['errors']}; "
           f"an empty request (/healthz) p50 {s['empty_p50_ms']:.2f} ms")
+    print(f"  CPU per request: server {s['server_cpu_ms']:.2f} ms (the live feed's included when it runs) vs bare "
+          f"predict {s['bare_cpu_ms']:.2f} ms: {s['server_cpu_ms'] / s['bare_cpu_ms']:.2f}x")
     print(f"concurrent, {c['requests']} requests{'' if c['complete'] else ' (time limit hit)'}: errors {c['errors']}, "
           f"p50 {c['p50_ms']:.1f} ms, p95 {c['p95_ms']:.1f} ms, {c['requests_per_s']:.0f} requests/s, "
           f"{c['ms_per_request']:.2f} ms per request = {c['ms_per_request'] / s['bare_p50_ms']:.2f}x bare p50")
