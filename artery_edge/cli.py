@@ -283,8 +283,8 @@ def adapt(
     small-data recipe (trainer/adaptation.py); temperature and threshold re-fitted on the site."""
     require_tensorflow()
     from trainer.adaptation import adaptation_config
-    from trainer.data import DataError
     from trainer.runs import load_run
+    from trainer.samples import DataError
     from trainer.training import train as run_training
 
     size = image_size

@@ -120,7 +120,8 @@ def main() -> None:
 
     from converters.tflite import ConversionSource, build_metadata, build_calibration_images, graph_threshold
     from evaluation.evaluate import keras_probabilities, load_keras
-    from trainer.data import readable, subset
+    from trainer.samples import subset
+    from trainer.scan import readable
     from edge.decision import positive_index
     from trainer.runs import load_run
 

@@ -20,8 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from edge.classifier import Classifier  # noqa: E402
 from edge.precisions import PRECISIONS  # noqa: E402
 from tests.parity import BOUNDS, check, measure  # noqa: E402
-from trainer.data import scan_dataset  # noqa: E402
 from trainer.predict import KerasPredictor  # noqa: E402
+from trainer.scan import scan_dataset  # noqa: E402
 
 
 def main() -> None:

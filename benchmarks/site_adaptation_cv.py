@@ -34,9 +34,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from trainer.data import Sample, scan_dataset  # noqa: E402
 from trainer.metrics import binary_metrics  # noqa: E402
 from trainer.operating_point import choose_threshold  # noqa: E402
+from trainer.samples import Sample  # noqa: E402
+from trainer.scan import scan_dataset  # noqa: E402
 
 METRICS = ("roc_auc", "accuracy", "sensitivity", "specificity")
 INNER_VALIDATION = 0.2

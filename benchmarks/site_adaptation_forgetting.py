@@ -23,8 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from trainer.data import readable, subset  # noqa: E402
 from trainer.metrics import binary_metrics  # noqa: E402
+from trainer.samples import subset  # noqa: E402
+from trainer.scan import readable  # noqa: E402
 
 
 def scores_of(run_dir: Path, files: list[Path], batch_size: int = 64) -> tuple[np.ndarray, float]:

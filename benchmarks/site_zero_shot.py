@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from edge.imaging import open_image  # noqa: E402
-from trainer.data import scan_dataset, subset  # noqa: E402
 from trainer.metrics import binary_metrics  # noqa: E402
+from trainer.samples import subset  # noqa: E402
+from trainer.scan import scan_dataset  # noqa: E402
 
 RESAMPLE = {"pillow-bilinear": Image.Resampling.BILINEAR, "pillow-bicubic": Image.Resampling.BICUBIC,
             "pillow-nearest": Image.Resampling.NEAREST, "pillow-lanczos": Image.Resampling.LANCZOS}

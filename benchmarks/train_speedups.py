@@ -51,8 +51,9 @@ def main() -> None:
 
     from converters.tflite import calibration_samples
     from trainer.config import TrainConfig
-    from trainer.data import make_dataset, scan_dataset
     from trainer.model import build_model, compile_model, set_stage
+    from trainer.pipeline import make_dataset
+    from trainer.scan import scan_dataset
 
     samples = calibration_samples(scan_dataset(args.data, validate=False).samples, args.count)
     runners, engaged = {}, {}

@@ -40,8 +40,9 @@ def main() -> None:
 
     from converters.tflite import calibration_samples
     from trainer.config import TrainConfig
-    from trainer.data import load_arrays, make_dataset, scan_dataset
     from trainer.model import build_model, compile_model, set_stage
+    from trainer.pipeline import load_arrays, make_dataset
+    from trainer.scan import scan_dataset
 
     config = TrainConfig(image_size=args.image_size, alpha=args.alpha, weights=args.weights)
     samples = calibration_samples(scan_dataset(args.data, validate=False).samples, args.count)

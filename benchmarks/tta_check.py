@@ -17,9 +17,10 @@ import numpy as np
 from edge.classifier import Classifier
 from edge.decision import positive_index
 from edge.precisions import DEVICE_DEFAULT
-from trainer.data import readable, subset
 from trainer.metrics import roc_auc
 from trainer.runs import load_run
+from trainer.samples import subset
+from trainer.scan import readable
 
 VIEWS = {"none": [lambda x: x],
          "h-flip": [lambda x: x, lambda x: x[:, ::-1]],

@@ -29,8 +29,9 @@ from edge.metadata import ModelMetadata, read_metadata, sha256_of_file
 from edge.provenance import RunIdentity, check_keras, check_labels
 from edge.decision import positive_index
 from edge.progress import progress_bar
-from trainer.data import DataError, Sample, scan_dataset, subset
 from trainer.runs import MODEL_FILE, RUN_FILE, TrainedRun, load_keras_model as load_keras_file, load_run
+from trainer.samples import DataError, Sample, subset
+from trainer.scan import scan_dataset
 
 TRAINING_SUMMARY_KEYS = (
     "alpha", "image_size", "weights", "epochs", "fine_tune_epochs", "learning_rate",

@@ -22,9 +22,10 @@ from edge.progress import progress_bar
 from edge.provenance import RunIdentity, check_tflite
 from edge.text import terminal
 from evaluation.options import EvaluateOptions
-from trainer.data import DataError, Sample, readable, scan_dataset, subset
 from trainer.metrics import binary_metrics, confusion_matrix
 from trainer.runs import TrainedRun, load_run
+from trainer.samples import DataError, Sample, subset
+from trainer.scan import readable, scan_dataset
 
 KERAS = "keras"
 
@@ -93,7 +94,7 @@ def model_names(models: Sequence[Path]) -> list[str]:
 def keras_probabilities(model, image_size: int, samples: Sequence[Sample], batch_size: int = 64,
                         quiet: bool = False) -> np.ndarray:
     """Through the trainer's own tf.data pipeline (same decode and resize as training)."""
-    from trainer.data import make_dataset
+    from trainer.pipeline import make_dataset
 
     dataset = make_dataset(samples, image_size, batch_size)
     return np.asarray(model.predict(dataset, verbose=0 if quiet else 1 if sys.stderr.isatty() else 2))

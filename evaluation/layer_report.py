@@ -67,8 +67,8 @@ def report_images(model: Path, data: Path | None, count: int, seed: int = 0) -> 
             raise ReportError(f"--data {data} is not a folder")
         files = sorted(iter_image_files(Path(data), []))
     else:
-        from trainer.data import DataError, subset
         from trainer.runs import load_run
+        from trainer.samples import DataError, subset
 
         try:
             run = load_run(Path(model).parent)

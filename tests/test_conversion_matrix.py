@@ -24,7 +24,8 @@ from edge import Classifier, read_metadata  # noqa: E402
 from evaluation.evaluate import keras_probabilities, tflite_probabilities  # noqa: E402
 from tests import parity  # noqa: E402
 from tests.conftest import SHARED  # noqa: E402
-from trainer.data import load_arrays, scan_dataset  # noqa: E402
+from trainer.pipeline import load_arrays  # noqa: E402
+from trainer.scan import scan_dataset  # noqa: E402
 
 pytestmark = pytest.mark.parity
 

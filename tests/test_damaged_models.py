@@ -14,7 +14,7 @@ from edge import Classifier, ModelMetadata
 from edge.errors import ModelError, PredictionError
 from tests.bad_inputs import LABELS, model, save_png  # noqa: F401 (model: a fixture)
 from tests.tflite_builder import build_tiny_classifier
-from trainer.data import DataError
+from trainer.samples import DataError
 
 runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""trainer.data: scanning, the stratified seeded split, the manifest and bad datasets."""
+"""trainer.scan, trainer.splits, trainer.split_files: scanning, the stratified seeded split, the manifest and bad datasets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.data import DataError, Sample, read_split, scan_dataset, stratified_split, write_split
+from trainer.samples import DataError, Sample
+from trainer.scan import scan_dataset
+from trainer.split_files import read_split, write_split
+from trainer.splits import stratified_split
 
 
 def write_images(folder: Path, count: int, size: int = 12) -> None:

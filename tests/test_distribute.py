@@ -247,8 +247,10 @@ def interrupted_run(tmp_path) -> Path:
     from PIL import Image
 
     from trainer.config import TrainConfig
-    from trainer.data import scan_dataset, stratified_split, write_split
     from trainer.runs import CONFIG_FILE, SPLIT_FILE, write_json
+    from trainer.scan import scan_dataset
+    from trainer.split_files import write_split
+    from trainer.splits import stratified_split
 
     data = tmp_path / "data"
     for label in ("Healthy", "Unhealthy"):

@@ -134,7 +134,8 @@ def test_infer_on_a_folder_of_mutated_images_ends_cleanly(tmp_path_factory, tiny
 @settings(FUZZ, max_examples=max(EXAMPLES // 10, 10))
 @given(st.lists(mutations, min_size=3, max_size=12))
 def test_the_training_scan_skips_and_reports_mutated_images(tmp_path_factory, cases):
-    from trainer.data import DataError, scan_dataset
+    from trainer.samples import DataError
+    from trainer.scan import scan_dataset
 
     root = tmp_path_factory.mktemp("dataset")
     for i, (fmt, mode, side, kind, position, value, length) in enumerate(cases):

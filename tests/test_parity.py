@@ -18,7 +18,9 @@ from edge import Classifier  # noqa: E402
 from evaluation.evaluate import keras_probabilities, load_classifier, load_keras, tflite_probabilities  # noqa: E402
 from tests import parity  # noqa: E402
 from tests.conftest import REAL_DATA, TEST_SEED, needs_imagenet, needs_real_data, tiny_weights  # noqa: E402
-from trainer.data import Sample, make_dataset, scan_dataset  # noqa: E402
+from trainer.pipeline import make_dataset  # noqa: E402
+from trainer.samples import Sample  # noqa: E402
+from trainer.scan import scan_dataset  # noqa: E402
 
 pytestmark = pytest.mark.parity
 

@@ -11,8 +11,11 @@ import pytest
 from PIL import Image
 
 from trainer.config import ConfigError, TrainConfig, parse_operating_point
-from trainer.data import DataError, pattern_split, read_split, scan_dataset, write_split
 from trainer.operating_point import choose_threshold
+from trainer.samples import DataError
+from trainer.scan import scan_dataset
+from trainer.split_files import read_split, write_split
+from trainer.splits import pattern_split
 
 
 def folder(root: Path, counts: dict[str, dict[str, int]]) -> Path:

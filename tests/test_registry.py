@@ -104,7 +104,7 @@ def test_errors_of_every_package_share_the_base():
     from edge.errors import EdgeError
     from evaluation.layer_report import ReportError
     from trainer.config import ConfigError
-    from trainer.data import DataError
+    from trainer.samples import DataError
 
     assert all(issubclass(e, ArteryEdgeError) for e in (ConversionError, EdgeError, ReportError, ConfigError, DataError))
     assert cli.user_errors  # the one place that turns them into 'error: ...'

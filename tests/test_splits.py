@@ -10,7 +10,10 @@ import pytest
 from PIL import Image
 
 from trainer.config import ConfigError, TrainConfig
-from trainer.data import DataError, Sample, group_split, scan_dataset, split_from_file
+from trainer.samples import DataError, Sample
+from trainer.scan import scan_dataset
+from trainer.split_files import split_from_file
+from trainer.splits import group_split
 
 
 def patients(tmp_path: Path, n_patients: int = 12, per_patient: int = 5) -> Path:

@@ -16,7 +16,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from trainer.config import ConfigError, TrainConfig, load_config_file
-from trainer.data import DataError, SUBSETS, parse_split_pattern, read_split, scan_dataset, split_from_file
+from trainer.samples import SUBSETS, DataError
+from trainer.scan import scan_dataset
+from trainer.split_files import read_split, split_from_file
+from trainer.splits import parse_split_pattern
 
 FOLDERS = ("a", "b", "a/x", "b/y")  # a/x lies inside a: overlapping data folders
 

@@ -15,7 +15,8 @@ from artery_edge.cli import app
 from edge.errors import ImageError
 from edge.imaging import open_image
 from tests.bad_inputs import model, save_png  # noqa: F401 (model: a fixture)
-from trainer.data import DataError, scan_dataset
+from trainer.samples import DataError
+from trainer.scan import scan_dataset
 
 runner = CliRunner()
 

@@ -17,7 +17,7 @@ from converters.weight_rounding import QMAX, OutputCurvature, choose_integers, r
 from edge import Classifier, read_metadata  # noqa: E402
 from evaluation.evaluate import tflite_probabilities  # noqa: E402
 from tests.keras_builder import images, tiny_mobilenet  # noqa: E402
-from trainer.data import scan_dataset  # noqa: E402
+from trainer.scan import scan_dataset  # noqa: E402
 
 
 def test_chosen_integers_beat_nearest_rounding_on_correlated_inputs():

@@ -78,6 +78,14 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Types and ranges of every value, before anything is created (a bad value leaves no run)."""
         self._check_types()
+        self._check_ranges()
+        self._check_names_and_files()
+        self._check_recipe()
+        self._check_split_options()
+        return self
+
+    def _check_ranges(self) -> None:
+        """Numbers: finite, and inside the range each one means something."""
         for name in ("alpha", "dropout", "l2", "learning_rate", "fine_tune_learning_rate", "rotation", "zoom",
                      "contrast", "brightness", "val_fraction", "test_fraction"):
             if not math.isfinite(getattr(self, name)):
@@ -93,9 +101,6 @@ class TrainConfig:
         for name in ("rotation", "zoom", "contrast", "brightness", "site_augmentation"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{name} must lie between 0 (off) and 1, found {getattr(self, name)}")
-        if self.run_name and (Path(self.run_name).name != self.run_name or self.run_name in (".", "..")
-                              or self.run_name.startswith(".") or not self.run_name.isprintable()):
-            raise ConfigError(f"run name {self.run_name!r} must be a plain folder name (no '/', not hidden)")
         if self.batch_size < 1:
             raise ConfigError("batch size must be at least 1")
         if not 0 < self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
@@ -110,19 +115,27 @@ class TrainConfig:
             raise ConfigError("epochs must be >= 0 and at least one stage must train")
         if self.fine_tune_at < 0:
             raise ConfigError("fine-tune-at must be a layer index >= 0")
+
+    def _check_names_and_files(self) -> None:
+        """The run's folder name, and a weights file given by path."""
+        if self.run_name and (Path(self.run_name).name != self.run_name or self.run_name in (".", "..")
+                              or self.run_name.startswith(".") or not self.run_name.isprintable()):
+            raise ConfigError(f"run name {self.run_name!r} must be a plain folder name (no '/', not hidden)")
         if self.weights not in ("imagenet", "none"):
             check_weights_file(Path(self.weights))
+
+    def _check_recipe(self) -> None:
+        """Choices among names (class weights, schedule, operating point) and the options that
+        only make sense with another (warm-up with cosine, replay with init-from)."""
         if self.class_weight not in CLASS_WEIGHTS:
             raise ConfigError(f"class-weight must be one of {', '.join(CLASS_WEIGHTS)}, found {self.class_weight!r}")
-        if self.split_file and (self.group_pattern or self.split_pattern):
-            raise ConfigError("give --split-file, or --split-pattern and/or --group-pattern, not both")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, found {self.schedule!r}")
         if not (math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0):
             raise ConfigError("warmup-epochs must be a number >= 0")
         if self.warmup_epochs and self.schedule != "cosine":
             raise ConfigError("warmup-epochs applies to --schedule cosine only (constant has no warm-up)")
-        shortest = min(n for n in (self.epochs, self.fine_tune_epochs) if n > 0)  # one trains (checked above)
+        shortest = min(n for n in (self.epochs, self.fine_tune_epochs) if n > 0)  # one trains (_check_ranges)
         if self.warmup_epochs and self.warmup_epochs >= shortest:
             raise ConfigError(f"warmup-epochs {self.warmup_epochs:g} must be shorter than each training stage "
                               f"(the shortest has {shortest} epochs): the learning rate would never decay")
@@ -135,23 +148,23 @@ class TrainConfig:
         if self.replay < 0 or (self.replay and not self.init_from):
             raise ConfigError("replay must be >= 0 and needs init-from (it samples the parent run's training split)")
         parse_operating_point(self.operating_point)
-        if self.split_pattern:
-            from trainer.data import DataError, parse_split_pattern
 
-            try:
+    def _check_split_options(self) -> None:
+        """--split-file, or --split-pattern and/or --group-pattern: each parsed (or found) now."""
+        from trainer.samples import DataError
+        from trainer.splits import compile_group_pattern, parse_split_pattern
+
+        if self.split_file and (self.group_pattern or self.split_pattern):
+            raise ConfigError("give --split-file, or --split-pattern and/or --group-pattern, not both")
+        try:
+            if self.split_pattern:
                 parse_split_pattern(self.split_pattern)
-            except DataError as exc:
-                raise ConfigError(str(exc)) from None
-        if self.split_file and not Path(self.split_file).is_file():
-            raise ConfigError(f"split file {self.split_file} does not exist")
-        if self.group_pattern:
-            from trainer.data import DataError, compile_group_pattern
-
-            try:
+            if self.split_file and not Path(self.split_file).is_file():
+                raise ConfigError(f"split file {self.split_file} does not exist")
+            if self.group_pattern:
                 compile_group_pattern(self.group_pattern)
-            except DataError as exc:
-                raise ConfigError(str(exc)) from None
-        return self
+        except DataError as exc:
+            raise ConfigError(str(exc)) from None
 
     def _check_types(self) -> None:
         """Values from a TOML file arrive untyped: an int where an int belongs (not a bool),
@@ -253,3 +266,19 @@ def load_config_file(path: Optional[Path]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"config file {path}: unknown option(s) {', '.join(unknown)}")
     return values
+
+
+def changed_options(config: Optional[TrainConfig]) -> list[str]:
+    """The options of ``config`` that differ from the defaults, as ``--flag`` names."""
+    if config is None:
+        return []
+    default = TrainConfig()
+    return [f"--{name.replace('_', '-')}" for name, value in config.to_dict().items() if value != getattr(default, name)]
+
+
+def refuse_options_on_resume(options: list[str], resume_dir: Path) -> None:
+    """A resumed run continues with the options it started with: any option given is an error,
+    not silently ignored."""
+    if options:
+        raise ConfigError(f"--resume {resume_dir} continues with the options the run started with; "
+                          f"leave out {', '.join(options)} (a new run takes new options)")

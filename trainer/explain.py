@@ -17,7 +17,7 @@ import numpy as np
 from edge.atomic import new_folder
 from edge.errors import OptionError
 from edge.text import literal_figures, terminal
-from trainer.data import DataError
+from trainer.samples import DataError
 
 
 @dataclass
@@ -113,7 +113,9 @@ def explain(run, images: Sequence[Path], layer: Optional[str] = None, batch_size
     """Grad-CAM for each readable image with the run's model (probabilities calibrated as
     exported), and one message per image that could not be read."""
     from trainer.calibration import softmax
-    from trainer.data import Sample, load_arrays, readable
+    from trainer.pipeline import load_arrays
+    from trainer.samples import Sample
+    from trainer.scan import readable
 
     model = run.keras_model()
     grad_model = gradcam_model(model, layer)

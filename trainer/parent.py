@@ -18,8 +18,8 @@ import numpy as np
 from edge.errors import ArteryEdgeError
 from edge.metadata import sha256_of_file
 from trainer.config import ConfigError
-from trainer.data import DataError, Sample, subset
 from trainer.runs import TrainedRun, load_run
+from trainer.samples import DataError, Sample, subset
 
 TRANSFERRED_LAYERS = ("mobilenetv2", "classifier")  # trainer.model's BASE and head: all the weights there are
 

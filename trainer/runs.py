@@ -18,7 +18,9 @@ from typing import Any, Iterator, Optional
 from edge.atomic import atomic_path, write_text
 from edge.errors import ArteryEdgeError
 from trainer.config import ConfigError, TrainConfig
-from trainer.data import DataError, Sample, common_root, read_split
+from trainer.samples import DataError, Sample
+from trainer.scan import common_root
+from trainer.split_files import read_split
 
 CONFIG_FILE = "config.json"  # the TrainConfig the run trained with
 SPLIT_FILE = "split.csv"  # every file with its class, subset and group

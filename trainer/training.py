@@ -15,17 +15,24 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
 from edge.decision import decide, positive_index
 from edge.progress import progress_bar
-from trainer import data as datamod
 from trainer import multi_worker_patch
 from trainer import runs
-from trainer.config import ConfigError, TrainConfig
+from trainer.config import ConfigError, TrainConfig, changed_options, refuse_options_on_resume
 from trainer.metrics import binary_metrics, confusion_matrix
+from trainer.pipeline import load_arrays, make_dataset
+from trainer.samples import SUBSETS, DataError, Sample, subset
+from trainer.scan import common_root, scan_dataset
+from trainer.split_files import read_split, split_class_names, split_from_file, write_split
+from trainer.splits import group_split, pattern_split, sort_split, stratified_split
+
+if TYPE_CHECKING:
+    from trainer.parent import Parent
 
 Log = Callable[[str], None]
 
@@ -80,7 +87,7 @@ def _sample_grids(model, samples, config: TrainConfig, class_names: list[str], r
 
     rng = np.random.default_rng(config.seed)
     chosen = [samples[i] for i in rng.permutation(len(samples))[: config.sample_grid_size]]
-    images, labels = datamod.load_arrays(chosen, config.image_size)
+    images, labels = load_arrays(chosen, config.image_size)
     titles = [class_names[label] for label in labels]
     plot_image_grid(images, titles, run_dir / runs.SAMPLES_PLOT, "training samples")
     augmented = model.get_layer(AUGMENTATION)(images.astype("float32"), training=True)
@@ -168,30 +175,30 @@ def choose_split(samples: list, config: TrainConfig, data_dir: Path, log: Log) -
     the stratified random split."""
     if config.split_pattern:
         fractions = {"validation": config.val_fraction, "test": config.test_fraction}
-        return datamod.pattern_split(samples, config.split_pattern, fractions, config.seed, config.group_pattern)
+        return pattern_split(samples, config.split_pattern, fractions, config.seed, config.group_pattern)
     if config.split_file:
-        assigned, unlisted = datamod.split_from_file(samples, Path(config.split_file), data_dir)
+        assigned, unlisted = split_from_file(samples, Path(config.split_file), data_dir)
         if unlisted:
             log(f"warning: {unlisted} file(s) of the dataset are not in {config.split_file}: left out")
         return assigned
     if config.group_pattern:
-        assigned = datamod.group_split(samples, config.group_pattern, config.val_fraction, config.test_fraction,
+        assigned = group_split(samples, config.group_pattern, config.val_fraction, config.test_fraction,
                                        config.seed)
-        counts = {name: len({s.group for s in assigned if s.subset == name}) for name in datamod.SUBSETS}
+        counts = {name: len({s.group for s in assigned if s.subset == name}) for name in SUBSETS}
         log("groups per subset: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         return assigned
-    return datamod.stratified_split(samples, config.val_fraction, config.test_fraction, config.seed)
+    return stratified_split(samples, config.val_fraction, config.test_fraction, config.seed)
 
 
 def resumed_split(config: TrainConfig, run_dir: Path) -> tuple[list[str], list, Path]:
     """Class names, samples and data root of an interrupted run; its images must all still be
     where it found them (a moved data folder is one error line, not a crash inside tf.data)."""
-    data_dir = datamod.common_root(config.data_dirs)
-    class_names = datamod.split_class_names(run_dir / runs.SPLIT_FILE)
-    samples = datamod.read_split(run_dir / runs.SPLIT_FILE, data_dir, class_names)
+    data_dir = common_root(config.data_dirs)
+    class_names = split_class_names(run_dir / runs.SPLIT_FILE)
+    samples = read_split(run_dir / runs.SPLIT_FILE, data_dir, class_names)
     missing = [s.path for s in samples if not s.path.is_file()]
     if missing:
-        raise datamod.DataError(f"cannot resume {run_dir}: {len(missing)} of its {len(samples)} images are not "
+        raise DataError(f"cannot resume {run_dir}: {len(missing)} of its {len(samples)} images are not "
                                 f"where it trained (e.g. {missing[0]}); was {data_dir} moved or changed?")
     return class_names, samples, data_dir
 
@@ -274,32 +281,27 @@ def train(config: Optional[TrainConfig], log: Log = _stderr, verbose: Optional[i
         keras.mixed_precision.set_global_policy(previous)
 
 
-def changed_options(config: Optional[TrainConfig]) -> list[str]:
-    """The options of ``config`` that differ from the defaults, as ``--flag`` names."""
-    if config is None:
-        return []
-    default = TrainConfig()
-    return [f"--{name.replace('_', '-')}" for name, value in config.to_dict().items() if value != getattr(default, name)]
+@dataclass
+class RunData:
+    """What a run trains and is measured on: its classes, its samples (each with its subset),
+    the folder its split file is relative to, and the files the scan skipped."""
+
+    class_names: list[str]
+    samples: list[Sample]
+    data_dir: Path
+    skipped: list[str]
+
+    @property
+    def split(self) -> dict[str, list[Sample]]:
+        return {name: subset(self.samples, name) for name in SUBSETS}
 
 
-def refuse_options_on_resume(options: list[str], resume_dir: Path) -> None:
-    """A resumed run continues with the options it started with: any option given is an error,
-    not silently ignored."""
-    if options:
-        raise ConfigError(f"--resume {resume_dir} continues with the options the run started with; "
-                          f"leave out {', '.join(options)} (a new run takes new options)")
+def check_before_work(config: TrainConfig, log: Log) -> tuple[TrainConfig, Optional[Parent]]:
+    """Every option, the devices, the weights and the parent run (``--init-from``, loaded), in
+    that order and before the data scan; returns the config (the parent's alpha) and the parent."""
+    from trainer.distribute import check_devices, check_request
+    from trainer.model import resolve_weights
 
-
-def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Optional[Path],
-           held: contextlib.ExitStack) -> RunResult:
-    import keras
-
-    from trainer.distribute import check_devices, check_request, describe, is_chief, make_strategy
-    from trainer.model import build_model, resolve_weights
-    from trainer.plots import plot_history
-    from trainer.resume import RunState, read_history
-
-    start = time.perf_counter()
     config.validate()
     check_request(config)
     if config.strategy == "mirrored":
@@ -313,28 +315,41 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
         if config.alpha != parent.alpha:
             log(f"alpha {parent.alpha:g}: the width of --init-from {parent.run.run_dir.name}")
             config = config.replace(alpha=parent.alpha)
+    return config, parent
+
+
+def gather_samples(config: TrainConfig, resume_dir: Optional[Path], parent: Optional[Parent], log: Log) -> RunData:
+    """A new run scans and splits its folders (plus the parent's replay images); a resumed run
+    reads its own split back."""
     if resume_dir is None:
         with progress_bar("checking images") as progress:
-            scanned = datamod.scan_dataset(config.data_dirs, progress=progress)
-        class_names, skipped, data_dir = scanned.class_names, scanned.skipped, scanned.root
-        samples = choose_split(scanned.samples, config, data_dir, log)
+            scanned = scan_dataset(config.data_dirs, progress=progress)
+        data = RunData(scanned.class_names, choose_split(scanned.samples, config, scanned.root, log),
+                       scanned.root, scanned.skipped)
     else:
-        class_names, samples, data_dir = resumed_split(config, Path(resume_dir))
-        skipped = []
-    for message in skipped:
+        data = RunData(*resumed_split(config, Path(resume_dir)), skipped=[])
+    for message in data.skipped:
         log(f"warning: skipping {message}")
     if parent is not None:
         from trainer.parent import check_classes, replay_samples
 
-        check_classes(parent, class_names)
+        check_classes(parent, data.class_names)
         if config.replay and resume_dir is None:
-            samples = datamod.sort_split(samples + replay_samples(parent, config.replay, config.seed))
+            data.samples = sort_split(data.samples + replay_samples(parent, config.replay, config.seed))
             log(f"replay: {config.replay} training images per class from {parent.run.run_dir.name} mixed in")
-    split = {name: datamod.subset(samples, name) for name in datamod.SUBSETS}
-    log(f"classes {class_names}; " + ", ".join(f"{k}: {len(v)}" for k, v in split.items()))
+    log(f"classes {data.class_names}; " + ", ".join(f"{k}: {len(v)}" for k, v in data.split.items()))
+    return data
+
+
+def build_on_strategy(config: TrainConfig, class_names: list[str], parent: Optional[Parent], log: Log):
+    """The distribution strategy and the model built under it (the parent's weights copied in);
+    the precision policy and the seed are set first."""
+    import keras
+
+    from trainer.distribute import make_strategy
+    from trainer.model import build_model
 
     strategy = make_strategy(config, log)
-    chief, replicas = is_chief(strategy), strategy.num_replicas_in_sync
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(config.seed)
@@ -346,37 +361,104 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
 
             copy_weights(parent, model)
             log(f"weights from {parent.run.run_dir} (model.keras sha256 {parent.model_sha256[:12]}...)")
-    if not chief:  # the multi-worker guide's pattern: other workers write to a temporary folder
-        run_dir = Path(tempfile.mkdtemp(prefix="artery-edge-worker-"))
-    elif resume_dir is not None:
-        run_dir = Path(resume_dir)
-        log(f"resuming {run_dir}")
-    else:
-        for folder in [Path(config.output_dir)] + ([Path(config.log_dir)] if config.tensorboard else []):
-            check_writable(folder)
-        run_dir = create_run_dir(Path(config.output_dir), config.run_name)
-        held.enter_context(runs.locked(run_dir))
-        config = config.replace(data_dirs=[str(Path(d).resolve()) for d in config.data_dirs],
-                                split_file=str(Path(config.split_file).resolve()) if config.split_file else "")
-        log(f"run directory: {run_dir}")
-        runs.write_json(run_dir / runs.CONFIG_FILE, config.to_dict())
-        datamod.write_split(run_dir / runs.SPLIT_FILE, samples, data_dir, class_names)
+    return strategy, model
 
-    global_batch = config.batch_size * replicas
-    train_ds = datamod.make_dataset(split["train"], config.image_size, global_batch, shuffle=True, seed=config.seed)
-    val_ds = datamod.make_dataset(split["validation"], config.image_size, global_batch)
-    # no test split (--test-fraction 0, e.g. a site's published train/validation files only): the
-    # figures are the validation split's, which chose the epochs, temperature and threshold
+
+def open_run_dir(config: TrainConfig, data: RunData, resume_dir: Optional[Path], chief: bool,
+                 held: contextlib.ExitStack, log: Log) -> tuple[Path, TrainConfig]:
+    """Where this process writes: a resumed run's folder, a new locked one with its config and
+    split (folders resolved), or a temporary folder on a worker that is not the chief."""
+    if not chief:  # the multi-worker guide's pattern: other workers write to a temporary folder
+        return Path(tempfile.mkdtemp(prefix="artery-edge-worker-")), config
+    if resume_dir is not None:
+        log(f"resuming {Path(resume_dir)}")
+        return Path(resume_dir), config
+    for folder in [Path(config.output_dir)] + ([Path(config.log_dir)] if config.tensorboard else []):
+        check_writable(folder)
+    run_dir = create_run_dir(Path(config.output_dir), config.run_name)
+    held.enter_context(runs.locked(run_dir))
+    config = config.replace(data_dirs=[str(Path(d).resolve()) for d in config.data_dirs],
+                            split_file=str(Path(config.split_file).resolve()) if config.split_file else "")
+    log(f"run directory: {run_dir}")
+    runs.write_json(run_dir / runs.CONFIG_FILE, config.to_dict())
+    write_split(run_dir / runs.SPLIT_FILE, data.samples, data.data_dir, data.class_names)
+    return run_dir, config
+
+
+def make_datasets(split: dict[str, list[Sample]], config: TrainConfig, global_batch: int, log: Log):
+    """Train, validation and evaluation datasets, and the subset evaluated. Without a test split
+    (--test-fraction 0, e.g. a site's published train/validation files only) the figures are the
+    validation split's, which chose the epochs, temperature and threshold."""
+    train_ds = make_dataset(split["train"], config.image_size, global_batch, shuffle=True, seed=config.seed)
+    val_ds = make_dataset(split["validation"], config.image_size, global_batch)
     evaluated_on = "test" if split["test"] else "validation"
     if evaluated_on == "validation":
         log("no test split: the figures below are on the validation split that tuned the run (optimistic)")
-    test_ds = datamod.make_dataset(split[evaluated_on], config.image_size, global_batch)
+    return train_ds, val_ds, make_dataset(split[evaluated_on], config.image_size, global_batch), evaluated_on
 
-    weights = class_weights(split["train"], len(class_names), config.class_weight)
+
+def final_metrics(model, val_ds, test_ds, evaluated_on: str, data: RunData, config: TrainConfig, log: Log) -> dict:
+    """The evaluated subset's metrics after temperature scaling, at the threshold the operating
+    point picks on validation."""
+    split = data.split
+    loss = model.evaluate(test_ds, verbose=0)[0]
+    calibration = calibrate(model, val_ds, test_ds, {**split, "test": split[evaluated_on]}, log)
+    threshold = operating_point(calibration.pop("validation_probabilities"),
+                                np.array([s.label for s in split["validation"]]), data.class_names,
+                                config.operating_point, log)
+    labels = np.array([s.label for s in split[evaluated_on]])
+    metrics = test_metrics(calibration.pop("test_probabilities"), labels, data.class_names, loss, threshold)
+    metrics.update(calibration, threshold=threshold, operating_point=config.operating_point, evaluated_on=evaluated_on)
+    return metrics
+
+
+def run_record(config: TrainConfig, data: RunData, metrics: dict, stage1_epochs: int, strategy,
+               resumed: bool, tb_dir: Path, parent: Optional[Parent]) -> dict:
+    """``run.json``: what the run is and how it trained, for readers without TensorFlow."""
+    import keras
+
+    from trainer.distribute import describe
+
+    replicas = strategy.num_replicas_in_sync
+    return {
+        "class_names": data.class_names,
+        "image_size": config.image_size,
+        "counts": {k: len(v) for k, v in data.split.items()},
+        "skipped": data.skipped,
+        "stage1_epochs": stage1_epochs,
+        "temperature": metrics["temperature"],
+        "threshold": metrics["threshold"],
+        "operating_point": config.operating_point,
+        "strategy": describe(strategy),
+        "replicas": replicas,
+        "global_batch_size": config.batch_size * replicas,
+        "mixed_precision": config.mixed_precision,
+        "resumed": resumed or None,
+        "tensorboard_dir": str(tb_dir) if config.tensorboard else None,
+        "keras_version": keras.__version__,
+        "parent": parent.record() if parent is not None else None,
+    }
+
+
+def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Optional[Path],
+           held: contextlib.ExitStack) -> RunResult:
+    from trainer.distribute import is_chief
+    from trainer.plots import plot_history
+    from trainer.resume import RunState, read_history
+
+    start = time.perf_counter()
+    config, parent = check_before_work(config, log)
+    data = gather_samples(config, resume_dir, parent, log)
+    strategy, model = build_on_strategy(config, data.class_names, parent, log)
+    chief, replicas = is_chief(strategy), strategy.num_replicas_in_sync
+    run_dir, config = open_run_dir(config, data, resume_dir, chief, held, log)
+    split = data.split
+    train_ds, val_ds, test_ds, evaluated_on = make_datasets(split, config, config.batch_size * replicas, log)
+    weights = class_weights(split["train"], len(data.class_names), config.class_weight)
     if weights:
-        log("class weights (balanced): " + ", ".join(f"{class_names[c]} {w:.3f}" for c, w in weights.items()))
+        log("class weights (balanced): " + ", ".join(f"{data.class_names[c]} {w:.3f}" for c, w in weights.items()))
     if chief and resume_dir is None:
-        _sample_grids(model, split["train"], config, class_names, run_dir)
+        _sample_grids(model, split["train"], config, data.class_names, run_dir)
     state = RunState(run_dir)
     tb_dir = Path(state.data.setdefault("tensorboard_dir", str(
         Path(config.log_dir) / datetime.now().strftime("%Y%m%d-%H%M%S"))))
@@ -387,14 +469,7 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
                                        replicas if config.scale_learning_rate else 1, weights)
 
     runs.save_keras(model, run_dir / runs.MODEL_FILE)
-    loss = model.evaluate(test_ds, verbose=0)[0]
-    calibration = calibrate(model, val_ds, test_ds, {**split, "test": split[evaluated_on]}, log)
-    threshold = operating_point(calibration.pop("validation_probabilities"),
-                                np.array([s.label for s in split["validation"]]), class_names,
-                                config.operating_point, log)
-    labels = np.array([s.label for s in split[evaluated_on]])
-    metrics = test_metrics(calibration.pop("test_probabilities"), labels, class_names, loss, threshold)
-    metrics.update(calibration, threshold=threshold, operating_point=config.operating_point, evaluated_on=evaluated_on)
+    metrics = final_metrics(model, val_ds, test_ds, evaluated_on, data, config, log)
     seconds = time.perf_counter() - start
     metrics["train_seconds"] = round(seconds, 1)
     history = read_history(run_dir / runs.HISTORY_CSV)
@@ -403,24 +478,8 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
         return RunResult(run_dir, metrics, history, stage1_epochs, seconds)
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
     runs.write_json(run_dir / runs.HISTORY_JSON, {"stage1_epochs": stage1_epochs, **history})
-    runs.write_json(run_dir / runs.RUN_FILE, {
-        "class_names": class_names,
-        "image_size": config.image_size,
-        "counts": {k: len(v) for k, v in split.items()},
-        "skipped": skipped,
-        "stage1_epochs": stage1_epochs,
-        "temperature": metrics["temperature"],
-        "threshold": threshold,
-        "operating_point": config.operating_point,
-        "strategy": describe(strategy),
-        "replicas": replicas,
-        "global_batch_size": global_batch,
-        "mixed_precision": config.mixed_precision,
-        "resumed": resume_dir is not None or None,
-        "tensorboard_dir": str(tb_dir) if config.tensorboard else None,
-        "keras_version": keras.__version__,
-        "parent": parent.record() if parent is not None else None,
-    })
+    runs.write_json(run_dir / runs.RUN_FILE, run_record(config, data, metrics, stage1_epochs, strategy,
+                                                        resume_dir is not None, tb_dir, parent))
     shutil.rmtree(state.folder, ignore_errors=True)  # the run finished: its backups are spent
     plot_history(history, stage1_epochs, run_dir / runs.HISTORY_PLOT)
     return RunResult(run_dir, metrics, history, stage1_epochs, seconds)
