@@ -11,6 +11,7 @@ import functools
 import importlib.util
 import json
 import os
+from inspect import Parameter, signature
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -18,7 +19,7 @@ import typer
 
 from converters.options import ConversionError, ConvertOptions, option_default
 from edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS
-from trainer.config import DEFAULTS, TrainConfig, load_config_file
+from trainer.config import DEFAULTS, merge_config, refuse_options_on_resume
 
 app = typer.Typer(
     help="Train a MobileNetV2 angiography patch classifier, convert it to TFLite and run it on edge devices.\n\n"
@@ -137,115 +138,140 @@ def synth(
     typer.echo(f"wrote {sum(counts.values())} images to {out} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")
 
 
+# `train`'s options: one flag per TrainConfig field (the field's name), its default read there.
+TRAIN_OPTIONS: dict[str, tuple[object, typer.models.OptionInfo]] = {
+    "output_dir": (Path, typer.Option(Path(D.output_dir), "--output-dir", help="Runs land in a new folder here.")),
+    "run_name": (str, typer.Option(D.run_name, "--run-name", help="Run folder name (default: run-<timestamp>).")),
+    "log_dir": (Path, typer.Option(Path(D.log_dir), "--log-dir", help="TensorBoard root.")),
+    "image_size": (int, typer.Option(D.image_size, "--image-size", help="Square input size in pixels (>= 32).")),
+    "batch_size": (int, typer.Option(D.batch_size, "--batch-size")),
+    "seed": (int, typer.Option(D.seed, "--seed", help="Seeds the split, shuffling and initialisation.")),
+    "val_fraction": (float, typer.Option(D.val_fraction, "--val-fraction")),
+    "test_fraction": (float, typer.Option(D.test_fraction, "--test-fraction")),
+    "alpha": (float, typer.Option(D.alpha, "--alpha", help="MobileNetV2 width multiplier.")),
+    "weights": (str, typer.Option(D.weights, "--weights", help="imagenet, none, or a path to a .h5 file.")),
+    "dropout": (float, typer.Option(D.dropout, "--dropout")),
+    "l2": (float, typer.Option(D.l2, "--l2", help="L2 factor on the classifier kernel.")),
+    "learning_rate": (float, typer.Option(
+        D.learning_rate, "--learning-rate", help="Stage 1 (frozen base) Adam learning rate.")),
+    "epochs": (int, typer.Option(D.epochs, "--epochs", help="Stage 1 epochs.")),
+    "fine_tune_epochs": (int, typer.Option(
+        D.fine_tune_epochs, "--fine-tune-epochs", help="Stage 2 epochs (0 skips fine-tuning).")),
+    "fine_tune_learning_rate": (float, typer.Option(D.fine_tune_learning_rate, "--fine-tune-learning-rate")),
+    "fine_tune_at": (int, typer.Option(
+        D.fine_tune_at, "--fine-tune-at", help="Unfreeze base layers from this index on.")),
+    "schedule": (str, typer.Option(
+        D.schedule, "--schedule", help="constant, or cosine: linear warm-up then cosine decay to 0, in each stage.")),
+    "warmup_epochs": (float, typer.Option(
+        D.warmup_epochs, "--warmup-epochs", help="cosine: warm-up epochs per stage.")),
+    "label_smoothing": (float, typer.Option(D.label_smoothing, "--label-smoothing", help="0 (off) to 0.5.")),
+    "patience": (int, typer.Option(D.patience, "--patience", help="EarlyStopping patience on val_loss.")),
+    "flip": (bool, typer.Option(D.flip, "--flip/--no-flip", help="Random horizontal and vertical flips.")),
+    "rotation": (float, typer.Option(
+        D.rotation, "--rotation", help="Random rotation, fraction of a full turn (0 = off).")),
+    "zoom": (float, typer.Option(D.zoom, "--zoom", help="Random zoom factor (0 = off).")),
+    "contrast": (float, typer.Option(D.contrast, "--contrast", help="Random contrast factor (0 = off).")),
+    "brightness": (float, typer.Option(D.brightness, "--brightness", help="Random brightness factor (0 = off).")),
+    "site_augmentation": (float, typer.Option(
+        D.site_augmentation, "--site-augmentation",
+        help="Probability per image of each of: down-sampling to 32 px and back, gamma, noise, blur (0 = off).")),
+    "tensorboard": (bool, typer.Option(D.tensorboard, "--tensorboard/--no-tensorboard")),
+    "class_weight": (str, typer.Option(
+        D.class_weight, "--class-weight",
+        help="none, or balanced: weight each class by its inverse frequency in training."
+    )),
+    "split_file": (Optional[Path], typer.Option(
+        None, "--split-file", help="CSV with file (or path) and subset columns: train on this predefined split."
+    )),
+    "split_pattern": (str, typer.Option(
+        D.split_pattern, "--split-pattern",
+        help="REGEX=SUBSET[,...]: files whose name matches go to that subset (a published split, e.g. "
+             "'validation-=test'); the rest fill the other subsets by --val-fraction / --test-fraction.",
+    )),
+    "group_pattern": (str, typer.Option(
+        D.group_pattern, "--group-pattern",
+        help="Regex; the first capture group of each file name is its group (patient, recording): "
+             "no group crosses train/validation/test.",
+    )),
+    "operating_point": (str, typer.Option(
+        D.operating_point, "--operating-point",
+        help="Decision threshold chosen on validation and stored with the model: argmax (0.5), youden, accuracy, "
+             "sensitivity=X or specificity=X.",
+    )),
+    "strategy": (str, typer.Option(
+        D.strategy, "--strategy", help="auto (mirrored if >1 GPU), default (one device), mirrored (local GPUs or "
+        "--devices), multi-worker (TF_CONFIG; the chief writes the run).",
+    )),
+    "devices": (str, typer.Option(
+        D.devices, "--devices", help="mirrored: devices to replicate on, e.g. /gpu:0,/gpu:1.")),
+    "cluster_timeout": (float, typer.Option(
+        D.cluster_timeout, "--cluster-timeout",
+        help="multi-worker: seconds to wait for the other workers to connect.")),
+    "scale_learning_rate": (bool, typer.Option(
+        D.scale_learning_rate, "--scale-learning-rate/--no-scale-learning-rate",
+        help="Multiply the learning rates by the number of replicas (--batch-size is per replica).",
+    )),
+    "mixed_precision": (bool, typer.Option(
+        D.mixed_precision, "--mixed-precision", help="mixed_float16 on GPU (refused on CPU).")),
+    "steps_per_execution": (int, typer.Option(
+        D.steps_per_execution, "--steps-per-execution", help="Training steps per call into the compiled function.")),
+    "init_from": (Optional[Path], typer.Option(
+        None, "--init-from", help="Start from this finished run's weights (same classes; its alpha; any input "
+                                  "size); see also `adapt`.")),
+    "replay": (int, typer.Option(
+        D.replay, "--replay", help="With --init-from: images per class of the parent's training split mixed in.")),
+}
+
+
+def with_options(options: dict[str, tuple[object, typer.models.OptionInfo]], before: str) -> Callable:
+    """Give a command the parameters of ``options`` (name: (type, typer.Option)) in place of its
+    ``**options``, listed before its parameter ``before``: a command whose flags mirror a
+    dataclass's fields stays a short function, and its --help is that of a written-out signature."""
+
+    def decorate(command: Callable) -> Callable:
+        written = signature(command, eval_str=True)
+        fixed = [p for p in written.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        at = [p.name for p in fixed].index(before)
+        added = [Parameter(name, Parameter.POSITIONAL_OR_KEYWORD, default=option, annotation=kind)
+                 for name, (kind, option) in options.items()]
+        command.__signature__ = written.replace(parameters=fixed[:at] + added + fixed[at:])
+        return command
+
+    return decorate
+
+
+def given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 @app.command()
 @user_errors
+@with_options(TRAIN_OPTIONS, before="resume")
 def train(
     ctx: typer.Context,
     data_dirs: Optional[List[Path]] = typer.Argument(
         None, help="Class-folder dataset(s): DATA/<class>/<image>; several folders merge class by class."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options (CLI wins)."),
-    output_dir: Path = typer.Option(Path(D.output_dir), "--output-dir", help="Runs land in a new folder here."),
-    run_name: str = typer.Option(D.run_name, "--run-name", help="Run folder name (default: run-<timestamp>)."),
-    log_dir: Path = typer.Option(Path(D.log_dir), "--log-dir", help="TensorBoard root."),
-    image_size: int = typer.Option(D.image_size, "--image-size", help="Square input size in pixels (>= 32)."),
-    batch_size: int = typer.Option(D.batch_size, "--batch-size"),
-    seed: int = typer.Option(D.seed, "--seed", help="Seeds the split, shuffling and initialisation."),
-    val_fraction: float = typer.Option(D.val_fraction, "--val-fraction"),
-    test_fraction: float = typer.Option(D.test_fraction, "--test-fraction"),
-    alpha: float = typer.Option(D.alpha, "--alpha", help="MobileNetV2 width multiplier."),
-    weights: str = typer.Option(D.weights, "--weights", help="imagenet, none, or a path to a .h5 file."),
-    dropout: float = typer.Option(D.dropout, "--dropout"),
-    l2: float = typer.Option(D.l2, "--l2", help="L2 factor on the classifier kernel."),
-    learning_rate: float = typer.Option(D.learning_rate, "--learning-rate", help="Stage 1 (frozen base) Adam learning rate."),
-    epochs: int = typer.Option(D.epochs, "--epochs", help="Stage 1 epochs."),
-    fine_tune_epochs: int = typer.Option(D.fine_tune_epochs, "--fine-tune-epochs", help="Stage 2 epochs (0 skips fine-tuning)."),
-    fine_tune_learning_rate: float = typer.Option(D.fine_tune_learning_rate, "--fine-tune-learning-rate"),
-    fine_tune_at: int = typer.Option(D.fine_tune_at, "--fine-tune-at", help="Unfreeze base layers from this index on."),
-    schedule: str = typer.Option(
-        D.schedule, "--schedule", help="constant, or cosine: linear warm-up then cosine decay to 0, in each stage."),
-    warmup_epochs: float = typer.Option(D.warmup_epochs, "--warmup-epochs", help="cosine: warm-up epochs per stage."),
-    label_smoothing: float = typer.Option(D.label_smoothing, "--label-smoothing", help="0 (off) to 0.5."),
-    patience: int = typer.Option(D.patience, "--patience", help="EarlyStopping patience on val_loss."),
-    flip: bool = typer.Option(D.flip, "--flip/--no-flip", help="Random horizontal and vertical flips."),
-    rotation: float = typer.Option(D.rotation, "--rotation", help="Random rotation, fraction of a full turn (0 = off)."),
-    zoom: float = typer.Option(D.zoom, "--zoom", help="Random zoom factor (0 = off)."),
-    contrast: float = typer.Option(D.contrast, "--contrast", help="Random contrast factor (0 = off)."),
-    brightness: float = typer.Option(D.brightness, "--brightness", help="Random brightness factor (0 = off)."),
-    site_augmentation: float = typer.Option(
-        D.site_augmentation, "--site-augmentation",
-        help="Probability per image of each of: down-sampling to 32 px and back, gamma, noise, blur (0 = off)."),
-    tensorboard: bool = typer.Option(D.tensorboard, "--tensorboard/--no-tensorboard"),
-    class_weight: str = typer.Option(
-        D.class_weight, "--class-weight", help="none, or balanced: weight each class by its inverse frequency in training."
-    ),
-    split_file: Optional[Path] = typer.Option(
-        None, "--split-file", help="CSV with file (or path) and subset columns: train on this predefined split."
-    ),
-    split_pattern: str = typer.Option(
-        D.split_pattern, "--split-pattern",
-        help="REGEX=SUBSET[,...]: files whose name matches go to that subset (a published split, e.g. "
-             "'validation-=test'); the rest fill the other subsets by --val-fraction / --test-fraction.",
-    ),
-    group_pattern: str = typer.Option(
-        D.group_pattern, "--group-pattern",
-        help="Regex; the first capture group of each file name is its group (patient, recording): "
-             "no group crosses train/validation/test.",
-    ),
-    operating_point: str = typer.Option(
-        D.operating_point, "--operating-point",
-        help="Decision threshold chosen on validation and stored with the model: argmax (0.5), youden, accuracy, "
-             "sensitivity=X or specificity=X.",
-    ),
-    strategy: str = typer.Option(
-        D.strategy, "--strategy", help="auto (mirrored if >1 GPU), default (one device), mirrored (local GPUs or "
-        "--devices), multi-worker (TF_CONFIG; the chief writes the run).",
-    ),
-    devices: str = typer.Option(D.devices, "--devices", help="mirrored: devices to replicate on, e.g. /gpu:0,/gpu:1."),
-    cluster_timeout: float = typer.Option(
-        D.cluster_timeout, "--cluster-timeout", help="multi-worker: seconds to wait for the other workers to connect."),
-    scale_learning_rate: bool = typer.Option(
-        D.scale_learning_rate, "--scale-learning-rate/--no-scale-learning-rate",
-        help="Multiply the learning rates by the number of replicas (--batch-size is per replica).",
-    ),
-    mixed_precision: bool = typer.Option(D.mixed_precision, "--mixed-precision", help="mixed_float16 on GPU (refused on CPU)."),
-    steps_per_execution: int = typer.Option(
-        D.steps_per_execution, "--steps-per-execution", help="Training steps per call into the compiled function."),
-    init_from: Optional[Path] = typer.Option(
-        None, "--init-from", help="Start from this finished run's weights (same classes; its alpha; any input "
-                                  "size); see also `adapt`."),
-    replay: int = typer.Option(
-        D.replay, "--replay", help="With --init-from: images per class of the parent's training split mixed in."),
     resume: Optional[Path] = typer.Option(
         None, "--resume", help="Continue this interrupted run directory (kill -9 included) with its own config."
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the test metrics as JSON."),
+    **options: object,
 ) -> None:
     """Two-stage MobileNetV2 transfer learning: frozen ImageNet base, then fine-tuning."""
-    from_file = load_config_file(config)
-    if not data_dirs and "data_dirs" in from_file:
-        data_dirs = [Path(d) for d in from_file["data_dirs"]]
-    if (not data_dirs) == (resume is None):
+    given = {name: ctx.params[name] for name in ("data_dirs", *TRAIN_OPTIONS) if given_on_command_line(ctx, name)}
+    settings = merge_config(given, config)
+    if (not settings.data_dirs) == (resume is None):
         fail("give DATA folder(s) to train, or --resume RUN_DIR to continue a run (not both)", 2)
     require_tensorflow()
-    from trainer.training import refuse_options_on_resume, train as run_training
+    from trainer.training import train as run_training
 
-    values = {"data_dirs": [str(d) for d in data_dirs or []]}
-    given = ["--config"] if config else []
-    for name, value in ctx.params.items():
-        if name in ("ctx", "config", "json_output", "data_dirs", "resume"):
-            continue
-        source = ctx.get_parameter_source(name)
-        explicit = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
-        given += [f"--{name.replace('_', '-')}"] if explicit else []
-        values[name] = value if explicit or name not in from_file else from_file[name]
-        if isinstance(values[name], Path):
-            values[name] = str(values[name])
-        elif values[name] is None:  # an optional path left out: the dataclass default
-            del values[name]
     with stdout_for_json(json_output):
         if resume is not None:
-            refuse_options_on_resume(given, resume)
-        result = run_training(None if resume else TrainConfig(**values), resume_dir=resume)
+            options_given = ["config"] * bool(config) + [name for name in given if name != "data_dirs"]
+            refuse_options_on_resume(options_given, resume)
+        result = run_training(None if resume else settings, resume_dir=resume)
     report_training(result, json_output)
 
 

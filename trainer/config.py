@@ -268,17 +268,36 @@ def load_config_file(path: Optional[Path]) -> dict[str, Any]:
     return values
 
 
+def merge_config(given: dict[str, Any], config_file: Optional[Path] = None) -> TrainConfig:
+    """The one merge of a ``--config`` TOML file and the options given (they win), as
+    Ultralytics' ``get_cfg``: an option in neither keeps its default, paths become strings.
+    Names are checked here, values by :meth:`TrainConfig.validate`."""
+    unknown = sorted(set(given) - set(TYPES))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)}")
+    values = {**load_config_file(config_file), **{name: as_config_value(value) for name, value in given.items()}}
+    return TrainConfig(**values)
+
+
+def as_config_value(value: Any) -> Any:
+    """A path (or a list of paths) as the string(s) a config holds."""
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
 def changed_options(config: Optional[TrainConfig]) -> list[str]:
-    """The options of ``config`` that differ from the defaults, as ``--flag`` names."""
+    """The options of ``config`` that differ from the defaults."""
     if config is None:
         return []
     default = TrainConfig()
-    return [f"--{name.replace('_', '-')}" for name, value in config.to_dict().items() if value != getattr(default, name)]
+    return [name for name, value in config.to_dict().items() if value != getattr(default, name)]
 
 
 def refuse_options_on_resume(options: list[str], resume_dir: Path) -> None:
-    """A resumed run continues with the options it started with: any option given is an error,
-    not silently ignored."""
+    """A resumed run continues with the options it started with: any option given (by its
+    name, e.g. ``fine_tune_at``; ``config`` for a config file) is an error, not silently ignored."""
     if options:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in options)
         raise ConfigError(f"--resume {resume_dir} continues with the options the run started with; "
-                          f"leave out {', '.join(options)} (a new run takes new options)")
+                          f"leave out {flags} (a new run takes new options)")
