@@ -45,7 +45,16 @@ def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 
 
 class Classifier:
-    """Load a .tflite image classifier once, then classify files, Pillow images or frames."""
+    """Load a .tflite image classifier once, then classify files, Pillow images or frames.
+
+    Args:
+        model_path: a ``.tflite`` file; its artery-edge metadata (labels, input size, resize
+            method, temperature, threshold) is read from it when present.
+        labels: class names, for a model without metadata (with metadata they must equal its own).
+        threads: interpreter threads (None: the runtime's default).
+        backend: ``ai_edge_litert``, ``tflite_runtime`` or ``tensorflow`` (None: the first
+            installed, in that order).
+    """
 
     def __init__(
         self,

@@ -37,6 +37,11 @@ class KerasPredictor:
 
     @classmethod
     def from_run(cls, run_dir: Path) -> "KerasPredictor":
+        """The run's model with its classes, input size, temperature and operating point.
+
+        Args:
+            run_dir: a finished training run (``trainer.runs.load_run`` checks it).
+        """
         run = load_run(run_dir)
         return cls(run.model_path, run.class_names, run.image_size, run.temperature, run.threshold)
 

@@ -258,11 +258,18 @@ def train(config: Optional[TrainConfig], log: Log = _stderr, verbose: Optional[i
           resume_dir: Optional[Path] = None) -> RunResult:
     """Run the full recipe and return where it landed and its test metrics.
 
-    ``resume_dir``: continue that interrupted run with its own config and split (``config``:
-    None, or one that changes nothing; a changed option is refused, not ignored). The run
-    folder is locked while it trains (:func:`trainer.runs.locked`). Keras' global dtype policy
-    (``--mixed-precision`` sets it) is restored afterwards, so models built later in the same
-    process are float32 again.
+    The run folder is locked while it trains (:func:`trainer.runs.locked`). Keras' global dtype
+    policy (``--mixed-precision`` sets it) is restored afterwards, so models built later in the
+    same process are float32 again.
+
+    Args:
+        config: the recipe (checked before any work: a bad value leaves no run); None with
+            ``resume_dir``.
+        log: where progress lines go (default: stderr).
+        verbose: Keras' ``fit`` verbosity (None: a progress bar on a terminal, one line per
+            epoch otherwise).
+        resume_dir: continue that interrupted run with its own config and split (``config``:
+            None, or one that changes nothing; a changed option is refused, not ignored).
     """
     import keras
 
