@@ -138,7 +138,7 @@ def synth(
     typer.echo(f"wrote {sum(counts.values())} images to {out} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")
 
 
-# `train`'s options: one flag per TrainConfig field (the field's name), its default read there.
+# `train`'s options: a flag per TrainConfig field (keyed by the field's name), its default read there.
 TRAIN_OPTIONS: dict[str, tuple[object, typer.models.OptionInfo]] = {
     "output_dir": (Path, typer.Option(Path(D.output_dir), "--output-dir", help="Runs land in a new folder here.")),
     "run_name": (str, typer.Option(D.run_name, "--run-name", help="Run folder name (default: run-<timestamp>).")),
@@ -260,7 +260,8 @@ def train(
     **options: object,
 ) -> None:
     """Two-stage MobileNetV2 transfer learning: frozen ImageNet base, then fine-tuning."""
-    given = {name: ctx.params[name] for name in ("data_dirs", *TRAIN_OPTIONS) if given_on_command_line(ctx, name)}
+    typed = {"data_dirs": data_dirs, **options}
+    given = {name: value for name, value in typed.items() if given_on_command_line(ctx, name)}
     settings = merge_config(given, config)
     if (not settings.data_dirs) == (resume is None):
         fail("give DATA folder(s) to train, or --resume RUN_DIR to continue a run (not both)", 2)
