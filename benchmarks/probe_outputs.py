@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from typer.testing import CliRunner  # noqa: E402
 
 from artery_edge.cli import app  # noqa: E402
+from edge.precisions import PRECISIONS  # noqa: E402
 
 FX = Path(sys.argv[1])
 OUT = Path(sys.argv[2])
@@ -28,6 +29,7 @@ WORK.mkdir()
 runner = CliRunner()
 R1, R2, R3, R4 = FX / "r1", FX / "r2", FX / "r3", FX / "r4"
 IMG = FX / "imgs"
+F32, DYN = PRECISIONS["float32"].file_name, PRECISIONS["dynamic"].file_name
 
 
 def run(*args):
@@ -79,7 +81,7 @@ def _():
 def _():
     out = fresh("c3")
     r = run("convert", R1, "--quantize", "float32", "--labels", "Healthy,Unhealthy", "--out", out)
-    return r["code"] == 0 and (out / "model_float32.tflite").is_file(), r
+    return r["code"] == 0 and (out / F32).is_file(), r
 
 
 @case("convert: --labels 'Healthy, Unhealthy' (spaces)", "converts (names stripped)")
@@ -124,7 +126,7 @@ def _():
     src = fresh("c9")
     shutil.copy(R1 / "model.keras", src / "model.keras")
     r = run("convert", src / "model.keras", "--quantize", "float32", "--labels", "A,B")
-    return r["code"] == 0 and (src / "model_float32.tflite").is_file(), r
+    return r["code"] == 0 and (src / F32).is_file(), r
 
 
 @case("convert: model.keras outside a run without --labels", "refused, one error line")
@@ -155,9 +157,9 @@ def _():
 @case("convert: existing target without --force", "refused, existing file untouched")
 def _():
     out = fresh("c13")
-    (out / "model_float32.tflite").write_bytes(b"theirs")
+    (out / F32).write_bytes(b"theirs")
     r = run("convert", R1, "--quantize", "float32", "--out", out)
-    return one_error(r) and (out / "model_float32.tflite").read_bytes() == b"theirs", r
+    return one_error(r) and (out / F32).read_bytes() == b"theirs", r
 
 
 @case("convert: float32,int8 where int8 calibration data has no images", "nothing written, not even float32")
@@ -186,7 +188,7 @@ def _():
 @case("convert: size ratio against a float32 file of another model in --out", "ratio n/a (not that model's twin)")
 def _():
     out = fresh("c17")
-    shutil.copy(FX / "foreign.tflite", out / "model_float32.tflite")
+    shutil.copy(FX / "foreign.tflite", out / F32)
     r = run("convert", R1, "--quantize", "dynamic", "--out", out, "--json")
     try:
         rows = json.loads(r["stdout"])
@@ -317,23 +319,23 @@ def _():
 
 @case("evaluate: --models of run r1 against run r2 (same classes, other model.keras)", "refused as foreign")
 def _():
-    r = run("evaluate", "--run", R2, "--models", R1 / "model_float32.tflite", "--out", WORK / "e13")
+    r = run("evaluate", "--run", R2, "--models", R1 / F32, "--out", WORK / "e13")
     return one_error(r) and not (WORK / "e13").exists(), r
 
 
 @case("evaluate: the same --models file twice", "exit 2 (or one column), not a silently merged column")
 def _():
-    r = run("evaluate", "--run", R1, "--models", R1 / "model_float32.tflite", "--models", R1 / "model_float32.tflite",
+    r = run("evaluate", "--run", R1, "--models", R1 / F32, "--models", R1 / F32,
             "--out", WORK / "e14")
     return one_error(r, 2), r
 
 
-@case("evaluate: two copies of model_float32.tflite in two folders", "two columns (float32, float32-2)")
+@case("evaluate: two copies of the float32 file in two folders", "two columns (float32, float32-2)")
 def _():
     a, b = fresh("e15a"), fresh("e15b")
-    shutil.copy(R1 / "model_float32.tflite", a)
-    shutil.copy(R1 / "model_float32.tflite", b)
-    r = run("evaluate", "--run", R1, "--models", a / "model_float32.tflite", "--models", b / "model_float32.tflite",
+    shutil.copy(R1 / F32, a)
+    shutil.copy(R1 / F32, b)
+    r = run("evaluate", "--run", R1, "--models", a / F32, "--models", b / F32,
             "--bootstrap", "10", "--out", WORK / "e15", "--json")
     try:
         names = list(json.loads(r["stdout"])["models"])
@@ -345,7 +347,7 @@ def _():
 @case("evaluate: a .tflite named keras.tflite", "its own column, Keras' not replaced")
 def _():
     a = fresh("e16a")
-    shutil.copy(R1 / "model_float32.tflite", a / "keras.tflite")
+    shutil.copy(R1 / F32, a / "keras.tflite")
     r = run("evaluate", "--run", R1, "--models", a / "keras.tflite", "--bootstrap", "10", "--out", WORK / "e16", "--json")
     try:
         names = list(json.loads(r["stdout"])["models"])
@@ -560,43 +562,43 @@ def _():
 # ---------------- inspect --report ----------------
 @case("inspect --report --reference without metadata (foreign)", "one error line")
 def _():
-    r = run("inspect", R1 / "model_dynamic.tflite", "--report", "--reference", FX / "nometa.tflite", "--out", WORK / "i1")
+    r = run("inspect", R1 / DYN, "--report", "--reference", FX / "nometa.tflite", "--out", WORK / "i1")
     return one_error(r) and not (WORK / "i1").exists(), r
 
 
 @case("inspect --report --reference float32 of another model", "one error line (not its twin)")
 def _():
-    r = run("inspect", R1 / "model_dynamic.tflite", "--report", "--reference", FX / "foreign.tflite", "--out", WORK / "i2")
+    r = run("inspect", R1 / DYN, "--report", "--reference", FX / "foreign.tflite", "--out", WORK / "i2")
     return one_error(r) and not (WORK / "i2").exists(), r
 
 
 @case("inspect --report --reference an int8 file", "one error line (not float32)")
 def _():
-    r = run("inspect", R1 / "model_dynamic.tflite", "--report", "--reference", R1 / "model_dynamic.tflite")
+    r = run("inspect", R1 / DYN, "--report", "--reference", R1 / DYN)
     return one_error(r), r
 
 
 @case("inspect --report --reference a PNG", "one error line")
 def _():
-    r = run("inspect", R1 / "model_dynamic.tflite", "--report", "--reference", next(IMG.glob("*.png")))
+    r = run("inspect", R1 / DYN, "--report", "--reference", next(IMG.glob("*.png")))
     return one_error(r), r
 
 
 @case("inspect --report --count 0", "exit 2")
 def _():
-    r = run("inspect", R1 / "model_dynamic.tflite", "--report", "--count", "0")
+    r = run("inspect", R1 / DYN, "--report", "--count", "0")
     return one_error(r, 2), r
 
 
 @case("inspect --count 3 without --report", "exit 2 (option ignored otherwise)")
 def _():
-    r = run("inspect", R1 / "model_dynamic.tflite", "--count", "3")
+    r = run("inspect", R1 / DYN, "--count", "3")
     return one_error(r, 2), r
 
 
 @case("inspect --report: its twin, default images", "exit 0, report + chart")
 def _():
-    r = run("inspect", R1 / "model_dynamic.tflite", "--report", "--count", "2", "--out", WORK / "i7")
+    r = run("inspect", R1 / DYN, "--report", "--count", "2", "--out", WORK / "i7")
     return r["code"] == 0 and (WORK / "i7" / "layer_report.md").is_file(), r
 
 
@@ -604,22 +606,22 @@ def _():
 def _():
     folder = WORK / "i8run"
     shutil.copytree(R2, folder, ignore=shutil.ignore_patterns("*.tflite", "evaluation*"))
-    shutil.copy(R1 / "model_dynamic.tflite", folder)
-    shutil.copy(R1 / "model_float32.tflite", folder)
-    r = run("inspect", folder / "model_dynamic.tflite", "--report", "--count", "2", "--out", WORK / "i8")
+    shutil.copy(R1 / DYN, folder)
+    shutil.copy(R1 / F32, folder)
+    r = run("inspect", folder / DYN, "--report", "--count", "2", "--out", WORK / "i8")
     return one_error(r, None, "--data") and not (WORK / "i8").exists(), r
 
 
 @case("inspect --report --data empty folder", "one error line")
 def _():
-    r = run("inspect", R1 / "model_dynamic.tflite", "--report", "--data", fresh("i9empty"), "--out", WORK / "i9")
+    r = run("inspect", R1 / DYN, "--report", "--data", fresh("i9empty"), "--out", WORK / "i9")
     return one_error(r) and not (WORK / "i9").exists(), r
 
 
 @case("inspect --report --out existing", "a -2 folder beside it")
 def _():
     fresh("i10")
-    r = run("inspect", R1 / "model_dynamic.tflite", "--report", "--count", "2", "--out", WORK / "i10")
+    r = run("inspect", R1 / DYN, "--report", "--count", "2", "--out", WORK / "i10")
     return r["code"] == 0 and (WORK / "i10-2" / "layer_report.md").is_file(), r
 
 

@@ -78,7 +78,7 @@ def load_classifier(model_path: Path, run: RunIdentity):
 
 
 def model_names(models: Sequence[Path]) -> list[str]:
-    """``keras``, then each file's precision (``model_int8.tflite`` -> ``int8``, else its stem);
+    """``keras``, then each file's precision (the registry's file name -> its precision, else its stem);
     a name taken already gets ``-2``, ``-3``..., so two files never share a column or a plot."""
     names = [KERAS]
     for model in models:
