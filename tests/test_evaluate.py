@@ -42,7 +42,7 @@ def test_report_metrics_agreement_and_artefacts(converted_run, tmp_path):
         assert (out / name).is_file(), name
     assert "| sensitivity |" in (out / "report.md").read_text()
     assert report["conversion"]["int8"]["weight_rounding"] == "calibrated"
-    assert "weight_rounding calibrated" in (out / "report.md").read_text()
+    assert r"weight\_rounding calibrated" in (out / "report.md").read_text()  # Markdown-escaped metadata
     again = runner.invoke(app, ["evaluate", "--run", str(run.run_dir), "--bootstrap", "10", "--out", str(out)])
     assert again.exit_code == 0 and (tmp_path / "evaluation-2" / "metrics.json").is_file()  # nothing overwritten
 
