@@ -133,7 +133,7 @@ def test_cli_report_json_and_out_dir(converted_run, tmp_path):
     "setup, args, message",
     [
         ("missing", [], "does not exist"),
-        ("not_keras", [], "not a Keras model"),
+        ("not_keras", [], "cannot be loaded as a Keras model"),
         ("not_image", [], "square RGB image"),
         ("run", ["--quantize", "int4"], "--quantize: unknown precision"),
         ("run", ["--weight-rounding", "exact"], "unknown weight rounding"),
