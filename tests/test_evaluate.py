@@ -157,8 +157,11 @@ def test_bad_inputs(converted_run, tmp_path, case, message):
         from edge.metadata import ModelMetadata
         from tests.tflite_builder import build_tiny_classifier
 
-        foreign = build_tiny_classifier(tmp_path / "model_float32.tflite", size=run.image_size, metadata=ModelMetadata(
-            labels=run.class_names, input_size=run.image_size, precision="float32", source_model_sha256="b" * 64))
+        from trainer.runs import load_run
+
+        trained = load_run(run.run_dir)
+        foreign = build_tiny_classifier(tmp_path / "foreign.tflite", size=trained.image_size, metadata=ModelMetadata(
+            labels=trained.class_names, input_size=trained.image_size, precision="float32", source_model_sha256="b" * 64))
         args += ["--models", str(foreign), "--out", str(tmp_path / "e")]
     else:
         args += ["--models", str(tmp_path / "absent.tflite")]

@@ -15,6 +15,7 @@ from edge.precisions import PRECISIONS
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
 from edge import Classifier  # noqa: E402
+from edge.provenance import RunIdentity  # noqa: E402
 from evaluation.evaluate import keras_probabilities, load_classifier, load_keras, tflite_probabilities  # noqa: E402
 from tests import parity  # noqa: E402
 from tests.conftest import REAL_DATA, TEST_SEED, needs_imagenet, needs_real_data, tiny_weights  # noqa: E402
@@ -30,8 +31,9 @@ def check_parity(run, models: dict[str, Path], samples: list[Sample]) -> dict[st
     labels = np.array([s.label for s in samples])
     keras_p = keras_probabilities(load_keras(run), run.image_size, samples)
     found = {}
+    identity = RunIdentity.of(run)
     for precision, path in models.items():
-        tflite_p = tflite_probabilities(load_classifier(path, run.class_names), samples)
+        tflite_p = tflite_probabilities(load_classifier(path, identity), samples)
         found[precision] = parity.measure(precision, keras_p, tflite_p, labels)
         print(found[precision].line())
     for result in found.values():
