@@ -53,10 +53,13 @@ test-install:
 		assert 'site-packages' in r['model'] and r['results'][0]['label'], r; print('fresh edge install classifies with', r['model'])"
 	rm -rf $(INSTALL_VENV)
 
-# The tests that need TensorFlow; the others ran in test-edge already.
+# The tests that need TensorFlow; the others ran in test-edge already. They spend most of their
+# time on one core (graph tracing, SavedModel export, conversion), so TEST_WORKERS processes
+# (pytest-xdist, a whole test file per process: its fixtures are built once) share the machine.
+TEST_WORKERS ?= 2
 test-full: $(VENV)/.installed weights
-	@echo "== full environment (train + edge): the tests marked tf =="
-	$(VENV)/bin/python -m pytest -q -m tf --durations=15
+	@echo "== full environment (train + edge): the tests marked tf, on $(TEST_WORKERS) processes =="
+	$(VENV)/bin/python -m pytest -q -m tf -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # ImageNet weights when they can be had (cache or download), else the from-scratch recipe
 # (--weights none trains the whole network). One recipe serves both on the synthetic set.

@@ -25,13 +25,19 @@ WEIGHT_ROUNDINGS = ("calibrated", "nearest")  # int8 kernels: chosen on the cali
 @dataclass(frozen=True)
 class ExportJob:
     """What one precision's conversion step gets: the Keras serving graph, the calibration
-    images (None unless a precision needs them), its own options resolved, and the float32
-    flatbuffer of the same graph (converted at most once per ``convert``)."""
+    images (None unless a precision needs them), its own options resolved, the SavedModel of
+    a Keras graph (written once per graph, see :mod:`converters.saved_model`) and the float32
+    flatbuffer of the serving graph (converted at most once per ``convert``)."""
 
     model: Any
     images: Optional[np.ndarray]
     arguments: Mapping[str, Any]
+    saved_model: Callable[[Any], str]
     float32: Callable[[], bytes]
+
+    def flatbuffer(self, preset: "QuantizationPreset", model=None, representative=None) -> bytes:
+        """``preset``'s conversion of ``model`` (default: the serving graph)."""
+        return preset.convert(self.saved_model(self.model if model is None else model), representative)
 
 
 Export = Callable[["QuantizationPreset", ExportJob], "tuple[bytes, dict]"]
@@ -41,7 +47,7 @@ Export = Callable[["QuantizationPreset", ExportJob], "tuple[bytes, dict]"]
 class QuantizationPreset:
     precision: Precision
     settings: Configure  # sets a TFLiteConverter's options for this precision
-    export: Export = lambda preset, job: (preset.convert(job.model), {})  # flatbuffer, quantization notes
+    export: Export = lambda preset, job: (job.flatbuffer(preset), {})  # flatbuffer, quantization notes
     arguments: Mapping[str, Any] = field(default_factory=dict)  # the convert options it takes -> default
 
     @property
@@ -53,11 +59,13 @@ class QuantizationPreset:
             raise ValueError(f"{self.name} needs a representative dataset")
         self.settings(converter, representative)
 
-    def convert(self, model, representative: Optional[RepresentativeData] = None) -> bytes:
-        """The TFLiteConverter run with this preset's settings."""
+    def convert(self, saved_model: str, representative: Optional[RepresentativeData] = None) -> bytes:
+        """The TFLiteConverter run with this preset's settings on a serving SavedModel."""
         import tensorflow as tf
 
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        from converters.saved_model import SIGNATURE
+
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[SIGNATURE])
         self.configure(converter, representative)
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")  # we calibrate
@@ -89,7 +97,7 @@ def float16() -> QuantizationPreset:
         converter.target_spec.supported_types = [tf.float16]
 
     def export(preset: QuantizationPreset, job: ExportJob) -> tuple[bytes, dict]:
-        flatbuffer, keep_below = preset.convert(job.model), job.arguments["float16_keep_below"]
+        flatbuffer, keep_below = job.flatbuffer(preset), job.arguments["float16_keep_below"]
         if not keep_below:
             return flatbuffer, {}
         flatbuffer, kept = restore_small_weights(flatbuffer, job.float32(), keep_below)
@@ -117,7 +125,7 @@ def int8() -> QuantizationPreset:
 
     def export(preset: QuantizationPreset, job: ExportJob) -> tuple[bytes, dict]:
         model, notes = int8_ready_model(job.model, job.images, job.arguments["weight_rounding"])
-        return preset.convert(model, representative_dataset(job.images)), notes
+        return job.flatbuffer(preset, model, representative_dataset(job.images)), notes
 
     return QuantizationPreset(PRECISIONS["int8"], settings, export, arguments={
         "calibration_images": 200, "calibration_data": None, "weight_rounding": WEIGHT_ROUNDINGS[0]})
@@ -158,9 +166,9 @@ def representative_dataset(images: np.ndarray) -> RepresentativeData:
     return generate
 
 
-def float32_once(model) -> Callable[[], bytes]:
-    """The float32 flatbuffer of ``model``, converted on first use only (float16 reuses it)."""
-    return functools.cache(lambda: float32().convert(model))
+def float32_once(saved_model: Callable[[], str]) -> Callable[[], bytes]:
+    """The float32 flatbuffer of a SavedModel, converted on first use only (float16 reuses it)."""
+    return functools.cache(lambda: float32().convert(saved_model()))
 
 
 PRESETS: dict[str, Callable[[], QuantizationPreset]] = {

@@ -21,6 +21,7 @@ from edge.version import __version__
 from converters.metadata_writer import embed_metadata
 from converters.options import ConversionError, ConvertOptions
 from converters.presets import PRESETS, ExportJob, float32_once
+from converters.saved_model import SavedModels
 from edge.precisions import FLOAT_REFERENCE, PRECISIONS
 from edge.imaging import COLOR_ORDER, INPUT_RANGE, RESIZE_METHOD, load_image
 from edge import atomic
@@ -240,15 +241,17 @@ def convert(source_path: Path, options: Optional[ConvertOptions] = None) -> list
                        threshold=graph_threshold(source.run, temperature))
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
-    float32 = float32_once(model)
     results, files = [], {}
-    for preset in presets:  # every precision converted before any file is written
-        start = time.perf_counter()
-        flatbuffer, quantization = preset.run(ExportJob(model, images, options.arguments(preset.name), float32))
-        files[targets[preset.name]] = embed_metadata(
-            flatbuffer, replace(metadata, precision=preset.name, quantization=quantization))
-        results.append(ConvertedModel(preset.name, str(targets[preset.name]), len(files[targets[preset.name]]),
-                                      round(time.perf_counter() - start, 2)))
+    with SavedModels() as saved_model:
+        float32 = float32_once(lambda: saved_model(model))
+        for preset in presets:  # every precision converted before any file is written
+            start = time.perf_counter()
+            job = ExportJob(model, images, options.arguments(preset.name), saved_model, float32)
+            flatbuffer, quantization = preset.run(job)
+            files[targets[preset.name]] = embed_metadata(
+                flatbuffer, replace(metadata, precision=preset.name, quantization=quantization))
+            results.append(ConvertedModel(preset.name, str(targets[preset.name]), len(files[targets[preset.name]]),
+                                          round(time.perf_counter() - start, 2)))
     write_models(files, overwrite=options.force)
     size_ratios(results, out_dir, metadata.source_model_sha256)
     return results

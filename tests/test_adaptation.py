@@ -92,7 +92,7 @@ def test_adaptation_records_its_parent_and_refits_the_threshold(trained_run, sit
 def test_adapted_model_converts_and_runs_on_the_device_path_naming_its_parent(trained_run, adapted, site):
     from edge.metadata import read_metadata, sha256_of_file
 
-    converted = runner.invoke(app, ["convert", str(adapted.run_dir), "--quantize", "all",
+    converted = runner.invoke(app, ["convert", str(adapted.run_dir), "--quantize", "int8",
                                     "--calibration-images", "20"])  # the command: stable across refactors
     assert converted.exit_code == 0, converted.output
     int8 = adapted.run_dir / "model_int8.tflite"
