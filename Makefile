@@ -5,6 +5,8 @@ VENV ?= .venv
 EDGE_VENV ?= .venv-edge
 SHARED ?= ../shared
 DEMO ?= demo
+# e.g. 0.8: the demo fails when less of the Grad-CAM heat sits on the narrowings
+GRADCAM_MIN ?=
 PIP_FLAGS ?= -q --disable-pip-version-check
 
 .PHONY: demo test test-edge test-full test-install weights clean
@@ -83,7 +85,7 @@ demo: $(VENV)/.installed weights
 	$(VENV)/bin/artery-edge infer --model $$device $$held_out && \
 	echo "== Grad-CAM: where the Keras model looks ==" && \
 	$(VENV)/bin/artery-edge explain --run $$run $$held_out && \
-	{ [ ! -f $(DEMO)/data/narrowings.csv ] || $(VENV)/bin/python benchmarks/gradcam_localisation.py --run $$run --data $(DEMO)/data; } && \
+	{ [ ! -f $(DEMO)/data/narrowings.csv ] || $(VENV)/bin/python benchmarks/gradcam_localisation.py --run $$run --data $(DEMO)/data $(if $(GRADCAM_MIN),--min $(GRADCAM_MIN)); } && \
 	$(VENV)/bin/artery-edge benchmark $$models && \
 	echo "demo run: $$run (plots: history.png, samples*.png, evaluation/ with MODEL_CARD.md, explain/)"
 
