@@ -57,7 +57,7 @@ test-install:
 
 # The tests that need TensorFlow; the others ran in test-edge already. They spend most of their
 # time on one core (graph tracing, SavedModel export, conversion), so TEST_WORKERS processes
-# (pytest-xdist, a whole test file per process: its fixtures are built once) share the machine.
+# (pytest-xdist, a whole test file per process: its module fixtures are built once) share the machine.
 TEST_WORKERS ?= 2
 test-full: $(VENV)/.installed weights
 	@echo "== full environment (train + edge): the tests marked tf, on $(TEST_WORKERS) processes =="
