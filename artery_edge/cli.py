@@ -18,6 +18,7 @@ from typing import Callable, List, Optional
 import typer
 
 from converters.options import ConversionError, ConvertOptions, option_default
+from edge.atomic import check_can_create
 from edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS
 from trainer.config import DEFAULTS, merge_config, refuse_options_on_resume
 
@@ -410,6 +411,8 @@ def evaluate(
     from edge.text import terminal
 
     options = EvaluateOptions(models, data, threshold, target_sensitivity, bootstrap, prevalence)  # checked here
+    if out is not None:  # before the work, not after it
+        check_can_create(out)
     require_tensorflow()
     from evaluation.evaluate import evaluate as run_evaluation
     from evaluation.report import metrics_table, write_evaluation
@@ -440,6 +443,8 @@ def explain(
     json_output: bool = typer.Option(False, "--json"),
 ) -> None:
     """Grad-CAM heat maps: an overlay PNG per image and one grid with each prediction."""
+    if out is not None:  # before the work, not after it
+        check_can_create(out)
     require_tensorflow()
     from edge.batch import expand_inputs
     from edge.decision import positive_index
@@ -719,6 +724,8 @@ def inspect(
 
     reference = reference or FLOAT_REFERENCE.file(model.parent)
     check_pair(model, reference)
+    if out is not None:  # before the comparison, not after it
+        check_can_create(out)
     images = report_images(model, data, count or REPORT_IMAGES)
     rows = compare(model, reference, images)
     files = write_report(rows, out or model.parent / f"{model.stem}_layer_report", model, reference, len(images))

@@ -68,7 +68,7 @@ with open(FX / "r3" / "split.csv", "w", newline="") as handle:
 # images
 imgs = FX / "imgs"
 imgs.mkdir()
-pngs = sorted(Path("/tmp/pr/data/Unhealthy").glob("*.png"))
+pngs = sorted((DATA / "Unhealthy").glob("*.png"))
 shutil.copy(pngs[0], imgs / "a.png")
 shutil.copy(pngs[1], imgs / "b.png")
 for sub in ("a", "b"):

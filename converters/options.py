@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from converters.presets import PRESETS, WEIGHT_ROUNDINGS
+from edge.atomic import check_can_create
 from edge.errors import ArteryEdgeError
 from edge.metadata import check_unique_labels
-from edge.precisions import DEVICE_DEFAULT, parse_precisions
+from edge.precisions import DEVICE_DEFAULT, PRECISIONS, parse_precisions
 
 
 class ConversionError(ArteryEdgeError, ValueError):
@@ -78,6 +79,8 @@ class ConvertOptions:
             raise ConversionError("--calibration-images must be at least 1")
         if self.float16_keep_below is not None and self.float16_keep_below < 0:
             raise ConversionError("--float16-keep-below must be 0 or more")
+        if self.out_dir is not None:  # an --out under a regular file: the OSError now, before the model loads
+            check_can_create(PRECISIONS[self.precisions[0]].file(self.out_dir))
 
     def given(self) -> list[str]:
         """The precision-specific options set (not None), by field name."""

@@ -10,6 +10,7 @@ no half-filled folder under the real name. Temporary names carry the writer's pr
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -65,6 +66,20 @@ def write_text(path: PathLike, text: str, overwrite: bool = True) -> None:
         temp.write_text(text, encoding="utf-8")
 
 
+def check_can_create(path: PathLike) -> None:
+    """Before any work: ``path`` can be created later (as a file or a folder), that is the nearest
+    of its parents that exists is a folder this process may write in. Raises the OSError that
+    creating it would raise, naming ``path`` (``not a directory``, ``permission denied``), so an
+    ``--out`` under a regular file fails at once, not after minutes of work with a misleading
+    ``file exists``."""
+    path = Path(path).absolute()
+    parent = next(p for p in path.parents if p.exists())  # the root always exists
+    if not parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path))  # as open() would say
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "permission denied", str(path))
+
+
 def new_folder(base: PathLike, fill: Callable[[Path], T]) -> tuple[Path, T]:
     """Fill a temporary folder, then rename it to ``base`` (or ``base-2``, ``base-3``... when taken:
     earlier ones are kept). Returns the folder's final path and what ``fill`` returned.
@@ -73,6 +88,7 @@ def new_folder(base: PathLike, fill: Callable[[Path], T]) -> tuple[Path, T]:
     nothing appears under ``base``'s name.
     """
     base = Path(base)
+    check_can_create(base)
     base.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_name(base)
     shutil.rmtree(temp, ignore_errors=True)  # this pid's own leftover (pids are reused)

@@ -44,9 +44,11 @@ def check_pair(quantized: Path, reference: Path) -> None:
         raise ReportError(f"{quantized}: no such model file")
     if not Path(reference).is_file():
         raise ReportError(f"no float32 twin at {reference} (convert with --quantize float32, or pass --reference)")
+    if Path(quantized).resolve() == Path(reference).resolve():
+        raise ReportError(f"--reference {reference} is {quantized} itself: the report compares a quantized model "
+                          f"with its {FLOAT_REFERENCE.name} twin")
     metadata, reference_metadata = read_metadata(quantized), read_metadata(reference)
-    if (metadata is not None and metadata.precision == FLOAT_REFERENCE.name
-            or Path(quantized).resolve() == Path(reference).resolve()):
+    if metadata is not None and metadata.precision == FLOAT_REFERENCE.name:
         raise ReportError(f"{quantized} is a {FLOAT_REFERENCE.name} model: the report compares a quantized model "
                           f"({', '.join(p for p in PRECISIONS if p != FLOAT_REFERENCE.name)}) with its "
                           f"{FLOAT_REFERENCE.name} twin")

@@ -199,7 +199,39 @@ def test_a_foreign_reference_is_one_error_line(model, tmp_path):
     assert result.exit_code == 1 and len(lines) == 1 and "no artery-edge metadata" in lines[0], result.output
 
 
+def test_a_model_as_its_own_reference_is_named_as_such(model):
+    result = runner.invoke(app, ["inspect", str(model), "--report", "--reference", str(model)])
+    assert result.exit_code == 1 and "itself" in one_error_line(result), result.output  # was: "is a float32 model"
+
+
 # --- options: ranges before any work -----------------------------------------------------------
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "--run", "RUN"], ["explain", "--run", "RUN", "--image", "x.png"],
+    ["convert", "RUN/model.keras", "--labels", "A,B", "--quantize", "float32"],
+])
+def test_an_out_under_a_regular_file_is_refused_before_any_work(tmp_path, command):
+    """Found by the probes: evaluate and explain did all their work, then failed with
+    'file exists: PLAIN' (mkdir of the file's name); now 'not a directory' before any model loads."""
+    plain = tmp_path / "plain"
+    plain.write_text("a file, not a folder")
+    args = [a.replace("RUN", str(tmp_path / "absent-run")) for a in command]  # never read: refused first
+    result = runner.invoke(app, [*args, "--out", str(plain / "sub" / "out")])
+    assert result.exit_code == 1, result.output
+    assert one_error_line(result).startswith(f"error: not a directory: {plain / 'sub' / 'out'}"), result.output
+
+
+def test_a_folder_that_cannot_be_made_fails_before_it_is_filled(tmp_path):
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    atomic.check_can_create(tmp_path / "a" / "b" / "c")  # missing parents are made later: fine
+    filled = []
+    for base in (plain / "ev", plain / "x" / "ev"):
+        with pytest.raises(NotADirectoryError) as error:
+            atomic.new_folder(base, filled.append)
+        assert error.value.filename == str(base)
+    assert filled == [] and plain.read_text() == "x"
+
 
 @pytest.mark.parametrize("args, message", [
     (["--video", "absent.mp4", "--no-display", "--every", "0"], "--every must be at least 1"),
