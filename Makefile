@@ -71,7 +71,7 @@ demo: $(VENV)/.installed weights
 	echo "demo: --weights $$weights"; \
 	$(VENV)/bin/artery-edge train $(DEMO)/data --output-dir $(DEMO)/models --log-dir $(DEMO)/tensorboard \
 		--image-size 64 --alpha 0.35 --weights $$weights --batch-size 32 --patience 10 \
-		--learning-rate 1e-3 --epochs 20 --fine-tune-epochs 3 --fine-tune-learning-rate 1e-4
+		--learning-rate 3e-3 --epochs 12 --fine-tune-epochs 3 --fine-tune-learning-rate 1e-4
 	@run=$$(ls -td $(DEMO)/models/*/ | head -1); run=$${run%/}; \
 	held_out=$$(awk -F, '$$3 ~ /^test/ && NR % 40 == 0 {printf " --image $(DEMO)/data/%s", $$1}' $$run/split.csv); \
 	$(VENV)/bin/artery-edge convert $$run --quantize all && \
