@@ -509,7 +509,7 @@ def _():
 @case("explain: the same image twice", "one overlay")
 def _():
     r = run("explain", "--run", R1, "--image", IMG / "a.png", "--image", IMG / "a.png", "--out", WORK / "x5")
-    return r["code"] == 0 and len(list((WORK / "x5").glob("*_gradcam*.png"))) == 1, r
+    return r["code"] == 0 and len(list((WORK / "x5").glob("*_gradcam*.png"))) == 1 and "(1 images" in r["out"], r
 
 
 @case("explain: --layer bogus", "one error line, nothing written")
@@ -589,7 +589,7 @@ def _():
 def _():
     copy = fresh("i3") / "copy.tflite"
     shutil.copy(R1 / DYN, copy)
-    r = run("inspect", R1 / DYN, "--report", "--reference", copy)
+    r = run("inspect", R1 / DYN, "--report", "--reference", copy, "--out", WORK / "i3out")  # never into the fixture
     return one_error(r, None, "not the float32 twin"), r
 
 
