@@ -42,16 +42,17 @@ def check_pair(quantized: Path, reference: Path) -> None:
     reference that is not float32 and one converted from another Keras model (``edge.provenance``)."""
     if not Path(quantized).is_file():
         raise ReportError(f"{quantized}: no such model file")
+    metadata = read_metadata(quantized)
+    if metadata is not None and metadata.precision == FLOAT_REFERENCE.name:
+        raise ReportError(f"{quantized} is a {FLOAT_REFERENCE.name} model: the report compares a quantized model "
+                          f"({', '.join(p for p in PRECISIONS if p != FLOAT_REFERENCE.name)}) with its "
+                          f"{FLOAT_REFERENCE.name} twin")
     if not Path(reference).is_file():
         raise ReportError(f"no float32 twin at {reference} (convert with --quantize float32, or pass --reference)")
     if Path(quantized).resolve() == Path(reference).resolve():
         raise ReportError(f"--reference {reference} is {quantized} itself: the report compares a quantized model "
                           f"with its {FLOAT_REFERENCE.name} twin")
-    metadata, reference_metadata = read_metadata(quantized), read_metadata(reference)
-    if metadata is not None and metadata.precision == FLOAT_REFERENCE.name:
-        raise ReportError(f"{quantized} is a {FLOAT_REFERENCE.name} model: the report compares a quantized model "
-                          f"({', '.join(p for p in PRECISIONS if p != FLOAT_REFERENCE.name)}) with its "
-                          f"{FLOAT_REFERENCE.name} twin")
+    reference_metadata = read_metadata(reference)
     check_twin(Path(quantized), metadata, Path(reference), reference_metadata)
     if reference_metadata.precision != FLOAT_REFERENCE.name:
         raise ReportError(f"{reference} is a {reference_metadata.precision} model, not the {FLOAT_REFERENCE.name} twin")
