@@ -411,8 +411,7 @@ def evaluate(
     from edge.text import terminal
 
     options = EvaluateOptions(models, data, threshold, target_sensitivity, bootstrap, prevalence)  # checked here
-    if out is not None:  # before the work, not after it
-        check_can_create(out)
+    check_can_create(out)  # before the work, not after it
     require_tensorflow()
     from evaluation.evaluate import evaluate as run_evaluation
     from evaluation.report import metrics_table, write_evaluation
@@ -443,8 +442,7 @@ def explain(
     json_output: bool = typer.Option(False, "--json"),
 ) -> None:
     """Grad-CAM heat maps: an overlay PNG per image and one grid with each prediction."""
-    if out is not None:  # before the work, not after it
-        check_can_create(out)
+    check_can_create(out)  # before the work, not after it
     require_tensorflow()
     from edge.batch import expand_inputs
     from edge.decision import positive_index
@@ -724,8 +722,7 @@ def inspect(
 
     reference = reference or FLOAT_REFERENCE.file(model.parent)
     check_pair(model, reference)
-    if out is not None:  # before the comparison, not after it
-        check_can_create(out)
+    check_can_create(out)  # before the comparison, not after it
     images = report_images(model, data, count or REPORT_IMAGES)
     rows = compare(model, reference, images)
     files = write_report(rows, out or model.parent / f"{model.stem}_layer_report", model, reference, len(images))

@@ -14,7 +14,7 @@ import errno
 import os
 import shutil
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar, Union
+from typing import Callable, Iterator, Optional, TypeVar, Union
 
 T = TypeVar("T")
 PathLike = Union[str, os.PathLike]
@@ -66,12 +66,14 @@ def write_text(path: PathLike, text: str, overwrite: bool = True) -> None:
         temp.write_text(text, encoding="utf-8")
 
 
-def check_can_create(path: PathLike) -> None:
-    """Before any work: ``path`` can be created later (as a file or a folder), that is the nearest
+def check_can_create(path: Optional[PathLike]) -> None:
+    """Before any work: ``path`` (None: the default place, nothing to check) can be created later (as a file or a folder), that is the nearest
     of its parents that exists is a folder this process may write in. Raises the OSError that
     creating it would raise, naming ``path`` (``not a directory``, ``permission denied``), so an
     ``--out`` under a regular file fails at once, not after minutes of work with a misleading
     ``file exists``."""
+    if path is None:
+        return
     path = Path(path).absolute()
     parent = next(p for p in path.parents if p.exists())  # the root always exists
     if not parent.is_dir():
