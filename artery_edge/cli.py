@@ -221,6 +221,12 @@ TRAIN_OPTIONS: dict[str, tuple[object, typer.models.OptionInfo]] = {
                                   "size); see also `adapt`.")),
     "replay": (int, typer.Option(
         D.replay, "--replay", help="With --init-from: images per class of the parent's training split mixed in.")),
+    "teachers": (Optional[List[Path]], typer.Option(
+        None, "--teacher", help="A finished run whose predictions teach this one (repeat for an ensemble: their "
+                                "mean calibrated logit); same classes, any input size.")),
+    "teacher_weight": (float, typer.Option(
+        D.teacher_weight, "--teacher-weight", help="With --teacher: the ensemble's share of each training target "
+                                                   "(the rest is the label).")),
 }
 
 

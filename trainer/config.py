@@ -74,6 +74,8 @@ class TrainConfig:
     mixed_precision: bool = False  # mixed_float16 on GPU; refused on CPU-only machines
     init_from: str = ""  # a finished run whose weights this run starts from (a new site; same classes)
     replay: int = 0  # with init_from: images per class of the parent's training split mixed into training
+    teachers: list[str] = field(default_factory=list)  # finished runs whose ensemble teaches (trainer.distillation)
+    teacher_weight: float = 0.5  # with teachers: the ensemble's share of each training target (1 - it: the label)
 
     def validate(self) -> "TrainConfig":
         """Types and ranges of every value, before anything is created (a bad value leaves no run)."""
@@ -145,6 +147,9 @@ class TrainConfig:
             raise ConfigError("cluster-timeout must be a number of seconds > 0")
         if self.steps_per_execution < 1:
             raise ConfigError("steps-per-execution must be at least 1")
+        if not (math.isfinite(self.teacher_weight) and 0 < self.teacher_weight <= 1):
+            raise ConfigError(f"teacher-weight must lie in (0, 1] (the teachers' share of each target), "
+                              f"found {self.teacher_weight}")
         if self.replay < 0 or (self.replay and not self.init_from):
             raise ConfigError("replay must be >= 0 and needs init-from (it samples the parent run's training split)")
         parse_operating_point(self.operating_point)

@@ -170,7 +170,8 @@ def learning_rate_schedule(peak: float, epochs: int, steps_per_epoch: int, confi
 
 @keras.saving.register_keras_serializable(package="artery_edge")
 class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Cross-entropy of integer labels with label smoothing (Keras' sparse loss has none)."""
+    """Cross-entropy of integer labels with label smoothing (Keras' sparse loss has none); labels
+    that are already (batch, n_classes) distributions (distillation's targets) are used as they are."""
 
     def __init__(self, smoothing: float = 0.0, name: str = "smoothed_sparse_crossentropy", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -178,8 +179,11 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         classes = ops.shape(y_pred)[-1]
-        one_hot = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), classes, dtype=y_pred.dtype)
-        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.smoothing)
+        if len(y_true.shape) == 2 and y_true.shape[-1] == y_pred.shape[-1] and y_true.shape[-1] != 1:
+            targets = ops.cast(y_true, y_pred.dtype)
+        else:
+            targets = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), classes, dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(targets, y_pred, label_smoothing=self.smoothing)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "smoothing": self.smoothing}
@@ -190,7 +194,7 @@ def compile_model(model: keras.Model, learning_rate, config: TrainConfig | None 
     refuses to jit-compile the augmentation layers in the graph (docs/experiments.md). Under a
     mixed-float16 policy Keras 3 scales the loss itself (LossScaleOptimizer)."""
     config = config or TrainConfig()
-    loss = (SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
+    loss = (SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing or config.teachers
             else keras.losses.SparseCategoricalCrossentropy())
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -20,12 +20,14 @@ def load_arrays(samples: Sequence[Sample], image_size: int) -> tuple[np.ndarray,
 
 
 def make_dataset(
-    samples: Sequence[Sample], image_size: int, batch_size: int, shuffle: bool = False, seed: int = 42
+    samples: Sequence[Sample], image_size: int, batch_size: int, shuffle: bool = False, seed: int = 42,
+    targets: Optional[np.ndarray] = None,
 ):
     """tf.data pipeline: parallel Pillow decode -> in-memory cache -> shuffle -> batch -> prefetch.
 
     Images stay uint8 in the cache (4x smaller) and become float32 0..255 per batch; the
-    model does its own normalisation.
+    model does its own normalisation. ``targets`` ((N, n_classes) float, e.g. distillation's
+    mixed targets) replace the integer labels.
     """
     import tensorflow as tf
 
@@ -38,7 +40,7 @@ def make_dataset(
         return image, label
 
     paths = [str(s.path) for s in samples]
-    labels = np.array([s.label for s in samples], dtype=np.int32)
+    labels = np.array([s.label for s in samples], dtype=np.int32) if targets is None else targets
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE).cache()
     if shuffle:

@@ -24,8 +24,11 @@ from edge.progress import progress_bar
 from trainer import multi_worker_patch
 from trainer import runs
 from trainer.config import ConfigError, TrainConfig, changed_options, refuse_options_on_resume
+from trainer.distillation import check_teacher_classes, load_teachers, mixed_targets, one_hot, teacher_targets, \
+    teachers_record
 from trainer.metrics import binary_metrics, confusion_matrix
 from trainer.pipeline import load_arrays, make_dataset
+from trainer.runs import TrainedRun
 from trainer.samples import SUBSETS, DataError, Sample, subset
 from trainer.scan import common_root, scan_dataset
 from trainer.split_files import read_split, split_class_names, split_from_file, write_split
@@ -303,9 +306,10 @@ class RunData:
         return {name: subset(self.samples, name) for name in SUBSETS}
 
 
-def check_before_work(config: TrainConfig, log: Log) -> tuple[TrainConfig, Optional[Parent]]:
-    """Every option, the devices, the weights and the parent run (``--init-from``, loaded), in
-    that order and before the data scan; returns the config (the parent's alpha) and the parent."""
+def check_before_work(config: TrainConfig, log: Log) -> tuple[TrainConfig, Optional[Parent], list[TrainedRun]]:
+    """Every option, the devices, the weights, the parent run (``--init-from``, loaded) and the
+    teachers (``--teacher``), in that order and before the data scan; returns the config (the
+    parent's alpha), the parent and the teachers."""
     from trainer.distribute import check_devices, check_request
     from trainer.model import resolve_weights
 
@@ -322,7 +326,8 @@ def check_before_work(config: TrainConfig, log: Log) -> tuple[TrainConfig, Optio
         if config.alpha != parent.alpha:
             log(f"alpha {parent.alpha:g}: the width of --init-from {parent.run.run_dir.name}")
             config = config.replace(alpha=parent.alpha)
-    return config, parent
+    teachers = load_teachers(config.teachers) if config.teachers else []
+    return config, parent, teachers
 
 
 def gather_samples(config: TrainConfig, resume_dir: Optional[Path], parent: Optional[Parent], log: Log) -> RunData:
@@ -392,16 +397,38 @@ def open_run_dir(config: TrainConfig, data: RunData, resume_dir: Optional[Path],
     return run_dir, config
 
 
-def make_datasets(split: dict[str, list[Sample]], config: TrainConfig, global_batch: int, log: Log):
+def make_datasets(split: dict[str, list[Sample]], config: TrainConfig, global_batch: int, log: Log,
+                  train_targets: Optional[np.ndarray] = None):
     """Train, validation and evaluation datasets, and the subset evaluated. Without a test split
     (--test-fraction 0, e.g. a site's published train/validation files only) the figures are the
-    validation split's, which chose the epochs, temperature and threshold."""
-    train_ds = make_dataset(split["train"], config.image_size, global_batch, shuffle=True, seed=config.seed)
-    val_ds = make_dataset(split["validation"], config.image_size, global_batch)
+    validation split's, which chose the epochs, temperature and threshold. With ``train_targets``
+    (distillation) every dataset yields (N, n_classes) targets: the mixed ones for training,
+    one-hot labels elsewhere (one loss and one accuracy metric for both)."""
+    def build(samples: list[Sample]):
+        targets = None if train_targets is None else one_hot([s.label for s in samples], train_targets.shape[1])
+        return make_dataset(samples, config.image_size, global_batch, targets=targets)
+
+    train_ds = make_dataset(split["train"], config.image_size, global_batch, shuffle=True, seed=config.seed,
+                            targets=train_targets)
+    val_ds = build(split["validation"])
     evaluated_on = "test" if split["test"] else "validation"
     if evaluated_on == "validation":
         log("no test split: the figures below are on the validation split that tuned the run (optimistic)")
-    return train_ds, val_ds, make_dataset(split[evaluated_on], config.image_size, global_batch), evaluated_on
+    return train_ds, val_ds, build(split[evaluated_on]), evaluated_on
+
+
+def distillation_targets(config: TrainConfig, teachers: list[TrainedRun], run_dir: Path,
+                         train: list[Sample], log: Log) -> Optional[np.ndarray]:
+    """The training split's mixed targets (labels and the teachers' ensemble), or None without teachers."""
+    if not teachers:
+        return None
+    with progress_bar(f"teachers ({len(teachers)}) on {len(train):,} training images") as progress:
+        ensemble = teacher_targets(run_dir, train, teachers, progress=progress)
+    labels = np.array([s.label for s in train], dtype=int)
+    agree = float(np.mean(ensemble.argmax(axis=1) == labels)) if len(train) else 0.0
+    log(f"distillation: {len(teachers)} teacher(s), weight {config.teacher_weight:g}; the ensemble agrees with "
+        f"{agree:.1%} of the training labels")
+    return mixed_targets(labels, ensemble, config.teacher_weight)
 
 
 def final_metrics(model, val_ds, test_ds, evaluated_on: str, data: RunData, config: TrainConfig, log: Log) -> dict:
@@ -420,7 +447,7 @@ def final_metrics(model, val_ds, test_ds, evaluated_on: str, data: RunData, conf
 
 
 def run_record(config: TrainConfig, data: RunData, metrics: dict, stage1_epochs: int, strategy,
-               resumed: bool, tb_dir: Path, parent: Optional[Parent]) -> dict:
+               resumed: bool, tb_dir: Path, parent: Optional[Parent], teachers: list[TrainedRun]) -> dict:
     """``run.json``: what the run is and how it trained, for readers without TensorFlow."""
     import keras
 
@@ -444,6 +471,7 @@ def run_record(config: TrainConfig, data: RunData, metrics: dict, stage1_epochs:
         "tensorboard_dir": str(tb_dir) if config.tensorboard else None,
         "keras_version": keras.__version__,
         "parent": parent.record() if parent is not None else None,
+        "teachers": teachers_record(teachers, config.teacher_weight) if teachers else None,
     }
 
 
@@ -454,13 +482,16 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
     from trainer.resume import RunState, read_history
 
     start = time.perf_counter()
-    config, parent = check_before_work(config, log)
+    config, parent, teachers = check_before_work(config, log)
     data = gather_samples(config, resume_dir, parent, log)
+    check_teacher_classes(teachers, data.class_names)
     strategy, model = build_on_strategy(config, data.class_names, parent, log)
     chief, replicas = is_chief(strategy), strategy.num_replicas_in_sync
     run_dir, config = open_run_dir(config, data, resume_dir, chief, held, log)
     split = data.split
-    train_ds, val_ds, test_ds, evaluated_on = make_datasets(split, config, config.batch_size * replicas, log)
+    train_ds, val_ds, test_ds, evaluated_on = make_datasets(
+        split, config, config.batch_size * replicas, log,
+        distillation_targets(config, teachers, run_dir, split["train"], log))
     weights = class_weights(split["train"], len(data.class_names), config.class_weight)
     if weights:
         log("class weights (balanced): " + ", ".join(f"{data.class_names[c]} {w:.3f}" for c, w in weights.items()))
@@ -486,7 +517,7 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
     runs.write_json(run_dir / runs.HISTORY_JSON, {"stage1_epochs": stage1_epochs, **history})
     runs.write_json(run_dir / runs.RUN_FILE, run_record(config, data, metrics, stage1_epochs, strategy,
-                                                        resume_dir is not None, tb_dir, parent))
+                                                        resume_dir is not None, tb_dir, parent, teachers))
     shutil.rmtree(state.folder, ignore_errors=True)  # the run finished: its backups are spent
     plot_history(history, stage1_epochs, run_dir / runs.HISTORY_PLOT)
     return RunResult(run_dir, metrics, history, stage1_epochs, seconds)
