@@ -4,7 +4,7 @@
 # the cross-validated table, the zero-shot table.
 #
 #   PARENT=models/reference OUT=/tmp/site-b bash benchmarks/site_adaptation_all.sh
-#   CV_SIZE=96 CV_REPEATS=2   adaptation input size and repeats in the cross-validation
+#   CV_SIZE=0 CV_REPEATS=2    adaptation input size (0: the parent's, as `adapt` does) and repeats in the CV
 #   FORGET_LIMIT=2000          a seeded sample of the parent's test files in the forgetting step (0: all)
 #   CV=0                       skip the cross-validation (e.g. run it alongside)
 #   REPLAY=50                  also adapt with 50 replay images per class ($RUN-replay) against forgetting
@@ -43,7 +43,7 @@ step forgetting nice -n 19 "$PY" benchmarks/site_adaptation_forgetting.py --pare
   --limit "${FORGET_LIMIT:-0}" --out "$OUT/forgetting.json"
 if [ "${CV:-1}" = 1 ]; then
   step cv nice -n 19 "$PY" benchmarks/site_adaptation_cv.py --parent "$PARENT" --data "$SITE" --folds 5 \
-    --repeats "${CV_REPEATS:-2}" --image-size "${CV_SIZE:-96}" --out "$OUT/cv.json"
+    --repeats "${CV_REPEATS:-2}" --image-size "${CV_SIZE:-0}" --out "$OUT/cv.json" --resume
 fi
 step zeroshot nice -n 19 "$PY" benchmarks/site_zero_shot.py --parent "$PARENT" --data "$SITE" --out "$OUT/zeroshot.json"
 cat "$OUT/times"

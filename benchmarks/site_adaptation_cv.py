@@ -123,6 +123,8 @@ def main() -> None:
     parser.add_argument("--replay", type=int, default=0, help="Replay images per class (see adapt --replay).")
     parser.add_argument("--no-imagenet", action="store_true", help="Skip the ImageNet-only baseline.")
     parser.add_argument("--out", type=Path, default=None, help="Write the rows and the table as JSON here.")
+    parser.add_argument("--resume", action="store_true",
+                        help="Keep the folds already in --out (same parent and size) and measure the rest.")
     args = parser.parse_args()
 
     from converters.options import ConvertOptions
@@ -143,6 +145,12 @@ def main() -> None:
     quiet = lambda message: None  # noqa: E731
     common = {"split_pattern": "", "split_file": "", "sample_grid_size": 0, "output_dir": str(work)}
     rows: list[dict] = []
+    kept: list[dict] = []
+    if args.resume and args.out and args.out.exists():
+        previous = json.loads(args.out.read_text())
+        if previous.get("parent") == str(parent.run_dir) and previous.get("image_size") == size:
+            kept = previous["rows"]
+    needed = {"adapted (int8)"} | (set() if args.no_imagenet else {"ImageNet only (keras)"})
     for repeat in range(args.repeats):
         folds = stratified_folds(samples, args.folds, seed=repeat)
         for index, test in enumerate(folds):
@@ -152,6 +160,11 @@ def main() -> None:
             test_files = [s.path for s in test]
             labels = np.array([s.label for s in test])
             where = {"repeat": repeat, "fold": index}
+            done = [r for r in kept if r["repeat"] == repeat and r["fold"] == index]
+            if needed <= {r["model"] for r in done}:
+                rows += done
+                print(f"repeat {repeat} fold {index}: kept from {args.out}", file=sys.stderr, flush=True)
+                continue
 
             scores = np.array([parent_scores[f] for f in test_files])
             rows.append({"model": "parent zero-shot", **where, **figures(labels, scores, parent_threshold)})
