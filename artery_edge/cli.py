@@ -20,7 +20,7 @@ import typer
 from converters.options import ConversionError, ConvertOptions, option_default
 from edge.atomic import check_can_create
 from edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS
-from trainer.config import DEFAULTS, merge_config, refuse_options_on_resume
+from trainer.config import DEFAULTS, flag, merge_config, refuse_options_on_resume
 
 app = typer.Typer(
     help="Train a MobileNetV2 angiography patch classifier, convert it to TFLite and run it on edge devices.\n\n"
@@ -222,7 +222,7 @@ TRAIN_OPTIONS: dict[str, tuple[object, typer.models.OptionInfo]] = {
     "replay": (int, typer.Option(
         D.replay, "--replay", help="With --init-from: images per class of the parent's training split mixed in.")),
     "teachers": (Optional[List[Path]], typer.Option(
-        None, "--teacher", help="A finished run whose predictions teach this one (repeat for an ensemble: their "
+        None, flag("teachers"), help="A finished run whose predictions teach this one (repeat for an ensemble: their "
                                 "mean calibrated logit); same classes, any input size.")),
     "teacher_weight": (float, typer.Option(
         D.teacher_weight, "--teacher-weight", help="With --teacher: the ensemble's share of each training target "
@@ -269,6 +269,8 @@ def train(
     """Two-stage MobileNetV2 transfer learning: frozen ImageNet base, then fine-tuning."""
     typed = {"data_dirs": data_dirs, **options}
     given = {name: value for name, value in typed.items() if given_on_command_line(ctx, name)}
+    if resume is not None:  # before the options are merged: "leave it out", not why its value is wrong
+        refuse_options_on_resume(["config"] * bool(config) + [name for name in given if name != "data_dirs"], resume)
     settings = merge_config(given, config)
     if (not settings.data_dirs) == (resume is None):
         fail("give DATA folder(s) to train, or --resume RUN_DIR to continue a run (not both)", 2)
@@ -276,9 +278,6 @@ def train(
     from trainer.training import train as run_training
 
     with stdout_for_json(json_output):
-        if resume is not None:
-            options_given = ["config"] * bool(config) + [name for name in given if name != "data_dirs"]
-            refuse_options_on_resume(options_given, resume)
         result = run_training(None if resume else settings, resume_dir=resume)
     report_training(result, json_output)
 
@@ -512,6 +511,7 @@ def infer(
     frames: Optional[int] = typer.Option(None, "--frames", help="Camera/video: stop after N frames."),
 ) -> None:
     """Classify image files, a camera or a video with a .tflite model (no TensorFlow needed)."""
+    from edge.camera import parse_camera
     from edge.classifier import Classifier
     from edge.stream import check_stream_options
     from edge.text import terminal
@@ -522,8 +522,7 @@ def infer(
     if threshold is not None and not 0 <= threshold <= 1:
         fail("--threshold must lie between 0 and 1", 2)
     check_threads(threads)
-    if camera is not None and camera != "pi" and not (camera.isdigit() and camera.isascii()):
-        fail(f"--camera must be a camera index >= 0 or pi, not {camera!r}", 2)
+    source = video if camera is None else parse_camera(camera)
     if csv_file is not None and not image:
         fail("--csv applies to --image only (use --json for camera/video results)", 2)
     if image and (every is not None or frames is not None):
@@ -536,7 +535,6 @@ def infer(
     typer.echo(terminal(f"model {model.name}: {classifier.precision}, backend {classifier.backend}"), err=True)
     if image:
         raise typer.Exit(infer_files(classifier, image, threshold, json_output, csv_file))
-    source = video if camera is None else camera if camera == "pi" else int(camera)
     infer_stream(classifier, source, threshold, json_output, crop, display, every or 1, frames)
 
 
@@ -643,15 +641,14 @@ def serve(
     max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", help="Larger uploads are refused (413)."),
 ) -> None:
     """A page (live view, chart, upload) and an HTTP API on this device (docs/serve.md); needs the serve extra."""
+    from edge.camera import parse_camera
     from edge.serve import ServeOptions
     from edge.serve import serve as run_server
 
     if camera is not None and video is not None:
         fail("give at most one of --camera or --video", 2)
-    if camera is not None and camera != "pi" and not (camera.isdigit() and camera.isascii()):
-        fail(f"--camera must be a camera index >= 0 or pi, not {camera!r}", 2)
+    source = video if camera is None else parse_camera(camera)
     check_threads(threads)
-    source = video if camera is None else camera if camera == "pi" else int(camera)
     options = ServeOptions(model or reference_model_announced(), source, host, port, token_file, threads, crop,
                            max_upload_mb)
     run_server(options, lambda line: typer.echo(line, err=True))
@@ -670,14 +667,14 @@ def benchmark(
 ) -> None:
     """Latency (p50/p95/mean), throughput, load time and peak RSS per model, each in a fresh process."""
     from edge.bench import benchmark_models
+    from edge.metadata import read_model_bytes
 
     if runs < 1 or warmup < 0:
         fail("--runs must be >= 1 and --warmup >= 0", 2)
     check_threads(threads)
     model = model or [reference_model_announced()]
     for path in model:
-        if not path.is_file():
-            fail(f"{path}: no such model file")
+        read_model_bytes(path)  # each a .tflite file, before any benchmark process starts
     results = benchmark_models(model, runs, warmup, threads, parse_labels(labels))
     if json_output:
         print_json(results)

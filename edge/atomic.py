@@ -113,6 +113,26 @@ def new_folder(base: PathLike, fill: Callable[[Path], T]) -> tuple[Path, T]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def fill_folder(path: PathLike, fill: Callable[[Path], T]) -> T:
+    """Fill a temporary folder, then rename it to ``path``, which must be absent or an empty
+    folder (``rename`` replaces an empty one, and refuses one that filled meanwhile). An
+    exception or Ctrl-C in ``fill`` leaves ``path`` as it was: no half-written folder."""
+    path = Path(path)
+    check_can_create(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(errno.EEXIST, "file exists (not a folder)", str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_name(path)
+    shutil.rmtree(temp, ignore_errors=True)  # this pid's own leftover (pids are reused)
+    temp.mkdir()
+    try:
+        result = fill(temp)
+        os.rename(temp, path)
+        return result
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 def remove_stale(folder: PathLike, name: str) -> list[Path]:
     """Remove ``.<name>.<pid>.tmp`` files or folders in ``folder`` whose process is gone (killed with -9)."""
     removed = []

@@ -14,13 +14,24 @@ from typing import Optional, Protocol, Union
 
 import numpy as np
 
-from edge.errors import EdgeError
+from edge.errors import EdgeError, OptionError
 
 PI = "pi"  # --camera pi: the Pi camera module through picamera2
 PI_FRAME_SIZE = (640, 480)  # plenty for a centre crop resized to the model's input
 PICAMERA2_HINT = ("picamera2 is not installed: on Raspberry Pi OS `sudo apt install python3-picamera2` "
                   "and a venv made with --system-site-packages")
 OPENCV_HINT = 'OpenCV is not installed: pip install "artery-edge[camera]"'
+MAX_CAMERA_INDEX = 99  # OpenCV reads 100 and up as a backend code plus an index (200: camera 0 through V4L2)
+
+
+def parse_camera(spec: str) -> Union[int, str]:
+    """``--camera``: ``pi``, or an index OpenCV takes as a camera's (0-99); anything else is an
+    option error (exit 2), never an index OpenCV overflows on or reads as another camera."""
+    if spec == PI:
+        return PI
+    if spec.isascii() and spec.isdigit() and int(spec) <= MAX_CAMERA_INDEX:
+        return int(spec)
+    raise OptionError(f"--camera must be a camera index from 0 to {MAX_CAMERA_INDEX} or {PI}, not {spec!r}")
 
 
 class Frames(Protocol):

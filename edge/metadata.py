@@ -132,6 +132,8 @@ def file_sha256(data: bytes, recorded: str = UNSET_DIGEST) -> str:
 def read_model_bytes(path: Path) -> bytes:
     """The bytes of a .tflite file, checked to be a TFLite flatbuffer."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path}: a folder, not a model file (give the .tflite file in it)")
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
     data = path.read_bytes()

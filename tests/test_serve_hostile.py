@@ -172,6 +172,7 @@ def test_a_weak_token_is_refused(tmp_path, token, words):
     (["--camera", "0", "--video", "x.avi"], 2, "at most one"),
     (["--video", "no-such-video.avi"], 1, "no such file"),
     (["--camera", "front"], 2, "camera index"),
+    (["--camera", "200"], 2, "camera index from 0 to 99"),  # OpenCV: V4L2's camera 0
     (["--token-file", "no-such-token"], 1, "cannot read"),
     (["--max-upload-mb", "0"], 2, "--max-upload-mb"),
     (["--model", "no-such-model.tflite"], 1, "no such model file"),
@@ -179,6 +180,19 @@ def test_a_weak_token_is_refused(tmp_path, token, words):
 def test_bad_options_are_one_error_line(args, code, words):
     result = cli("serve", "--port", "0", *args)
     assert result.returncode == code and words in one_error_line(result)
+
+
+def test_an_address_that_cannot_be_had_is_named(tmp_path):
+    """A port taken by another process, a host name that resolves to nothing: the address in the line."""
+    (tmp_path / "token").write_text("t" * 32)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = cli("serve", "--port", port)
+    assert result.returncode == 1 and f"cannot listen on --host 127.0.0.1 --port {port}" in one_error_line(result)
+    result = cli("serve", "--port", "0", "--host", "no-such-host.invalid", "--token-file", str(tmp_path / "token"))
+    assert result.returncode == 1 and "--host no-such-host.invalid" in one_error_line(result)
 
 
 def test_without_the_serve_extra_it_says_what_to_install():

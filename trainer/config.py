@@ -217,6 +217,15 @@ def upgrade(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+FLAG_NAMES = {"teachers": "teacher"}  # a field whose flag is not its name: one --teacher RUN per teacher
+NEEDS = {"teacher_weight": "teachers"}  # an option that means nothing without another: given alone, refused
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a TrainConfig field, as the user types it (``teachers``: ``--teacher``)."""
+    return "--" + FLAG_NAMES.get(name, name).replace("_", "-")
+
+
 TYPES = {f.name: {"int": int, "float": float, "str": str, "bool": bool, "list[str]": list}[f.type]
          for f in fields(TrainConfig)}
 DEFAULTS = TrainConfig()  # the single source of every default: the CLI reads its option defaults here
@@ -269,7 +278,9 @@ def load_config_file(path: Optional[Path]) -> dict[str, Any]:
     values = upgrade(values)
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"config file {path}: unknown option(s) {', '.join(unknown)}")
+        fields_of = {spelling: name for name, spelling in FLAG_NAMES.items()}  # the flag's spelling as a key
+        named = [f"{key} (the key is {fields_of[key]}, a list)" if key in fields_of else key for key in unknown]
+        raise ConfigError(f"config file {path}: unknown option(s) {', '.join(named)}")
     return values
 
 
@@ -281,7 +292,17 @@ def merge_config(given: dict[str, Any], config_file: Optional[Path] = None) -> T
     if unknown:
         raise ConfigError(f"unknown option(s) {', '.join(unknown)}")
     values = {**load_config_file(config_file), **{name: as_config_value(value) for name, value in given.items()}}
+    check_needed(values)
     return TrainConfig(**values)
+
+
+def check_needed(values: dict[str, Any]) -> None:
+    """An option given (flag or config file) without the one it applies to would be silently
+    ignored, even at its default value: refused (:data:`NEEDS`)."""
+    for name, needed in NEEDS.items():
+        if name in values and not values.get(needed):
+            raise ConfigError(f"{flag(name)} applies with {flag(needed)} only (it would be ignored); "
+                              f"add {flag(needed)} or leave {flag(name)} out")
 
 
 def as_config_value(value: Any) -> Any:
@@ -303,6 +324,6 @@ def refuse_options_on_resume(options: list[str], resume_dir: Path) -> None:
     """A resumed run continues with the options it started with: any option given (by its
     name, e.g. ``fine_tune_at``; ``config`` for a config file) is an error, not silently ignored."""
     if options:
-        flags = ", ".join(f"--{name.replace('_', '-')}" for name in options)
+        flags = ", ".join(flag(name) for name in options)
         raise ConfigError(f"--resume {resume_dir} continues with the options the run started with; "
                           f"leave out {flags} (a new run takes new options)")

@@ -15,10 +15,13 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from edge.errors import ArteryEdgeError
+from edge.atomic import fill_folder
+from edge.errors import ArteryEdgeError, OptionError
 
 CLASS_NAMES = ("Healthy", "Unhealthy")
 NARROWINGS_FILE = "narrowings.csv"
+MIN_SIZE = 16
+MAX_SIZE = 512  # rendering holds size^2 x 160 float64 distances, several copies: 0.7 GB peak at 512 px
 
 
 def _vessel_path(rng: np.random.Generator, size: int, points: int = 160) -> np.ndarray:
@@ -79,15 +82,29 @@ def synthesize_dataset(
 ) -> dict[str, int]:
     """Write ``count`` PNG patches per class into ``out_dir/{Healthy,Unhealthy}``.
 
-    Refuses a non-empty ``out_dir`` so nothing is overwritten.
+    Refuses a non-empty ``out_dir`` so nothing is overwritten; the folder appears whole or not
+    at all (an error or Ctrl-C midway leaves no partial dataset behind).
     """
     out_dir = Path(out_dir)
-    if count < 1:
-        raise ArteryEdgeError("count must be at least 1")
-    if size < 16:
-        raise ArteryEdgeError("size must be at least 16 px")
-    if out_dir.exists() and any(out_dir.iterdir()):
+    check_options(count, size, seed)
+    if out_dir.is_dir() and any(out_dir.iterdir()):
         raise ArteryEdgeError(f"{out_dir} exists and is not empty; choose a new --out")
+    return fill_folder(out_dir, lambda folder: write_patches(folder, count, size, seed, progress))
+
+
+def check_options(count: int, size: int, seed: int) -> None:
+    """Each of synth's numbers in its range, before any work: an option error (exit 2)."""
+    if count < 1:
+        raise OptionError(f"--count must be at least 1 (images per class), not {count}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise OptionError(f"--size must lie between {MIN_SIZE} and {MAX_SIZE} px, not {size}")
+    if seed < 0:
+        raise OptionError(f"--seed must be >= 0, not {seed}")
+
+
+def write_patches(out_dir: Path, count: int, size: int, seed: int,
+                  progress: Optional[Callable[[int, int], None]]) -> dict[str, int]:
+    """The class folders and the narrowings' boxes, written into ``out_dir``."""
     rng = np.random.default_rng(seed)
     total = 2 * count
     boxes = []

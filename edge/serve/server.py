@@ -48,10 +48,21 @@ def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
         state.executor.shutdown(wait=False, cancel_futures=True)
 
 
+def bind(options: ServeOptions) -> list:
+    """The listening sockets; an address that cannot be had (no such host, port taken or
+    privileged) is one error line naming it, not a bare "address already in use"."""
+    from tornado.netutil import bind_sockets
+
+    try:
+        return bind_sockets(options.port, options.host)
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise EdgeError(f"cannot listen on --host {options.host} --port {options.port}: {reason}") from None
+
+
 async def run(options: ServeOptions, state, announce: Callable[[str], None]) -> None:
     from tornado.httpserver import HTTPServer
     from tornado.ioloop import IOLoop
-    from tornado.netutil import bind_sockets
 
     from edge.serve.app import make_app
     from edge.serve.live import LiveFeed, source_opener
@@ -60,7 +71,7 @@ async def run(options: ServeOptions, state, announce: Callable[[str], None]) -> 
     if options.source is not None:
         state.feed = LiveFeed(Classifier(options.model, threads=options.threads), source_opener(options.source),
                               lambda kind, data: loop.add_callback(state.hub.publish, kind, data), crop=options.crop)
-    sockets = bind_sockets(options.port, options.host)
+    sockets = bind(options)
     server = HTTPServer(make_app(state), max_body_size=2 * options.max_upload_bytes,
                         idle_connection_timeout=TIMEOUT_S, body_timeout=TIMEOUT_S)
     server.add_sockets(sockets)
