@@ -100,6 +100,10 @@ def model_details(report: dict, run) -> list[str]:
            f"{markdown(run.parent.get('data') or '?')}; its `model.keras` sha256 "
            f"{markdown_code(run.parent['model_sha256'])}): fine-tuned on the data below, temperature and "
            "threshold re-fitted on its validation split."] if run.parent else []),
+        *([f"- Distilled from {len(config.teachers)} run(s) "
+           f"({', '.join(markdown_code(Path(t).name) for t in config.teachers)}): each training target was "
+           f"{1 - config.teacher_weight:g} x the label + {config.teacher_weight:g} x their ensemble's probabilities "
+           "(`run.json` has each teacher's `model.keras` sha256)."] if config.teachers else []),
         f"- Built with artery-edge, Keras {keras_version()}, Python {platform.python_version()}.",
     ]
 

@@ -73,6 +73,17 @@ def test_the_student_learns_from_the_teachers_calibrated_probabilities(student, 
     assert record["weight"] == 0.7
     assert [t["model_sha256"] for t in record["runs"]] == [sha256_of_file(trained_run.run_dir / "model.keras")]
     assert student.metrics["threshold"] is not None  # the operating point is chosen as in any run
+    assert run.config.teachers == [str(trained_run.run_dir.resolve())]  # resumable from any folder
+
+
+def test_the_model_card_says_the_model_was_distilled(student, trained_run):
+    from evaluation.model_card import model_details
+    from trainer.runs import load_run
+
+    details = "\n".join(model_details({"positive_class": "Unhealthy", "calibration": {"temperature": 1.0}},
+                                      load_run(student.run_dir)))
+    assert f"Distilled from 1 run(s) (`{trained_run.run_dir.name}`)" in details
+    assert "0.3 x the label + 0.7 x their ensemble" in details
 
 
 def test_stored_targets_are_reused_for_the_same_files_and_teachers(student, trained_run, monkeypatch):

@@ -55,7 +55,7 @@ def test_convert_refuses_what_does_not_apply_in_one_line(tmp_path, args, message
     assert len(errors) == 1 and message in errors[0]
 
 
-PATH_OPTIONS = ("split_file", "init_from")  # a path or none on the CLI, "" in the config
+PATH_OPTIONS = ("split_file", "init_from", "teachers")  # path(s) or none on the CLI, "" / [] in the config
 
 
 def test_every_train_default_comes_from_the_config():

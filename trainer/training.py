@@ -390,7 +390,8 @@ def open_run_dir(config: TrainConfig, data: RunData, resume_dir: Optional[Path],
     run_dir = create_run_dir(Path(config.output_dir), config.run_name)
     held.enter_context(runs.locked(run_dir))
     config = config.replace(data_dirs=[str(Path(d).resolve()) for d in config.data_dirs],
-                            split_file=str(Path(config.split_file).resolve()) if config.split_file else "")
+                            split_file=str(Path(config.split_file).resolve()) if config.split_file else "",
+                            teachers=[str(Path(t).resolve()) for t in config.teachers])
     log(f"run directory: {run_dir}")
     runs.write_json(run_dir / runs.CONFIG_FILE, config.to_dict())
     write_split(run_dir / runs.SPLIT_FILE, data.samples, data.data_dir, data.class_names)
