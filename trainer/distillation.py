@@ -39,10 +39,21 @@ def load_teachers(run_dirs: Sequence[str]) -> list[TrainedRun]:
         except ArteryEdgeError as exc:
             raise ConfigError(f"--teacher {run_dir}: {exc}") from None
         teachers.append(run)
-    resolved = [t.run_dir.resolve() for t in teachers]
-    if len(set(resolved)) != len(resolved):
-        raise ConfigError("--teacher: the same run is given twice (each teacher counts once in the ensemble)")
+    check_distinct(teachers)
     return teachers
+
+
+def check_distinct(teachers: Sequence[TrainedRun]) -> None:
+    """A teacher is its model, not its path: the same folder (another spelling, a link) or a copy
+    of it (the same model.keras) would count twice in the ensemble's mean."""
+    seen: dict[str, Path] = {}
+    for teacher in teachers:
+        digest = sha256_of_file(teacher.model_path)
+        if digest in seen:
+            same = "the same run" if seen[digest].resolve() == teacher.run_dir.resolve() else "the same model.keras"
+            raise ConfigError(f"--teacher {seen[digest]} and --teacher {teacher.run_dir} are {same} given twice "
+                              f"(sha256 {digest[:12]}...): each teacher counts once in the ensemble")
+        seen[digest] = teacher.run_dir
 
 
 def check_teacher_classes(teachers: Sequence[TrainedRun], class_names: list[str]) -> None:

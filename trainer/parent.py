@@ -51,28 +51,26 @@ class Parent:
 
 
 def load_parent(run_dir: Path) -> Parent:
-    """The run to start from, or a one-line :class:`ConfigError` (no run, damaged model)."""
+    """The run to start from, or a one-line :class:`ConfigError` (no run, damaged model, a model
+    that is not its run's). It says "parent run": train calls it --init-from, adapt --from."""
     try:
         run = load_run(Path(run_dir))
         if not run.config.alpha > 0:
             raise ConfigError(f"config.json has no valid alpha ({run.config.alpha!r})")
         model = run.keras_model()
     except ArteryEdgeError as exc:
-        raise ConfigError(f"--init-from {run_dir}: {exc}") from None
+        raise ConfigError(f"parent run {run_dir}: {exc}") from None
     missing = [name for name in TRANSFERRED_LAYERS if name not in {layer.name for layer in model.layers}]
     if missing:
-        raise ConfigError(f"--init-from {run_dir}: {run.model_path.name} is not an artery-edge model "
+        raise ConfigError(f"parent run {run_dir}: {run.model_path.name} is not an artery-edge model "
                           f"(no layer {', '.join(missing)})")
-    if int(model.output_shape[-1]) != len(run.class_names):
-        raise ConfigError(f"--init-from {run_dir}: the model has {model.output_shape[-1]} outputs for "
-                          f"{len(run.class_names)} classes")
     return Parent(run, sha256_of_file(run.model_path), model)
 
 
 def check_classes(parent: Parent, class_names: list[str]) -> None:
     """Adaptation keeps the parent's head: the new data must have exactly its classes."""
     if list(class_names) != list(parent.run.class_names):
-        raise DataError(f"--init-from {parent.run.run_dir} was trained on classes {parent.run.class_names}, "
+        raise DataError(f"parent run {parent.run.run_dir} was trained on classes {parent.run.class_names}, "
                         f"the data has {list(class_names)}: starting from a run needs the same classes")
 
 
@@ -91,8 +89,12 @@ def replay_samples(parent: Parent, per_class: int, seed: int) -> list[Sample]:
         raise DataError(f"--replay: {exc}") from None
     rng = np.random.default_rng(seed)
     chosen: list[Sample] = []
-    for label in range(len(parent.run.class_names)):
+    for label, name in enumerate(parent.run.class_names):
         candidates = [s for s in pool if s.label == label]
+        if len(candidates) < per_class:  # fewer than asked, silently, would be another recipe
+            raise DataError(f"--replay {per_class}: the training split of {parent.run.run_dir} has only "
+                            f"{len(candidates)} image(s) of {name}; ask for at most "
+                            f"{min(sum(s.label == c for s in pool) for c in range(len(parent.run.class_names)))}")
         picked = [candidates[i] for i in rng.permutation(len(candidates))[:per_class]]
         chosen += [Sample(s.path, s.label, "train", "replay") for s in picked]
     absent = [s.path for s in chosen if not s.path.is_file()]

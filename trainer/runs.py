@@ -132,13 +132,22 @@ class TrainedRun:
         return read_split(self.run_dir / SPLIT_FILE, Path(data_dir or self.data_dir), self.class_names)
 
     def keras_model(self):
-        """The run's trained Keras model (augmentation included), or a one-line :class:`ModelLoadError`."""
-        return load_keras_model(self.model_path)
+        """The run's trained Keras model (augmentation included), or a one-line error: a
+        :class:`ModelLoadError`, or a ``ForeignModelError`` for a model that does not take the
+        run's input size or give one output per class (a file copied in from elsewhere), which
+        every reader (teachers, a parent, evaluate, explain) would otherwise meet mid-work."""
+        from edge.provenance import RunIdentity, check_keras
+
+        model = load_keras_model(self.model_path)
+        check_keras(self.model_path, model.input_shape[1], int(model.output_shape[-1]), RunIdentity.of(self))
+        return model
 
 
 def load_run(run_dir: Path) -> TrainedRun:
     """A finished run, or a one-line :class:`DataError` saying what is missing."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DataError(f"{run_dir} is not a run directory but a file (give the run's folder)")
     if not run_dir.is_dir():
         raise DataError(f"run directory {run_dir} does not exist")
     for name in (RUN_FILE, CONFIG_FILE, SPLIT_FILE, MODEL_FILE):
