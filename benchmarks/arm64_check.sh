@@ -13,6 +13,10 @@
 #   3. runs `artery-edge infer --json` on a fixed set of images with the float32, float16,
 #      dynamic and int8 models of RUN (default models/reference), converted here on x86 with .venv;
 # and compares every probability with the x86 run of the same files (benchmarks/arm64_compare.py).
+# Each root runs on the CPU of the Pi its release shipped for (qemu's CPU model and a matching
+# /proc/cpuinfo, see pi_cpu): bookworm on a Pi 4's Cortex-A72, trixie on a Pi 5's Cortex-A76, so
+# LiteRT's XNNPACK picks the kernels it would pick there (the A76 has dot-product and fp16
+# arithmetic, the A72 has neither).
 # Prints a table; exit 0 when x86 and arm64 agree, 1 on a mismatch or failure, 2 when this
 # machine cannot run arm64 binaries (no root, no binfmt_misc). Timings are emulated, not a Pi's.
 set -euo pipefail
@@ -117,22 +121,52 @@ build_root() {
     date -u +%FT%TZ > "$root/.artery-edge-root"
 }
 
-enter_root() {  # /proc and /sys for the root (LiteRT's CPU detection reads them); DNS and CAs from the host
-    local root=$1 m
+# The Pi each release is checked as: qemu CPU model, then the /proc/cpuinfo fields of that core.
+pi_cpu() {  # $1: dist -> "qemu-model implementer variant part revision features"
+    case "$1" in
+        bookworm) echo "cortex-a72 0x41 0x0 0xd08 3 fp asimd evtstrm crc32 cpuid" ;;  # Pi 4 (BCM2711)
+        *) echo "cortex-a76 0x41 0x4 0xd0b 1 fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" ;;  # Pi 5 (BCM2712)
+    esac
+}
+qemu_model() { pi_cpu "$1" | cut -d' ' -f1; }
+
+# qemu-user (Debian bookworm's 7.2) shows a guest the host's x86 /proc/cpuinfo; LiteRT's CPU
+# detection (cpuinfo) cannot parse it and the interpreter dies with SIGSEGV before loading any
+# model. A real Pi has an ARM one: the root gets one like its Pi's, one entry per host CPU.
+fake_cpuinfo() {  # $1: dist, $2: file to write
+    local fields i
+    read -r _ implementer variant part revision fields <<< "$(pi_cpu "$1")"
+    : > "$2"
+    for ((i=0; i<$(nproc); i++)); do
+        printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: %s\nCPU architecture: 8\nCPU variant\t: %s\nCPU part\t: %s\nCPU revision\t: %s\n\n' \
+            "$i" "$fields" "$implementer" "$variant" "$part" "$revision" >> "$2"
+    done
+}
+
+enter_root() {  # /proc (with the Pi's cpuinfo) and /sys for the root (LiteRT's CPU detection reads them); DNS and CAs from the host
+    local root=$1 dist m
+    dist=$(basename "$root")
     for m in proc:proc sys:sysfs; do
         if ! mountpoint -q "$root/${m%%:*}"; then
             mount -t "${m#*:}" "${m#*:}" "$root/${m%%:*}" && MOUNTED+=("$root/${m%%:*}")
         fi
     done
+    mkdir -p "$CACHE/cpuinfo"
+    fake_cpuinfo "$dist" "$CACHE/cpuinfo/$dist"
+    if ! grep -qs " $root/proc/cpuinfo " /proc/mounts; then
+        mount --bind "$CACHE/cpuinfo/$dist" "$root/proc/cpuinfo" && MOUNTED+=("$root/proc/cpuinfo")
+    fi
     cp -L /etc/resolv.conf "$root/etc/resolv.conf"
     mkdir -p "$root/etc/artery-edge"
     cp "$HOST_CA" "$root/etc/artery-edge/host-ca.pem"
     if [ -n "$QEMU_IN_ROOT" ]; then mkdir -p "$root$(dirname "$QEMU_IN_ROOT")"; cp "$QEMU_IN_ROOT" "$root$QEMU_IN_ROOT"; fi
 }
 
-in_root() {  # run a command inside an arm64 root with a clean environment
-    local root=$1; shift
-    chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+in_root() {  # run a command inside an arm64 root with a clean environment, on its Pi's CPU model
+    local root=$1 cpu; shift
+    cpu=$(qemu_model "$(basename "$root")")
+    QEMU_CPU=$cpu chroot "$root" /usr/bin/env -i QEMU_CPU="$cpu" HOME=/root \
+        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         LANG=C.UTF-8 PIP_CERT=/etc/artery-edge/host-ca.pem PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
         ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} \
         ${HTTP_PROXY:+HTTP_PROXY=$HTTP_PROXY} ${HTTPS_PROXY:+HTTPS_PROXY=$HTTPS_PROXY} "$@"
@@ -218,7 +252,10 @@ record x86 tf_absent "n/a (.venv)"
 (cd "$STAGE/work" && infer_all x86 "$STAGE/x86" "$HOST_VENV/bin/artery-edge") || die "x86 infer failed"
 
 # ---- on arm64: install as a Pi user would, the TF-free tests, the same infer commands ----
-mapfile -t DEV_TOOLS < <("$HOST_VENV/bin/python" -c "import tomllib; print('\n'.join(tomllib.load(open('$REPO/pyproject.toml', 'rb'))['project']['optional-dependencies']['dev']))")
+# The dev extra's test tools, with OpenCV's headless build: Raspberry Pi OS Lite has no libGL.so.1,
+# which opencv-python's window support links (same cv2 API; the tests open no window).
+mapfile -t DEV_TOOLS < <("$HOST_VENV/bin/python" -c "import tomllib; print('\n'.join(tomllib.load(open('$REPO/pyproject.toml', 'rb'))['project']['optional-dependencies']['dev']))" \
+    | sed 's/^opencv-python\b/opencv-python-headless/')
 # The Makefile's test-edge selection (its pytest arguments), so the two never drift apart.
 fake_venv=$(mktemp -d); touch "$fake_venv/.installed"
 TEST_ARGS=$(make -s -n -C "$REPO" test-edge EDGE_VENV="$fake_venv" PYTHON=python3 | sed -e ':a' -e '/\\$/N; s/\\\n//; ta' \
@@ -238,6 +275,7 @@ check_dist() {
     in_root "$root" sh -c "cd $box && python3 -m venv --system-site-packages venv && venv/bin/pip install -q 'dist/$WHEEL[edge]'" \
         > "$CACHE/logs/install-$dist.log" 2>&1 || { tail -n 5 "$CACHE/logs/install-$dist.log" >&2; record "$dist" install_s failed; return 1; }
     record "$dist" install_s "$(since "$t")"
+    record "$dist" cpu "$(qemu_model "$dist") ($(in_root "$root" sh -c 'grep -m1 "^Features" /proc/cpuinfo | cut -d: -f2 | wc -w') cpuinfo features)"
     record "$dist" versions "$(in_root "$root" "$py" -c "import sys, numpy, PIL, importlib.metadata as m; print(f'{sys.version.split()[0]} / {m.version(\"ai-edge-litert\")} / {numpy.__version__} / {PIL.__version__}')")"
     if in_root "$root" "$py" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is not None)"; then
         record "$dist" tf_absent yes

@@ -114,6 +114,7 @@ def environment_table(times: dict[str, dict[str, str]], dists: list[str]) -> lis
     columns = ["x86", *dists]
     rows = [
         ("Python / LiteRT / NumPy / Pillow", "versions"),
+        ("CPU (qemu model, emulated)", "cpu"),
         ("TensorFlow absent", "tf_absent"),
         ("debootstrap (s, cold only)", "root_s"),
         ("install edge extra (s)", "install_s"),
