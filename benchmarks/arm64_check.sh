@@ -296,7 +296,8 @@ check_dist() {
     record "$dist" tests_rc "$rc"
     record "$dist" tests_log "$log"
     summary=$(tail -n 1 "$log")
-    record "$dist" tests "$(echo "$summary" | grep -o '[0-9]* passed' | cut -d' ' -f1 || true) / $(echo "$summary" | grep -o '[0-9]* skipped' | cut -d' ' -f1 || true) / $(echo "$summary" | grep -o '[0-9]* failed' | cut -d' ' -f1 || true)"
+    count() { local n; n=$(echo "$summary" | grep -o "[0-9]* $1" | cut -d' ' -f1 || true); echo "${n:-0}"; }
+    record "$dist" tests "$(count passed) / $(count skipped) / $(count failed)"
 }
 for d in "${DISTS[@]}"; do check_dist "$d" || say "$d: stopped early (see $CACHE/logs)"; done
 
