@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import sys
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, os.getcwd())
@@ -23,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from typer.testing import CliRunner  # noqa: E402
 
 from artery_edge.cli import app  # noqa: E402
+from probe_harness import case, choose, invoker, one_error, run_cases  # noqa: E402 - beside this script
 
 FX = Path(sys.argv[1]).resolve()
 OUT = Path(sys.argv[2])
@@ -33,6 +33,7 @@ TINY = ["--image-size", "32", "--alpha", "0.35", "--weights", "none", "--batch-s
 DATA, T1 = FX / "data", FX / "t1"
 WORK = FX / f"work-{OUT.stem}"  # each output file its own: a tree's leftovers never judge another's
 runner = CliRunner()
+run = invoker(runner, app)
 
 
 def make_fixtures() -> None:
@@ -94,27 +95,6 @@ def alter(run: Path, how) -> None:
         (run / "metrics.json").unlink()
 
 
-INVOKED: dict = {}
-
-
-def run(*args):
-    key = tuple(str(a) for a in args)
-    if key in INVOKED:
-        return INVOKED[key]
-    result = runner.invoke(app, list(key))
-    out = result.output
-    INVOKED[key] = {"code": result.exit_code, "out": out, "stdout": result.stdout,
-                    "errors": [line for line in out.splitlines() if line.startswith("error:")],
-                    "traceback": result.exception is not None and not isinstance(result.exception, SystemExit)
-                    and "".join(traceback.format_exception(result.exception))[-600:]}
-    return INVOKED[key]
-
-
-def one_error(r, code=None, needle=""):
-    return (not r["traceback"] and len(r["errors"]) == 1 and r["code"] != 0
-            and (code is None or r["code"] == code) and needle.lower() in r["errors"][0].lower())
-
-
 def out_dir(name: str) -> Path:
     return WORK / name
 
@@ -128,16 +108,6 @@ def toml(name: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
-
-
-CASES = []
-
-
-def case(name, expected):
-    def register(fn):
-        CASES.append((name, expected, fn))
-        return fn
-    return register
 
 
 def refused_train(name: str, *args, code=None, needle=""):
@@ -534,40 +504,14 @@ def _():
     return one_error(r), r
 
 
-class PastLimit(BaseException):
-    """Not an Exception: no handler of the code under test can take it for its own."""
-
-
-def past_limit(signum, frame):
-    raise PastLimit(f"still running after {LIMIT} s, stopped by the harness")
-
-
 def main() -> None:
     results = json.loads(OUT.read_text()) if OUT.is_file() else []
     done = {r["case"] for r in results}
-    chosen = [c for prefix in ONLY for c in CASES if c[0].startswith(prefix)] if ONLY else CASES
-    skip = tuple(p for p in os.environ.get("PROBE_SKIP", "").split("|") if p)  # cases too costly for the tree under test
-    chosen = [c for c in chosen if not (skip and c[0].startswith(skip)) and c[0] not in done]
+    chosen = [c for c in choose(ONLY) if c[0] not in done]
     edge_fixtures()
     if any(c[0].startswith(("train", "adapt")) for c in chosen):  # the TF-free cases run without TensorFlow
         make_fixtures()
-    signal.signal(signal.SIGALRM, past_limit)
-    for name, expected, fn in dict((c[0], c) for c in chosen).values():
-        if name in done:
-            continue
-        signal.alarm(LIMIT)
-        try:
-            ok, r = fn()
-        except (Exception, PastLimit) as exc:  # noqa: BLE001 - a probe that crashes the harness is a failed probe
-            ok, r = False, {"code": None, "out": "", "errors": [], "traceback": f"harness: {type(exc).__name__}: {exc}"}
-        finally:
-            signal.alarm(0)
-        observed = (f"exit {r['code']}; " + ("traceback " + r["traceback"].strip().splitlines()[-1] if r["traceback"]
-                    else (r["errors"][0] if r["errors"] else (r["out"].strip().splitlines() or [""])[-1])))[:240]
-        results.append({"case": name, "expected": expected, "ok": bool(ok), "observed": observed,
-                        "tail": (r["traceback"] or "") + r["out"][-1500:]})
-        print(("PASS " if ok else "FAIL ") + name + " :: " + observed, flush=True)
-        OUT.write_text(json.dumps(results, indent=1))
+    run_cases(chosen, done, results, OUT, LIMIT, width=240)
 
 
 main()

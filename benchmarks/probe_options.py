@@ -16,18 +16,11 @@ from pathlib import Path
 sys.path.insert(0, os.getcwd())
 from edge.errors import ArteryEdgeError  # noqa: E402
 from trainer.config import TrainConfig, load_config_file, merge_config, refuse_options_on_resume  # noqa: E402
+from probe_harness import CASES, case  # noqa: E402 - beside this script
 
 WORK = Path(sys.argv[1])
 OUT = Path(sys.argv[2])
 CLASSES = ["Healthy", "Unhealthy"]
-CASES = []
-
-
-def case(name, expected):
-    def register(fn):
-        CASES.append((name, expected, fn))
-        return fn
-    return register
 
 
 def refused(call, needle="", absent=None):

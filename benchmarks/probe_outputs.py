@@ -15,9 +15,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, os.getcwd())
@@ -26,53 +24,23 @@ from typer.testing import CliRunner  # noqa: E402
 
 from artery_edge.cli import app  # noqa: E402
 from edge.precisions import PRECISIONS  # noqa: E402
+from probe_harness import case, choose, invoker, one_error, run_cases  # noqa: E402 - beside this script
 
 FX = Path(sys.argv[1])
 OUT = Path(sys.argv[2])
 ONLY = tuple(sys.argv[3].split("|")) if len(sys.argv) > 3 else ()
 WORK = FX / f"work-{os.getpid()}"
 WORK.mkdir()
-runner = CliRunner()
+run = invoker(CliRunner(), app)
 R1, R2, R3, R4 = FX / "r1", FX / "r2", FX / "r3", FX / "r4"
 IMG = FX / "imgs"
 F32, DYN = PRECISIONS["float32"].file_name, PRECISIONS["dynamic"].file_name
-
-
-INVOKED: dict = {}
-
-
-def run(*args):
-    key = tuple(str(a) for a in args)
-    if key in INVOKED:  # the same command as an earlier case: its result and files, not a second run
-        return INVOKED[key]
-    result = runner.invoke(app, list(key))
-    out = result.output
-    errors = [line for line in out.splitlines() if line.startswith("error:")]
-    INVOKED[key] = {"code": result.exit_code, "out": out, "stdout": result.stdout, "errors": errors,
-                    "traceback": result.exception is not None and not isinstance(result.exception, SystemExit)
-                    and "".join(traceback.format_exception(result.exception))[-600:]}
-    return INVOKED[key]
-
-
-def one_error(r, code=None, needle=""):
-    return (not r["traceback"] and len(r["errors"]) == 1 and r["code"] != 0
-            and (code is None or r["code"] == code) and needle.lower() in r["errors"][0].lower())
 
 
 def fresh(name):
     folder = WORK / name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-CASES = []
-
-
-def case(name, expected):
-    def register(fn):
-        CASES.append((name, expected, fn))
-        return fn
-    return register
 
 
 # ---------------- convert ----------------
@@ -814,36 +782,6 @@ def _():
     return one_error(r), r
 
 
-LIMIT = int(os.environ.get("PROBE_CASE_LIMIT", "0"))
-
-
-class PastLimit(BaseException):
-    """Not an Exception (nor an OSError): no handler of the code under test can take it for its own."""
-
-
-def past_limit(signum, frame):
-    raise PastLimit(f"still running after {LIMIT} s, stopped by the harness")
-
-
-signal.signal(signal.SIGALRM, past_limit)
 results = json.loads(OUT.read_text()) if OUT.is_file() else []
-done = {r["case"] for r in results}
-chosen = [c for prefix in ONLY for c in CASES if c[0].startswith(prefix)] if ONLY else CASES
-SKIP = tuple(p for p in os.environ.get("PROBE_SKIP", "").split("|") if p)  # cases too costly for the tree under test
-chosen = [c for c in chosen if not (SKIP and c[0].startswith(SKIP))]
-for name, expected, fn in dict((c[0], c) for c in chosen).values():  # in the order the prefixes are given
-    if name in done:
-        continue
-    signal.alarm(LIMIT)
-    try:
-        ok, r = fn()
-    except (Exception, PastLimit) as exc:  # noqa: BLE001 - a probe that crashes the harness is a failed probe
-        ok, r = False, {"code": None, "out": "", "errors": [], "traceback": f"harness: {type(exc).__name__}: {exc}"}
-    finally:
-        signal.alarm(0)
-    observed = (f"exit {r['code']}; " + ("traceback " + r["traceback"].strip().splitlines()[-1] if r["traceback"]
-                else (r["errors"][0] if r["errors"] else (r["out"].strip().splitlines() or [""])[-1])))[:220]
-    results.append({"case": name, "expected": expected, "ok": bool(ok), "observed": observed,
-                    "tail": (r["traceback"] or "") + r["out"][-1500:]})
-    print(("PASS " if ok else "FAIL ") + name + " :: " + observed, flush=True)
-    OUT.write_text(json.dumps(results, indent=1))
+LIMIT = int(os.environ.get("PROBE_CASE_LIMIT", "0"))  # 0: no limit
+run_cases(choose(ONLY), {r["case"] for r in results}, results, OUT, LIMIT, width=220)

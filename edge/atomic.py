@@ -82,6 +82,21 @@ def check_can_create(path: Optional[PathLike]) -> None:
         raise PermissionError(errno.EACCES, "permission denied", str(path))
 
 
+@contextlib.contextmanager
+def _temp_folder(target: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``target`` (same file system, so one rename moves
+    it into place), removed when the block ends however it ends: a folder not renamed by then
+    never stays behind under any name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_name(target)
+    shutil.rmtree(temp, ignore_errors=True)  # this pid's own leftover (pids are reused)
+    temp.mkdir()
+    try:
+        yield temp
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 def new_folder(base: PathLike, fill: Callable[[Path], T]) -> tuple[Path, T]:
     """Fill a temporary folder, then rename it to ``base`` (or ``base-2``, ``base-3``... when taken:
     earlier ones are kept). Returns the folder's final path and what ``fill`` returned.
@@ -91,11 +106,7 @@ def new_folder(base: PathLike, fill: Callable[[Path], T]) -> tuple[Path, T]:
     """
     base = Path(base)
     check_can_create(base)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_name(base)
-    shutil.rmtree(temp, ignore_errors=True)  # this pid's own leftover (pids are reused)
-    temp.mkdir()
-    try:
+    with _temp_folder(base) as temp:
         result = fill(temp)
         for attempt in range(1, MAX_SUFFIX):
             candidate = base if attempt == 1 else base.with_name(f"{base.name}-{attempt}")
@@ -109,8 +120,6 @@ def new_folder(base: PathLike, fill: Callable[[Path], T]) -> tuple[Path, T]:
                 continue
             return candidate, result
         raise FileExistsError(17, f"no free name among {base.name}, {base.name}-2 ... -{MAX_SUFFIX - 1}", str(base))
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def fill_folder(path: PathLike, fill: Callable[[Path], T]) -> T:
@@ -121,16 +130,10 @@ def fill_folder(path: PathLike, fill: Callable[[Path], T]) -> T:
     check_can_create(path)
     if path.exists() and not path.is_dir():
         raise FileExistsError(errno.EEXIST, "file exists (not a folder)", str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_name(path)
-    shutil.rmtree(temp, ignore_errors=True)  # this pid's own leftover (pids are reused)
-    temp.mkdir()
-    try:
+    with _temp_folder(path) as temp:
         result = fill(temp)
         os.rename(temp, path)
         return result
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def remove_stale(folder: PathLike, name: str) -> list[Path]:
