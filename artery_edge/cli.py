@@ -20,6 +20,7 @@ import typer
 from converters.options import ConversionError, ConvertOptions, option_default
 from edge.atomic import check_can_create
 from edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS
+from trainer.adaptation import ADAPTATION_RECIPE
 from trainer.config import DEFAULTS, flag, merge_config, refuse_options_on_resume
 
 app = typer.Typer(
@@ -161,6 +162,9 @@ TRAIN_OPTIONS: dict[str, tuple[object, typer.models.OptionInfo]] = {
     "fine_tune_learning_rate": (float, typer.Option(D.fine_tune_learning_rate, "--fine-tune-learning-rate")),
     "fine_tune_at": (int, typer.Option(
         D.fine_tune_at, "--fine-tune-at", help="Unfreeze base layers from this index on.")),
+    "cut_at": (str, typer.Option(
+        D.cut_at, "--cut-at", help="End the base at this MobileNetV2 layer (e.g. block_13_expand_relu): "
+                                   "earlier, less specialised features; '' keeps the whole base.")),
     "schedule": (str, typer.Option(
         D.schedule, "--schedule", help="constant, or cosine: linear warm-up then cosine decay to 0, in each stage.")),
     "warmup_epochs": (float, typer.Option(
@@ -304,6 +308,9 @@ def adapt(
     image_size: int = typer.Option(0, "--image-size", help="Input size in pixels (0: the parent's)."),
     replay: int = typer.Option(
         0, "--replay", help="Images per class of the parent's training split mixed in (keeps the original site)."),
+    cut_at: str = typer.Option(
+        ADAPTATION_RECIPE["cut_at"], "--cut-at",
+        help="The parent's base ends at this layer (its earlier, less site-specific features); '' keeps it whole."),
     split_pattern: str = typer.Option(
         "validation-=validation", "--split-pattern",
         help="REGEX=SUBSET[,...]: which files choose epochs, temperature and threshold (validation)."),
@@ -326,7 +333,7 @@ def adapt(
             size = load_run(parent).image_size
         except DataError as exc:
             fail(f"--from: {exc}")
-    config = adaptation_config([str(d) for d in data_dirs], str(parent), size, replay=replay,
+    config = adaptation_config([str(d) for d in data_dirs], str(parent), size, replay=replay, cut_at=cut_at,
                                split_pattern=split_pattern, output_dir=str(output_dir), run_name=run_name, seed=seed)
     with stdout_for_json(json_output):
         result = run_training(config)

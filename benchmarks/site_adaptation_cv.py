@@ -71,10 +71,12 @@ def write_fold_split(path: Path, train: list[Sample], test: list[Sample], seed: 
         writer.writerows((str(p), subset) for p, subset in rows)
 
 
-def figures(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+def figures(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """The fold's figures, and what they came from (so thresholds and ensembles can be re-analysed)."""
     called = (scores >= threshold).astype(int)
     found = binary_metrics(labels, scores, called, positive=1)
-    return {m: found[m] for m in METRICS}
+    return {**{m: found[m] for m in METRICS}, "threshold": float(threshold),
+            "labels": [int(v) for v in labels], "scores": [float(v) for v in scores]}
 
 
 def device_scores(model_path: Path, files: list[Path]) -> tuple[np.ndarray, float]:
@@ -91,6 +93,24 @@ def keras_scores(run_dir: Path, files: list[Path]) -> tuple[np.ndarray, float]:
 
     predictor = KerasPredictor.from_run(run_dir)
     return predictor.probabilities(files)[:, 1], predictor.threshold if predictor.threshold is not None else 0.5
+
+
+def recipe_overrides(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` pairs as TrainConfig values, typed like the field's default (both models get them)."""
+    from dataclasses import fields
+
+    from trainer.config import TrainConfig
+
+    types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
+    found = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        key = key.replace("-", "_")
+        if key not in types or not value:
+            raise SystemExit(f"error: --set {pair!r}: expected KEY=VALUE with KEY a training option")
+        kind = types[key]
+        found[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return found
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -122,6 +142,11 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=0, help="Adaptation input size (0: the parent's).")
     parser.add_argument("--replay", type=int, default=0, help="Replay images per class (see adapt --replay).")
     parser.add_argument("--no-imagenet", action="store_true", help="Skip the ImageNet-only baseline.")
+    parser.add_argument("--no-int8", action="store_true",
+                        help="Skip the INT8 conversion (a quicker screen of recipes; the table needs it).")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="Override a value of the adaptation recipe for both trained models "
+                             "(e.g. fine_tune_epochs=30); repeatable.")
     parser.add_argument("--out", type=Path, default=None, help="Write the rows and the table as JSON here.")
     parser.add_argument("--resume", action="store_true",
                         help="Keep the folds already in --out (same parent and size) and measure the rest.")
@@ -143,14 +168,17 @@ def main() -> None:
     parent_threshold = parent.threshold if parent.threshold is not None else 0.5
     work = Path(tempfile.mkdtemp(prefix="site-cv-"))
     quiet = lambda message: None  # noqa: E731
-    common = {"split_pattern": "", "split_file": "", "sample_grid_size": 0, "output_dir": str(work)}
+    overrides = recipe_overrides(args.set)
+    common = {"split_pattern": "", "split_file": "", "sample_grid_size": 0, "output_dir": str(work), **overrides}
     rows: list[dict] = []
     kept: list[dict] = []
     if args.resume and args.out and args.out.exists():
         previous = json.loads(args.out.read_text())
-        if previous.get("parent") == str(parent.run_dir) and previous.get("image_size") == size:
+        if (previous.get("parent"), previous.get("image_size"), previous.get("set", {})) == (
+                str(parent.run_dir), size, overrides):
             kept = previous["rows"]
-    needed = {"adapted (int8)"} | (set() if args.no_imagenet else {"ImageNet only (keras)"})
+    needed = ({"adapted (keras)"} if args.no_int8 else {"adapted (int8)"}) | (
+        set() if args.no_imagenet else {"ImageNet only (keras)"})
     for repeat in range(args.repeats):
         folds = stratified_folds(samples, args.folds, seed=repeat)
         for index, test in enumerate(folds):
@@ -182,10 +210,11 @@ def main() -> None:
             scores, threshold = keras_scores(run.run_dir, test_files)
             rows.append({"model": "adapted (keras)", **where, **figures(labels, scores, threshold),
                          "seconds": trained})
-            result = convert(run.run_dir, ConvertOptions(["int8"], calibration_images=100))[0]
-            scores, threshold = device_scores(Path(result.path), test_files)
-            rows.append({"model": "adapted (int8)", **where, **figures(labels, scores, threshold),
-                         "seconds": time.perf_counter() - t})
+            if not args.no_int8:
+                result = convert(run.run_dir, ConvertOptions(["int8"], calibration_images=100))[0]
+                scores, threshold = device_scores(Path(result.path), test_files)
+                rows.append({"model": "adapted (int8)", **where, **figures(labels, scores, threshold),
+                             "seconds": time.perf_counter() - t})
 
             if not args.no_imagenet:
                 t = time.perf_counter()
@@ -198,8 +227,8 @@ def main() -> None:
                 rows.append({"model": "ImageNet only (keras)", **where, **figures(labels, scores, threshold),
                              "seconds": time.perf_counter() - t})
             if args.out:  # after every fold: an interrupted run keeps what it measured
-                args.out.write_text(json.dumps({"parent": str(parent.run_dir), "image_size": size, "rows": rows},
-                                               indent=2, default=float))
+                args.out.write_text(json.dumps({"parent": str(parent.run_dir), "image_size": size, "set": overrides,
+                                                "rows": rows}, default=float))
             done = [r for r in rows if r["repeat"] == repeat and r["fold"] == index]
             print(f"repeat {repeat} fold {index}: " + "; ".join(
                 f"{r['model']} acc {r['accuracy']:.2f} auc {r['roc_auc']:.2f}" for r in done)
@@ -209,12 +238,13 @@ def main() -> None:
     table = {k: table[k] for k in order if k in table}
     wall = time.perf_counter() - start
     print(f"{args.repeats} x {args.folds}-fold CV on {args.data.name} ({len(samples)} patches), parent "
-          f"{parent.run_dir.name}, adaptation at {size} px; mean ± sd over folds; {wall / 60:.1f} min")
+          f"{parent.run_dir.name}, adaptation at {size} px{''.join(f', {k}={v}' for k, v in overrides.items())}; "
+          f"mean ± sd over folds; {wall / 60:.1f} min")
     print(markdown(table))
     if args.out:
-        args.out.write_text(json.dumps({"parent": str(parent.run_dir), "image_size": size, "folds": args.folds,
-                                        "repeats": args.repeats, "wall_seconds": wall, "table": table,
-                                        "rows": rows}, indent=2, default=float))
+        args.out.write_text(json.dumps({"parent": str(parent.run_dir), "image_size": size, "set": overrides,
+                                        "folds": args.folds, "repeats": args.repeats, "wall_seconds": wall,
+                                        "table": table, "rows": rows}, default=float))
 
 
 if __name__ == "__main__":

@@ -86,6 +86,17 @@ def test_adaptation_records_its_parent_and_refits_the_threshold(trained_run, sit
     parent_run = json.loads((trained_run.run_dir / "run.json").read_text())
     assert run["threshold"] is not None and run["threshold"] != parent_run["threshold"]
     assert run["temperature"] != parent_run["temperature"]
+    # the recipe's cut: the base ends at its layer, whose BatchNorm statistics (frozen) are still the parent's
+    from trainer.adaptation import ADAPTATION_RECIPE
+    from trainer.model import base_of
+    from trainer.runs import load_run
+
+    base = base_of(load_run(adapted.run_dir).keras_model())
+    cut_at = json.loads((adapted.run_dir / "config.json").read_text())["cut_at"]
+    assert base.layers[-1].name == ADAPTATION_RECIPE["cut_at"] == cut_at
+    parent_base = base_of(load_run(trained_run.run_dir).keras_model())
+    np.testing.assert_array_equal(base.get_layer("block_12_expand_BN").moving_mean,
+                                  parent_base.get_layer("block_12_expand_BN").moving_mean)
 
 
 @needs_imagenet
@@ -149,3 +160,43 @@ def test_replay_needs_a_parent():
 
     with pytest.raises(ConfigError, match="needs init-from"):
         TrainConfig(data_dirs=["x"], replay=10).validate()
+
+
+def test_a_cut_base_takes_the_parents_layers_up_to_the_cut_and_a_fresh_head(trained_run):
+    """--cut-at: the layers kept are the parent's, bit for bit; the head, which now reads other
+    features, starts afresh; the whole base takes the head too."""
+    from trainer.model import base_of, build_model
+    from trainer.parent import copy_weights, load_parent
+
+    parent = load_parent(trained_run.run_dir)
+    config = parent.run.config.replace(init_from=str(trained_run.run_dir), image_size=32,
+                                       cut_at="block_6_expand_relu")
+    model = build_model(2, config)
+    assert copy_weights(parent, model) is False
+    base, parent_base = base_of(model), base_of(parent.model)
+    assert base.layers[-1].name == "block_6_expand_relu" and len(base.layers) < len(parent_base.layers)
+    for layer in (l for l in base.layers if l.weights):
+        for mine, theirs in zip(layer.get_weights(), parent_base.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(mine, theirs)
+    assert model.get_layer("classifier").kernel.shape[0] != parent.model.get_layer("classifier").kernel.shape[0]
+
+    whole = build_model(2, config.replace(cut_at=""))
+    assert copy_weights(parent, whole) is True
+    np.testing.assert_array_equal(whole.get_layer("classifier").get_weights()[0],
+                                  parent.model.get_layer("classifier").get_weights()[0])
+
+
+def test_a_cut_beyond_the_parents_base_and_an_unknown_layer_are_refused(trained_run, site, tmp_path):
+    from trainer.config import ConfigError
+    from trainer.model import build_model
+    from trainer.parent import Parent, copy_weights, load_parent
+
+    parent = load_parent(trained_run.run_dir)
+    config = parent.run.config.replace(init_from=str(trained_run.run_dir), image_size=32)
+    shallow = Parent(parent.run, parent.model_sha256, build_model(2, config.replace(cut_at="block_3_expand_relu")))
+    with pytest.raises(ConfigError, match="its base ends before block_3_depthwise"):
+        copy_weights(shallow, build_model(2, config.replace(cut_at="block_6_expand_relu")))
+
+    result = runner.invoke(app, ["adapt", str(site[0]), "--from", str(trained_run.run_dir), "--cut-at", "block_99",
+                                 "--output-dir", str(tmp_path / "runs"), "--image-size", "32"])
+    assert_one_error_nothing_written(result, tmp_path, "cut-at 'block_99': no such feature map")

@@ -49,6 +49,7 @@ class TrainConfig:
     fine_tune_epochs: int = 10
     fine_tune_learning_rate: float = 1e-5
     fine_tune_at: int = 0
+    cut_at: str = ""  # a MobileNetV2 layer whose output feeds the head ("" = the whole base; trainer.model)
     patience: int = 5
     flip: bool = True
     rotation: float = 0.1

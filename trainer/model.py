@@ -70,7 +70,8 @@ def build_base(config: TrainConfig) -> keras.Model:
         with from_file, warnings.catch_warnings():  # sizes outside Keras' list use the 224 weights, by design
             warnings.simplefilter("ignore", UserWarning)
             base = keras.applications.MobileNetV2(
-                input_shape=(size, size, 3), alpha=config.alpha, include_top=False, weights=weights, name=BASE,
+                input_shape=(size, size, 3), alpha=config.alpha, include_top=False, weights=weights,
+                name=f"{BASE}_whole" if config.cut_at else BASE,
             )
     except Exception as exc:  # Keras' download raises a bare Exception ("URL fetch failure ...")
         if weights != "imagenet" or cached.is_file():
@@ -79,11 +80,24 @@ def build_base(config: TrainConfig) -> keras.Model:
             f"ImageNet weights could not be downloaded ({str(exc).split(':')[0]}): place "
             f"{cached.name} in {cached.parent} (or set KERAS_HOME), or pass --weights FILE.h5, or --weights none"
         ) from None
+    if config.cut_at:
+        base = cut(base, config.cut_at)
     if not config.pretrained:
         for layer in base.layers:
             if isinstance(layer, layers.BatchNormalization):
                 layer.momentum = SCRATCH_BN_MOMENTUM
     return base
+
+
+def cut(base: keras.Model, layer: str) -> keras.Model:
+    """The base up to ``layer``'s output (the "network cut" of Ovalle-Magallanes et al. 2020):
+    earlier features are less specific to the data the base last learned from, which is what
+    about a hundred patches of another site need (docs/site-adaptation.md)."""
+    maps = [item.name for item in base.layers[1:] if len(item.output.shape) == 4]
+    if layer not in maps:
+        raise ConfigError(f"cut-at {layer!r}: no such feature map in MobileNetV2 (e.g. block_6_expand_relu, "
+                          f"block_13_expand_relu, out_relu: the whole base)")
+    return keras.Model(base.input, base.get_layer(layer).output, name=BASE)
 
 
 def imagenet_weights_available(alpha: float, image_size: int) -> bool:

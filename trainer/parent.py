@@ -74,10 +74,24 @@ def check_classes(parent: Parent, class_names: list[str]) -> None:
                         f"the data has {list(class_names)}: starting from a run needs the same classes")
 
 
-def copy_weights(parent: Parent, model) -> None:
-    """The parent's base and head into ``model`` (any input size: the base is convolutional)."""
-    for name in TRANSFERRED_LAYERS:
-        model.get_layer(name).set_weights(parent.model.get_layer(name).get_weights())
+def copy_weights(parent: Parent, model) -> bool:
+    """The parent's base and head into ``model`` (any input size: the base is convolutional).
+    A base cut earlier than the parent's (``--cut-at``) takes the layers it kept; its head then
+    reads other features and starts afresh. Returns whether the head was copied."""
+    base, parent_base = (m.get_layer(TRANSFERRED_LAYERS[0]) for m in (model, parent.model))
+    known = {layer.name for layer in parent_base.layers}
+    missing = [layer.name for layer in base.layers if layer.weights and layer.name not in known]
+    if missing:
+        raise ConfigError(f"parent run {parent.run.run_dir}: its base ends before {missing[0]}; "
+                          f"--cut-at must end at or before the parent's last layer ({parent_base.layers[-1].name})")
+    for layer in base.layers:
+        if layer.weights:
+            layer.set_weights(parent_base.get_layer(layer.name).get_weights())
+    head, parent_head = (m.get_layer(TRANSFERRED_LAYERS[1]) for m in (model, parent.model))
+    if [w.shape for w in head.weights] != [w.shape for w in parent_head.weights]:
+        return False
+    head.set_weights(parent_head.get_weights())
+    return True
 
 
 def replay_samples(parent: Parent, per_class: int, seed: int) -> list[Sample]:

@@ -371,8 +371,9 @@ def build_on_strategy(config: TrainConfig, class_names: list[str], parent: Optio
         if parent is not None:
             from trainer.parent import copy_weights
 
-            copy_weights(parent, model)
-            log(f"weights from {parent.run.run_dir} (model.keras sha256 {parent.model_sha256[:12]}...)")
+            head = copy_weights(parent, model)
+            log(f"weights from {parent.run.run_dir} (model.keras sha256 {parent.model_sha256[:12]}...)"
+                + ("" if head else f"; the head starts afresh (--cut-at {config.cut_at} changes its input)"))
     return strategy, model
 
 
