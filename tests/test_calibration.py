@@ -37,3 +37,13 @@ def test_reliability_bins_cover_every_image():
     assert sum(table["count"]) == 1000 and len(table["edges"]) == 16
     assert expected_calibration_error(np.array([[0.0, 1.0]] * 10), np.ones(10, int)) == 0.0
     assert expected_calibration_error(np.array([[0.0, 1.0]] * 10), np.zeros(10, int)) == 1.0
+
+
+def test_a_separable_validation_split_keeps_temperature_one():
+    """Every arg-max right: the NLL has no minimum (it falls as T -> 0), so no temperature is fitted;
+    one wrong image gives the NLL a minimum again."""
+    logits = np.random.default_rng(4).normal(0, 1, (20, 2))
+    labels = logits.argmax(axis=1)
+    assert fit_temperature(logits, labels) == 1.0
+    labels[np.argmin(np.abs(logits[:, 1] - logits[:, 0]))] ^= 1  # the least certain image is now wrong
+    assert 0.05 < fit_temperature(logits, labels) < 20.0

@@ -133,3 +133,14 @@ def test_youden_and_accuracy_pick_the_best_threshold_of_all():
 def test_bad_operating_points_are_refused(rule):
     with pytest.raises(ConfigError, match="operating point"):
         parse_operating_point(rule)
+
+
+def test_on_a_separable_split_youden_sits_in_the_middle_of_the_gap():
+    """Twenty images, perfectly separated, the positives at p >= 0.99999: the boundary is not put on
+    the lowest positive (finer than an INT8 output resolves) but midway to the highest negative."""
+    pytest.importorskip("sklearn", reason="choose_threshold's ROC points come from scikit-learn (train extra)")
+    labels = np.r_[np.zeros(10, int), np.ones(10, int)]
+    p = np.r_[np.linspace(0.01, 0.40, 10), np.linspace(0.99999, 1.0, 10)]
+    for rule in ("youden", "accuracy"):
+        t = choose_threshold(labels, p, rule)
+        assert t == pytest.approx((0.40 + 0.99999) / 2) and ((p >= t) == labels).all(), rule

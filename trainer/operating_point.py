@@ -17,7 +17,8 @@ def choose_threshold(labels: np.ndarray, positive_scores: np.ndarray, rule: str)
     - ``sensitivity=X``: the highest threshold whose sensitivity reaches X;
     - ``specificity=X``: the lowest threshold whose specificity reaches X.
 
-    Ties go to the threshold nearest 0.5. Positive iff p >= threshold.
+    Ties go to the threshold nearest 0.5; youden and accuracy then take the middle of the gap to
+    the next lower score (the same decisions on these labels). Positive iff p >= threshold.
     """
     from sklearn.metrics import roc_curve  # the train extra: this module imports without it
 
@@ -40,4 +41,10 @@ def choose_threshold(labels: np.ndarray, positive_scores: np.ndarray, rule: str)
         reached = np.flatnonzero(1 - fpr >= target - 1e-12)
         return float(thresholds[reached[-1]]) if len(reached) else float(thresholds[0])
     best = np.flatnonzero(score >= score.max() - 1e-12)
-    return float(thresholds[best[np.argmin(np.abs(thresholds[best] - 0.5))]])
+    chosen = thresholds[best[np.argmin(np.abs(thresholds[best] - 0.5))]]
+    # every threshold down to the next lower score decides the same: take the middle of that gap.
+    # At a validation image's own score the boundary touches it, and on a small, separable split
+    # (a new site's 20 images) that score can be p = 0.99999, finer than an INT8 output resolves.
+    lower = np.asarray(positive_scores, dtype=np.float64)
+    lower = lower[lower < chosen]
+    return float((chosen + lower.max()) / 2) if len(lower) else float(chosen)
