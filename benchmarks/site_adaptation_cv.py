@@ -97,11 +97,8 @@ def keras_scores(run_dir: Path, files: list[Path]) -> tuple[np.ndarray, float]:
 
 def recipe_overrides(pairs: list[str]) -> dict:
     """``KEY=VALUE`` pairs as TrainConfig values, typed like the field's default (both models get them)."""
-    from dataclasses import fields
+    from trainer.config import TYPES as types
 
-    from trainer.config import TrainConfig
-
-    types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
     found = {}
     for pair in pairs:
         key, _, value = pair.partition("=")

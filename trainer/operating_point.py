@@ -41,10 +41,9 @@ def choose_threshold(labels: np.ndarray, positive_scores: np.ndarray, rule: str)
         reached = np.flatnonzero(1 - fpr >= target - 1e-12)
         return float(thresholds[reached[-1]]) if len(reached) else float(thresholds[0])
     best = np.flatnonzero(score >= score.max() - 1e-12)
-    chosen = thresholds[best[np.argmin(np.abs(thresholds[best] - 0.5))]]
-    # every threshold down to the next lower score decides the same: take the middle of that gap.
-    # At a validation image's own score the boundary touches it, and on a small, separable split
-    # (a new site's 20 images) that score can be p = 0.99999, finer than an INT8 output resolves.
-    lower = np.asarray(positive_scores, dtype=np.float64)
-    lower = lower[lower < chosen]
-    return float((chosen + lower.max()) / 2) if len(lower) else float(chosen)
+    i = best[np.argmin(np.abs(thresholds[best] - 0.5))]
+    # every threshold down to the next lower score (the next ROC point: every distinct score is one)
+    # decides the same: take the middle of that gap. At a validation image's own score the boundary
+    # touches it, and on a small, separable split (a new site's 20 images) that score can be
+    # p = 0.99999, finer than an INT8 output resolves.
+    return float((thresholds[i] + thresholds[i + 1]) / 2) if i + 1 < len(thresholds) else float(thresholds[i])
