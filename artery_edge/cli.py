@@ -225,6 +225,9 @@ TRAIN_OPTIONS: dict[str, tuple[object, typer.models.OptionInfo]] = {
                                   "size); see also `adapt`.")),
     "replay": (int, typer.Option(
         D.replay, "--replay", help="With --init-from: images per class of the parent's training split mixed in.")),
+    "init_blend": (float, typer.Option(
+        D.init_blend, "--init-blend", help="With --init-from: the parent's share of the starting base weights, the "
+                                           "rest from --weights (1: the parent as is; 0.5: halfway back, WiSE-FT).")),
     "teachers": (Optional[List[Path]], typer.Option(
         None, flag("teachers"), help="A finished run whose predictions teach this one (repeat for an ensemble: their "
                                 "mean calibrated logit); same classes, any input size.")),
@@ -311,6 +314,9 @@ def adapt(
     cut_at: str = typer.Option(
         ADAPTATION_RECIPE["cut_at"], "--cut-at",
         help="The parent's base ends at this layer (its earlier, less site-specific features); '' keeps it whole."),
+    init_blend: float = typer.Option(
+        ADAPTATION_RECIPE["init_blend"], "--init-blend",
+        help="The parent's share of the starting base weights, the rest ImageNet's (1: the parent as is)."),
     split_pattern: str = typer.Option(
         "validation-=validation", "--split-pattern",
         help="REGEX=SUBSET[,...]: which files choose epochs, temperature and threshold (validation)."),
@@ -334,7 +340,7 @@ def adapt(
         except DataError as exc:
             fail(f"--from: {exc}")
     config = adaptation_config([str(d) for d in data_dirs], str(parent), size, replay=replay, cut_at=cut_at,
-                               split_pattern=split_pattern, output_dir=str(output_dir), run_name=run_name, seed=seed)
+                               init_blend=init_blend, split_pattern=split_pattern, output_dir=str(output_dir), run_name=run_name, seed=seed)
     with stdout_for_json(json_output):
         result = run_training(config)
     report_training(result, json_output)

@@ -41,6 +41,7 @@ from trainer.scan import scan_dataset  # noqa: E402
 
 METRICS = ("roc_auc", "accuracy", "sensitivity", "specificity")
 INNER_VALIDATION = 0.2
+PARENT_ONLY = ("init_blend",)  # recipe values that mean nothing without a parent: the ImageNet-only model drops them
 
 
 def stratified_folds(samples: list[Sample], k: int, seed: int) -> list[list[Sample]]:
@@ -136,6 +137,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="The site's class folders (all files are pooled).")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--first-repeat", type=int, default=0,
+                        help="Seed of the first repeat's folds: fresh folds for a confirmation after a screen.")
     parser.add_argument("--image-size", type=int, default=0, help="Adaptation input size (0: the parent's).")
     parser.add_argument("--replay", type=int, default=0, help="Replay images per class (see adapt --replay).")
     parser.add_argument("--no-imagenet", action="store_true", help="Skip the ImageNet-only baseline.")
@@ -176,7 +179,7 @@ def main() -> None:
             kept = previous["rows"]
     needed = ({"adapted (keras)"} if args.no_int8 else {"adapted (int8)"}) | (
         set() if args.no_imagenet else {"ImageNet only (keras)"})
-    for repeat in range(args.repeats):
+    for repeat in range(args.first_repeat, args.first_repeat + args.repeats):
         folds = stratified_folds(samples, args.folds, seed=repeat)
         for index, test in enumerate(folds):
             train_samples = [s for j, f in enumerate(folds) if j != index for s in f]
@@ -216,7 +219,8 @@ def main() -> None:
             if not args.no_imagenet:
                 t = time.perf_counter()
                 recipe = {k: v for k, v in ADAPTATION_RECIPE.items() if k not in ("split_pattern", "test_fraction")}
-                config = TrainConfig(**{**recipe, **common, "epochs": 10, "split_file": str(split_file)},
+                alone = {k: v for k, v in {**recipe, **common}.items() if k not in PARENT_ONLY}
+                config = TrainConfig(**{**alone, "epochs": 10, "split_file": str(split_file)},
                                      data_dirs=[str(args.data)], weights="imagenet",
                                      alpha=parent.config.alpha, image_size=size)
                 run = train(config, log=quiet, verbose=0)
@@ -240,7 +244,8 @@ def main() -> None:
     print(markdown(table))
     if args.out:
         args.out.write_text(json.dumps({"parent": str(parent.run_dir), "image_size": size, "set": overrides,
-                                        "folds": args.folds, "repeats": args.repeats, "wall_seconds": wall,
+                                        "folds": args.folds, "repeats": args.repeats, "first_repeat": args.first_repeat,
+                                        "wall_seconds": wall,
                                         "table": table, "rows": rows}, default=float))
 
 

@@ -8,7 +8,10 @@ threshold are measured on every patch of the site:
   lanczos, and TensorFlow's bilinear (what ``--site-augmentation`` uses after its 32 px step);
 - input size: the base re-built at other sizes with the parent's weights;
 - contrast: as is; each patch's mean and spread matched to the parent's training patches;
-  Pillow's autocontrast (1 % clipped).
+  Pillow's autocontrast (1 % clipped);
+- weights: the parent's base blended back toward the ImageNet weights it was fine-tuned from
+  (``--init-blend``, WiSE-FT), with the AUC on a sample of the parent's own test split beside it:
+  what the blend costs the original site before any adaptation.
 
 It also checks the pipeline's own consistency: Pillow's and TensorFlow's bilinear up-sampling
 of the same 32 px patch (mean absolute difference in 0..255 units).
@@ -87,11 +90,49 @@ def serving_at(run, size: int):
     return serving_model(parent, run.temperature)
 
 
+def blended(parent, blend: float):
+    """The parent's serving graph, its base ``blend`` x its own weights + the rest ImageNet's, as
+    ``adapt --init-blend`` starts (the same :func:`trainer.parent.copy_weights`)."""
+    from trainer.model import build_model, serving_model
+    from trainer.parent import copy_weights
+
+    run = parent.run
+    model = build_model(len(run.class_names), run.config.replace(init_from=str(run.run_dir), init_blend=blend))
+    copy_weights(parent, model, blend)
+    return serving_model(model, run.temperature)
+
+
+def blend_rows(run, blends: list[float], site: tuple[list[Path], np.ndarray], limit: int) -> list[dict]:
+    """Zero-shot AUC on the site and on ``limit`` files of the parent's test split, per blend."""
+    from trainer.parent import load_parent
+
+    parent = load_parent(run.run_dir)
+    test = subset(run.split(), "test")
+    test = [test[i] for i in np.random.default_rng(0).permutation(len(test))[:limit]]
+    sets = {"site": (prepare(site[0], run.image_size, "pillow-bilinear", "as is", (0, 1)), site[1]),
+            "original": (prepare([s.path for s in test], run.image_size, "pillow-bilinear", "as is", (0, 1)),
+                         np.array([s.label for s in test]))}
+    rows = []
+    for blend in blends:
+        model = blended(parent, blend)
+        row = {"init_blend": blend, "original_n": len(test)}
+        for name, (images, labels) in sets.items():
+            scores = np.concatenate([np.asarray(model(images[i:i + 64].astype(np.float32), training=False))[:, 1]
+                                     for i in range(0, len(images), 64)])
+            row[f"{name}_roc_auc"] = binary_metrics(labels, scores, (scores >= 0.5).astype(int))["roc_auc"]
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parent", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--sizes", default="96,128,160,224")
+    parser.add_argument("--blends", default="1,0.9,0.8,0.7,0.6,0.5,0.4,0.3",
+                        help="Parent shares of the base to try (--init-blend); '' skips the blend table.")
+    parser.add_argument("--original-limit", type=int, default=1500,
+                        help="Files of the parent's test split (seeded sample) for the blend table's original-site AUC.")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -128,8 +169,16 @@ def main() -> None:
     print(f"Pillow vs TensorFlow bilinear, 32 -> {run.image_size} px: mean |difference| {gap:.2f} of 255; "
           f"site patches mean {pillow.mean():.1f}, parent's training patches mean {reference[0]:.1f} "
           f"(per-patch spread {reference[1]:.1f})")
+    blends = blend_rows(run, [float(b) for b in args.blends.split(",") if b], (files, labels), args.original_limit) \
+        if args.blends else []
+    if blends:
+        print(f"\n| --init-blend (parent's share) | ROC AUC on {args.data.name} | ROC AUC on the parent's test split "
+              f"({blends[0]['original_n']} files) |\n|---|---|---|")
+        for r in blends:
+            print(f"| {r['init_blend']:g} | {r['site_roc_auc']:.3f} | {r['original_roc_auc']:.4f} |")
     if args.out:
-        args.out.write_text(json.dumps({"rows": rows, "pillow_vs_tf_bilinear": gap, "reference": reference}, indent=2))
+        args.out.write_text(json.dumps({"rows": rows, "blends": blends, "pillow_vs_tf_bilinear": gap,
+                                        "reference": reference}, indent=2))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from trainer.scan import scan_dataset
 
 TRAINING_SUMMARY_KEYS = (
     "alpha", "image_size", "weights", "epochs", "fine_tune_epochs", "learning_rate",
-    "fine_tune_learning_rate", "fine_tune_at", "cut_at", "dropout", "l2", "batch_size", "seed",
+    "fine_tune_learning_rate", "fine_tune_at", "cut_at", "init_blend", "dropout", "l2", "batch_size", "seed",
 )
 
 

@@ -19,7 +19,7 @@ from evaluation.formatting import cell, decision_text, number, threshold_text
 
 METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "roc_auc")
 RECIPE_KEYS = ("image_size", "alpha", "weights", "epochs", "learning_rate", "fine_tune_epochs",
-               "fine_tune_learning_rate", "fine_tune_at", "cut_at", "batch_size", "dropout", "l2", "flip", "rotation",
+               "fine_tune_learning_rate", "fine_tune_at", "cut_at", "init_blend", "batch_size", "dropout", "l2", "flip", "rotation",
                "zoom", "contrast", "brightness", "class_weight", "split_file", "group_pattern", "seed", "strategy")
 
 

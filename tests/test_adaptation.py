@@ -162,6 +162,42 @@ def test_replay_needs_a_parent():
         TrainConfig(data_dirs=["x"], replay=10).validate()
 
 
+@needs_imagenet  # the blend's other end is a pretrained weights file
+def test_init_blend_starts_the_base_between_the_parent_and_its_pretrained_weights(trained_run):
+    """--init-blend B: every base weight is B x the parent's + (1 - B) x the pretrained file's
+    (what the parent was fine-tuned from); the head is the parent's."""
+    from trainer.model import base_of, build_model
+    from trainer.parent import copy_weights, load_parent
+
+    parent = load_parent(trained_run.run_dir)
+    config = parent.run.config.replace(init_from=str(trained_run.run_dir), image_size=32, init_blend=0.25).validate()
+    pretrained = base_of(build_model(2, config.replace(init_from="", init_blend=1.0))).get_weights()
+    model = build_model(2, config)
+    assert copy_weights(parent, model, config.init_blend) is True
+    mixed, theirs = base_of(model).get_weights(), base_of(parent.model).get_weights()
+    moved = [not np.allclose(t, p) for t, p in zip(theirs, pretrained)]
+    kernels = ["kernel" in w.path for w in base_of(model).weights]  # fine-tuning moved them (BatchNorm stays frozen)
+    assert any(moved) and all(m for m, k in zip(moved, kernels) if k)  # so the blend below is visible
+    for mine, t, p in zip(mixed, theirs, pretrained):
+        np.testing.assert_allclose(mine, 0.25 * t + 0.75 * p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(model.get_layer("classifier").get_weights()[0],
+                                  parent.model.get_layer("classifier").get_weights()[0])
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"init_blend": 0.0}, "init-blend must lie in"),
+    ({"init_blend": 1.5}, "init-blend must lie in"),
+    ({"init_blend": float("nan")}, "init-blend must lie in"),
+    ({"init_blend": 0.5, "init_from": ""}, "needs init-from and pretrained --weights"),
+    ({"init_blend": 0.5, "weights": "none"}, "needs init-from and pretrained --weights"),
+])
+def test_init_blend_out_of_range_or_without_a_pretrained_parent_is_refused(changes, message):
+    from trainer.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{"data_dirs": ["x"], "init_from": "parent", **changes}).validate()
+
+
 def test_a_cut_base_takes_the_parents_layers_up_to_the_cut_and_a_fresh_head(trained_run):
     """--cut-at: the layers kept are the parent's, bit for bit; the head, which now reads other
     features, starts afresh; the whole base takes the head too."""

@@ -75,6 +75,7 @@ class TrainConfig:
     mixed_precision: bool = False  # mixed_float16 on GPU; refused on CPU-only machines
     init_from: str = ""  # a finished run whose weights this run starts from (a new site; same classes)
     replay: int = 0  # with init_from: images per class of the parent's training split mixed into training
+    init_blend: float = 1.0  # with init_from: the parent's share of the starting base, the rest --weights' (WiSE-FT)
     teachers: list[str] = field(default_factory=list)  # finished runs whose ensemble teaches (trainer.distillation)
     teacher_weight: float = 0.5  # with teachers: the ensemble's share of each training target (1 - it: the label)
 
@@ -153,6 +154,12 @@ class TrainConfig:
                               f"found {self.teacher_weight}")
         if self.replay < 0 or (self.replay and not self.init_from):
             raise ConfigError("replay must be >= 0 and needs init-from (it samples the parent run's training split)")
+        if not (math.isfinite(self.init_blend) and 0 < self.init_blend <= 1):
+            raise ConfigError(f"init-blend must lie in (0, 1] (the parent's share of the starting base weights), "
+                              f"found {self.init_blend}")
+        if self.init_blend < 1 and not (self.init_from and self.weights != "none"):
+            raise ConfigError("init-blend < 1 needs init-from and pretrained --weights (the parent's base is blended "
+                              "with the weights it was fine-tuned from)")
         parse_operating_point(self.operating_point)
 
     def _check_split_options(self) -> None:

@@ -44,8 +44,9 @@ def imagenet_weights_file(alpha: float, image_size: int) -> Path:
 def resolve_weights(config: TrainConfig) -> str | None:
     """The ``weights=`` argument for MobileNetV2. ``imagenet`` is left to Keras, which uses
     its cache or downloads; :func:`build_base` turns a failed download into a clear error.
-    A run started from another run (``init_from``) needs none: the parent's weights replace them."""
-    if config.weights == "none" or config.init_from:
+    A run started from another run (``init_from``) needs none, the parent's weights replace them,
+    unless it blends the parent with them (``init_blend`` < 1)."""
+    if config.weights == "none" or (config.init_from and config.init_blend == 1):
         return None
     if config.weights != "imagenet":
         path = Path(config.weights)

@@ -74,10 +74,16 @@ def check_classes(parent: Parent, class_names: list[str]) -> None:
                         f"the data has {list(class_names)}: starting from a run needs the same classes")
 
 
-def copy_weights(parent: Parent, model) -> bool:
+def copy_weights(parent: Parent, model, blend: float = 1.0) -> bool:
     """The parent's base and head into ``model`` (any input size: the base is convolutional).
     A base cut earlier than the parent's (``--cut-at``) takes the layers it kept; its head then
-    reads other features and starts afresh. Returns whether the head was copied."""
+    reads other features and starts afresh. Returns whether the head was copied.
+
+    ``blend`` < 1 starts the base between the parent and the weights ``model`` was built with
+    (ImageNet's, which the parent was fine-tuned from): ``blend * parent + (1 - blend) * built``.
+    Why: a model fine-tuned on one site ranks another site's patches far worse than the same
+    weights moved part of the way back to ImageNet (WiSE-FT, Wortsman et al., CVPR 2022;
+    measured on xca-site-b in docs/site-adaptation.md)."""
     base, parent_base = (m.get_layer(TRANSFERRED_LAYERS[0]) for m in (model, parent.model))
     known = {layer.name for layer in parent_base.layers}
     missing = [layer.name for layer in base.layers if layer.weights and layer.name not in known]
@@ -86,7 +92,9 @@ def copy_weights(parent: Parent, model) -> bool:
                           f"--cut-at must end at or before the parent's last layer ({parent_base.layers[-1].name})")
     for layer in base.layers:
         if layer.weights:
-            layer.set_weights(parent_base.get_layer(layer.name).get_weights())
+            mine = parent_base.get_layer(layer.name).get_weights()
+            built = layer.get_weights() if blend < 1 else mine
+            layer.set_weights([blend * w + (1 - blend) * b for w, b in zip(mine, built)])
     head, parent_head = (m.get_layer(TRANSFERRED_LAYERS[1]) for m in (model, parent.model))
     if [w.shape for w in head.weights] != [w.shape for w in parent_head.weights]:
         return False

@@ -371,8 +371,10 @@ def build_on_strategy(config: TrainConfig, class_names: list[str], parent: Optio
         if parent is not None:
             from trainer.parent import copy_weights
 
-            head = copy_weights(parent, model)
+            head = copy_weights(parent, model, config.init_blend)
             log(f"weights from {parent.run.run_dir} (model.keras sha256 {parent.model_sha256[:12]}...)"
+                + (f"; base blended {config.init_blend:g} parent + {1 - config.init_blend:g} ImageNet"
+                   if config.init_blend < 1 else "")
                 + ("" if head else f"; the head starts afresh (--cut-at {config.cut_at} changes its input)"))
     return strategy, model
 
