@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
 import functools
 import importlib.util
 import os
+import pickle
 import re
+import shutil
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -67,15 +73,29 @@ def synthetic_dir(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def trained_run(synthetic_dir, tmp_path_factory):
-    """A tiny model trained well enough on synthetic data to be confident (parity, learnability)."""
-    if not HAS_TF:
-        pytest.skip("TensorFlow not installed (train extra)")
+@contextlib.contextmanager
+def built_once(request, tmp_path_factory, name: str) -> Iterator[Path | None]:
+    """Under pytest-xdist each worker would build the session's fixtures again (a training run
+    and four conversions: about two minutes of CI each). The first worker to come builds in
+    the workers' common temporary folder, under a lock the others wait on, and writes
+    ``done`` when it finished; a worker gets that folder (None without xdist: build in place)."""
+    if not hasattr(request.config, "workerinput"):  # not a pytest-xdist worker
+        yield None
+        return
+    common = tmp_path_factory.getbasetemp().parent / name  # pytest-N/: this session's, shared by its workers
+    common.mkdir(exist_ok=True)
+    with open(common / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield common
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def tiny_train(out: Path, synthetic_dir: Path):
     from trainer.config import TrainConfig
     from trainer.training import train
 
-    out = tmp_path_factory.mktemp("runs")
     config = TrainConfig(
         data_dirs=[str(synthetic_dir)], output_dir=str(out), log_dir=str(out / "tb"), image_size=48, alpha=0.35,
         weights=tiny_weights(), batch_size=16, epochs=10, learning_rate=3e-3, fine_tune_epochs=4,
@@ -85,10 +105,42 @@ def trained_run(synthetic_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def converted_run(trained_run):
-    """The tiny run converted to every precision of the registry."""
+def trained_run(synthetic_dir, tmp_path_factory, request):
+    """A tiny model trained well enough on synthetic data to be confident (parity, learnability).
+    Each worker gets its own copy of the folder: tests write into it."""
+    if not HAS_TF:
+        pytest.skip("TensorFlow not installed (train extra)")
+    out = tmp_path_factory.mktemp("runs")
+    with built_once(request, tmp_path_factory, "trained_run") as common:
+        if common is None:
+            return tiny_train(out, synthetic_dir)
+        if not (common / "done").is_file():
+            (common / "result.pickle").write_bytes(pickle.dumps(tiny_train(common / "runs", synthetic_dir)))
+            (common / "done").touch()
+        result = pickle.loads((common / "result.pickle").read_bytes())
+        copy = out / result.run_dir.name
+        shutil.copytree(result.run_dir, copy)
+        return dataclasses.replace(result, run_dir=copy)
+
+
+@pytest.fixture(scope="session")
+def converted_run(trained_run, tmp_path_factory, request):
+    """The tiny run converted to every precision of the registry (under xdist converted once,
+    as above, into the common folder, and copied into this worker's run folder)."""
     from converters.options import ConvertOptions
     from converters.tflite import convert
 
-    results = convert(trained_run.run_dir, ConvertOptions(list(PRECISIONS), calibration_images=40))
-    return trained_run, {r.precision: Path(r.path) for r in results}
+    options = ConvertOptions(list(PRECISIONS), calibration_images=40)
+    with built_once(request, tmp_path_factory, "converted_run") as common:
+        if common is None:
+            results = convert(trained_run.run_dir, options)
+        else:
+            source = common.parent / "trained_run" / "runs" / trained_run.run_dir.name
+            if not (common / "done").is_file():
+                options = dataclasses.replace(options, out_dir=common / "models")
+                (common / "results.pickle").write_bytes(pickle.dumps(convert(source, options)))
+                (common / "done").touch()
+            results = pickle.loads((common / "results.pickle").read_bytes())
+            for result in results:
+                shutil.copy2(result.path, trained_run.run_dir / Path(result.path).name)
+    return trained_run, {r.precision: trained_run.run_dir / Path(r.path).name for r in results}
