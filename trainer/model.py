@@ -77,9 +77,11 @@ def build_base(config: TrainConfig) -> keras.Model:
     except Exception as exc:  # Keras' download raises a bare Exception ("URL fetch failure ...")
         if weights != "imagenet" or cached.is_file():
             raise
+        instead = ("--init-blend 1 (the parent's weights alone)" if config.init_from else
+                   "--weights FILE.h5, or --weights none")
         raise ConfigError(
             f"ImageNet weights could not be downloaded ({str(exc).split(':')[0]}): place "
-            f"{cached.name} in {cached.parent} (or set KERAS_HOME), or pass --weights FILE.h5, or --weights none"
+            f"{cached.name} in {cached.parent} (or set KERAS_HOME), or pass {instead}"
         ) from None
     if config.cut_at:
         base = cut(base, config.cut_at)
