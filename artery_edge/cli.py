@@ -340,7 +340,8 @@ def adapt(
         except DataError as exc:
             fail(f"--from: {exc}")
     config = adaptation_config([str(d) for d in data_dirs], str(parent), size, replay=replay, cut_at=cut_at,
-                               init_blend=init_blend, split_pattern=split_pattern, output_dir=str(output_dir), run_name=run_name, seed=seed)
+                               init_blend=init_blend, split_pattern=split_pattern, output_dir=str(output_dir),
+                               run_name=run_name, seed=seed)
     with stdout_for_json(json_output):
         result = run_training(config)
     report_training(result, json_output)

@@ -92,9 +92,10 @@ def copy_weights(parent: Parent, model, blend: float = 1.0) -> bool:
                           f"--cut-at must end at or before the parent's last layer ({parent_base.layers[-1].name})")
     for layer in base.layers:
         if layer.weights:
-            mine = parent_base.get_layer(layer.name).get_weights()
-            built = layer.get_weights() if blend < 1 else mine
-            layer.set_weights([blend * w + (1 - blend) * b for w, b in zip(mine, built)])
+            weights = parent_base.get_layer(layer.name).get_weights()
+            if blend < 1:
+                weights = [blend * w + (1 - blend) * built for w, built in zip(weights, layer.get_weights())]
+            layer.set_weights(weights)
     head, parent_head = (m.get_layer(TRANSFERRED_LAYERS[1]) for m in (model, parent.model))
     if [w.shape for w in head.weights] != [w.shape for w in parent_head.weights]:
         return False
