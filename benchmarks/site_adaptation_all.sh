@@ -7,6 +7,7 @@
 #   CV_SIZE=0 CV_REPEATS=2    adaptation input size (0: the parent's, as `adapt` does) and repeats in the CV
 #   FORGET_LIMIT=2000          a seeded sample of the parent's test files in the forgetting step (0: all)
 #   CV=0                       skip the cross-validation (e.g. run it alongside)
+#   ZEROSHOT=0                 skip the zero-shot table
 #   REPLAY=50                  also adapt with 50 replay images per class ($RUN-replay) against forgetting
 set -u
 cd "$(dirname "$0")/.."
@@ -45,5 +46,5 @@ if [ "${CV:-1}" = 1 ]; then
   step cv nice -n 19 "$PY" benchmarks/site_adaptation_cv.py --parent "$PARENT" --data "$SITE" --folds 5 \
     --repeats "${CV_REPEATS:-2}" --image-size "${CV_SIZE:-0}" --out "$OUT/cv.json" --resume
 fi
-step zeroshot nice -n 19 "$PY" benchmarks/site_zero_shot.py --parent "$PARENT" --data "$SITE" --out "$OUT/zeroshot.json"
+[ "${ZEROSHOT:-1}" = 1 ] && step zeroshot nice -n 19 "$PY" benchmarks/site_zero_shot.py --parent "$PARENT" --data "$SITE" --out "$OUT/zeroshot.json"
 cat "$OUT/times"
