@@ -169,13 +169,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="site-cv-"))
     quiet = lambda message: None  # noqa: E731
     overrides = recipe_overrides(args.set)
+    recipe = {**ADAPTATION_RECIPE, **overrides, "replay": args.replay}  # what --resume must find unchanged
     common = {"split_pattern": "", "split_file": "", "sample_grid_size": 0, "output_dir": str(work), **overrides}
     rows: list[dict] = []
     kept: list[dict] = []
     if args.resume and args.out and args.out.exists():
         previous = json.loads(args.out.read_text())
-        if (previous.get("parent"), previous.get("image_size"), previous.get("set", {})) == (
-                str(parent.run_dir), size, overrides):
+        if (previous.get("parent"), previous.get("image_size"), previous.get("recipe")) == (
+                str(parent.run_dir), size, recipe):
             kept = previous["rows"]
     needed = ({"adapted (keras)"} if args.no_int8 else {"adapted (int8)"}) | (
         set() if args.no_imagenet else {"ImageNet only (keras)"})
@@ -218,8 +219,8 @@ def main() -> None:
 
             if not args.no_imagenet:
                 t = time.perf_counter()
-                recipe = {k: v for k, v in ADAPTATION_RECIPE.items() if k not in ("split_pattern", "test_fraction")}
-                alone = {k: v for k, v in {**recipe, **common}.items() if k not in PARENT_ONLY}
+                alone = {k: v for k, v in {**ADAPTATION_RECIPE, **common}.items()
+                         if k not in (*PARENT_ONLY, "split_pattern", "test_fraction")}
                 config = TrainConfig(**{**alone, "epochs": 10, "split_file": str(split_file)},
                                      data_dirs=[str(args.data)], weights="imagenet",
                                      alpha=parent.config.alpha, image_size=size)
@@ -229,7 +230,8 @@ def main() -> None:
                              "seconds": time.perf_counter() - t})
             if args.out:  # after every fold: an interrupted run keeps what it measured
                 args.out.write_text(json.dumps({"parent": str(parent.run_dir), "image_size": size, "set": overrides,
-                                                "rows": rows}, default=float))
+                                                "recipe": recipe, "first_repeat": args.first_repeat, "rows": rows},
+                                               default=float))
             done = [r for r in rows if r["repeat"] == repeat and r["fold"] == index]
             print(f"repeat {repeat} fold {index}: " + "; ".join(
                 f"{r['model']} acc {r['accuracy']:.2f} auc {r['roc_auc']:.2f}" for r in done)
@@ -244,6 +246,7 @@ def main() -> None:
     print(markdown(table))
     if args.out:
         args.out.write_text(json.dumps({"parent": str(parent.run_dir), "image_size": size, "set": overrides,
+                                        "recipe": recipe,
                                         "folds": args.folds, "repeats": args.repeats, "first_repeat": args.first_repeat,
                                         "wall_seconds": wall,
                                         "table": table, "rows": rows}, default=float))

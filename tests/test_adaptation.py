@@ -184,6 +184,20 @@ def test_init_blend_starts_the_base_between_the_parent_and_its_pretrained_weight
                                   parent.model.get_layer("classifier").get_weights()[0])
 
 
+def test_init_blend_refuses_a_parent_trained_from_scratch(trained_run):
+    """Nothing to blend toward: the parent's own --weights were none."""
+    import dataclasses
+
+    from trainer.config import ConfigError
+    from trainer.parent import Parent, blend_target, load_parent
+
+    parent = load_parent(trained_run.run_dir)
+    assert blend_target(parent) == parent.run.config.weights
+    scratch = dataclasses.replace(parent.run, config=parent.run.config.replace(weights="none"))
+    with pytest.raises(ConfigError, match="trained from scratch .* pass --init-blend 1"):
+        blend_target(Parent(scratch, parent.model_sha256, parent.model))
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"init_blend": 0.0}, "init-blend must lie in"),
     ({"init_blend": 1.5}, "init-blend must lie in"),
@@ -234,5 +248,5 @@ def test_a_cut_beyond_the_parents_base_and_an_unknown_layer_are_refused(trained_
         copy_weights(shallow, build_model(2, config.replace(cut_at="block_6_expand_relu")))
 
     result = runner.invoke(app, ["adapt", str(site[0]), "--from", str(trained_run.run_dir), "--cut-at", "block_99",
-                                 "--output-dir", str(tmp_path / "runs"), "--image-size", "32"])
+                                 "--init-blend", "1", "--output-dir", str(tmp_path / "runs"), "--image-size", "32"])
     assert_one_error_nothing_written(result, tmp_path, "cut-at 'block_99': no such feature map")

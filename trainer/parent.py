@@ -74,13 +74,23 @@ def check_classes(parent: Parent, class_names: list[str]) -> None:
                         f"the data has {list(class_names)}: starting from a run needs the same classes")
 
 
+def blend_target(parent: Parent) -> str:
+    """What ``--init-blend`` blends the parent toward: the weights it was fine-tuned from (its
+    own ``--weights``: imagenet or a file). A parent trained from scratch has none."""
+    weights = parent.run.config.weights
+    if weights == "none":
+        raise ConfigError(f"parent run {parent.run.run_dir} was trained from scratch (--weights none): there are "
+                          f"no pretrained weights to blend it with; pass --init-blend 1")
+    return weights
+
+
 def copy_weights(parent: Parent, model, blend: float = 1.0) -> bool:
     """The parent's base and head into ``model`` (any input size: the base is convolutional).
     A base cut earlier than the parent's (``--cut-at``) takes the layers it kept; its head then
     reads other features and starts afresh. Returns whether the head was copied.
 
     ``blend`` < 1 starts the base between the parent and the weights ``model`` was built with
-    (ImageNet's, which the parent was fine-tuned from): ``blend * parent + (1 - blend) * built``.
+    (:func:`blend_target`: those the parent was fine-tuned from): ``blend * parent + (1 - blend) * built``.
     Why: a model fine-tuned on one site ranks another site's patches far worse than the same
     weights moved part of the way back to ImageNet (WiSE-FT, Wortsman et al., CVPR 2022;
     measured on xca-site-b in docs/site-adaptation.md)."""

@@ -317,15 +317,17 @@ def check_before_work(config: TrainConfig, log: Log) -> tuple[TrainConfig, Optio
     check_request(config)
     if config.strategy == "mirrored":
         check_devices(config)  # before the data scan, and before any strategy exists
-    resolve_weights(config)  # a bad weights option fails before the data scan
     parent = None
     if config.init_from:  # a run to start from: checked (and loaded) before the data scan
-        from trainer.parent import load_parent
+        from trainer.parent import blend_target, load_parent
 
         parent = load_parent(Path(config.init_from))
         if config.alpha != parent.alpha:
             log(f"alpha {parent.alpha:g}: the width of --init-from {parent.run.run_dir.name}")
             config = config.replace(alpha=parent.alpha)
+        if config.init_blend < 1:
+            config = config.replace(weights=blend_target(parent))
+    resolve_weights(config)  # a bad weights option fails before the data scan
     teachers = load_teachers(config.teachers) if config.teachers else []
     return config, parent, teachers
 
@@ -373,7 +375,7 @@ def build_on_strategy(config: TrainConfig, class_names: list[str], parent: Optio
 
             head = copy_weights(parent, model, config.init_blend)
             log(f"weights from {parent.run.run_dir} (model.keras sha256 {parent.model_sha256[:12]}...)"
-                + (f"; base blended {config.init_blend:g} parent + {1 - config.init_blend:g} ImageNet"
+                + (f"; base blended {config.init_blend:g} parent + {1 - config.init_blend:g} {config.weights}"
                    if config.init_blend < 1 else "")
                 + ("" if head else f"; the head starts afresh (--cut-at {config.cut_at} changes its input)"))
     return strategy, model
