@@ -316,7 +316,8 @@ def adapt(
         help="The parent's base ends at this layer (its earlier, less site-specific features); '' keeps it whole."),
     init_blend: float = typer.Option(
         ADAPTATION_RECIPE["init_blend"], "--init-blend",
-        help="The parent's share of the starting base weights, the rest ImageNet's (1: the parent as is)."),
+        help="The parent's share of the starting base weights, the rest those it was fine-tuned from "
+             "(ImageNet for the reference; 1: the parent as is)."),
     split_pattern: str = typer.Option(
         "validation-=validation", "--split-pattern",
         help="REGEX=SUBSET[,...]: which files choose epochs, temperature and threshold (validation)."),
