@@ -15,34 +15,36 @@ from typer.testing import CliRunner
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
 from artery_edge.cli import app  # noqa: E402
-from tests.conftest import needs_imagenet  # noqa: E402
+from tests.conftest import TEST_SEED, needs_imagenet  # noqa: E402
 
 runner = CliRunner()
-SITE_SIZE = 24  # the site's native patch side: lower resolution than the parent's 48 px data
+SITE_SIZE = 32  # the site's native patch side: lower resolution than the parent's 48 px data
+SITE_NOISE = 20  # grey levels (sd): at this noise the parent calls most site patches Unhealthy
 
 
-def write_site(raw: Path, out: Path, validation_every: int = 4) -> None:
-    """Another site's look: compressed, darker contrast, 24 px grayscale; the published split in the names."""
-    for class_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
+def write_site(raw: Path, out: Path, seed: int, validation_every: int = 4) -> None:
+    """Another site's look: a noisier detector, 32 px grayscale; the published split in the names."""
+    for label, class_dir in enumerate(sorted(p for p in raw.iterdir() if p.is_dir())):
         target = out / class_dir.name
         target.mkdir(parents=True)
         for i, file in enumerate(sorted(class_dir.glob("*.png"))):
-            pixels = 30 + 0.35 * np.asarray(Image.open(file).convert("L"), dtype=float)
-            image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L")
+            pixels = np.asarray(Image.open(file).convert("L").resize((SITE_SIZE, SITE_SIZE), Image.Resampling.BILINEAR),
+                                dtype=float)
+            pixels += np.random.default_rng([seed, label, i]).normal(0, SITE_NOISE, pixels.shape)
             split = "validation" if i % validation_every == 0 else "train"
-            image.resize((SITE_SIZE, SITE_SIZE), Image.Resampling.BILINEAR).save(target / f"{split}-{i:03d}.png")
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L").save(target / f"{split}-{i:03d}.png")
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> tuple[Path, Path]:
-    """A tiny synthetic 'site' (80 patches: train-/validation-) and 80 held-out patches of it."""
+    """A tiny synthetic 'site' (200 patches: train-/validation-) and 160 held-out patches of it."""
     from trainer.synthetic import synthesize_dataset
 
     root = tmp_path_factory.mktemp("site")
-    synthesize_dataset(root / "raw", count=40, size=32, seed=11)
-    synthesize_dataset(root / "raw_heldout", count=40, size=32, seed=12)
-    write_site(root / "raw", root / "site")
-    write_site(root / "raw_heldout", root / "heldout")
+    synthesize_dataset(root / "raw", count=100, size=32, seed=11)
+    synthesize_dataset(root / "raw_heldout", count=80, size=32, seed=12)
+    write_site(root / "raw", root / "site", seed=11)
+    write_site(root / "raw_heldout", root / "heldout", seed=12)
     return root / "site", root / "heldout"
 
 
@@ -62,17 +64,16 @@ def adapted(trained_run, site, tmp_path_factory):
     from trainer.training import train
 
     out = tmp_path_factory.mktemp("adapted")
-    # far shorter than the recipe (made for 100 real patches): the suite checks the mechanics
-    config = adaptation_config([site[0]], trained_run.run_dir, 32, output_dir=str(out), epochs=1, fine_tune_epochs=2,
-                               fine_tune_learning_rate=1e-3, warmup_epochs=0.0, sample_grid_size=0)
+    # the recipe as `adapt` runs it (its epochs, rates, blend), at another input size
+    config = adaptation_config([site[0]], trained_run.run_dir, 32, output_dir=str(out), sample_grid_size=0,
+                               seed=TEST_SEED)
     return train(config, log=lambda message: None, verbose=0)
 
 
 @needs_imagenet
 def test_adaptation_records_its_parent_and_refits_the_threshold(trained_run, site, adapted):
-    """What adaptation owes every run. Whether it gains on a site is measured on real data by
-    benchmarks/site_adaptation_cv.py (README "A new site"): on this tiny synthetic site the gain
-    was not reliable across runs, so no test claims it."""
+    """What adaptation owes every run: the parent recorded, the threshold and temperature re-fitted on
+    the site's validation files. (What it gains on a real site: benchmarks/site_adaptation_cv.py.)"""
     from edge.metadata import sha256_of_file
 
     run = json.loads((adapted.run_dir / "run.json").read_text())
@@ -81,8 +82,8 @@ def test_adaptation_records_its_parent_and_refits_the_threshold(trained_run, sit
     assert parent["model_sha256"] == sha256_of_file(trained_run.run_dir / "model.keras")
     assert run["image_size"] == 32 and json.loads((adapted.run_dir / "config.json").read_text())["alpha"] == 0.35
     # published split kept: validation- files chose epochs, temperature and threshold; no test split
-    assert run["counts"] == {"train": 60, "validation": 20, "test": 0}
-    assert adapted.metrics["evaluated_on"] == "validation" and adapted.metrics["n"] == 20
+    assert run["counts"] == {"train": 150, "validation": 50, "test": 0}
+    assert adapted.metrics["evaluated_on"] == "validation" and adapted.metrics["n"] == 50
     parent_run = json.loads((trained_run.run_dir / "run.json").read_text())
     assert run["threshold"] is not None and run["threshold"] != parent_run["threshold"]
     assert run["temperature"] != parent_run["temperature"]
@@ -97,6 +98,18 @@ def test_adaptation_records_its_parent_and_refits_the_threshold(trained_run, sit
     parent_base = base_of(load_run(trained_run.run_dir).keras_model())
     np.testing.assert_array_equal(base.get_layer("block_12_expand_BN").moving_mean,
                                   parent_base.get_layer("block_12_expand_BN").moving_mean)
+
+
+@needs_imagenet
+def test_adaptation_raises_accuracy_on_the_site(trained_run, site, adapted):
+    """On 160 held-out patches of the noisy site, each model at its own stored threshold. The
+    parent calls most noisy patches Unhealthy (accuracy 0.52-0.63 over parents of seeds 42, 1
+    and 2, as the reference calls most xca-site-b patches Healthy); adapted, it gained 0.23, 0.06
+    and 0.10. A tiny model on 150 noisy patches is a weak learner, so the bound asks for a rise
+    (5 of 160 patches), not for the size of the real site's (README "A new site")."""
+    before, after = accuracy_on(trained_run.run_dir, site[1]), accuracy_on(adapted.run_dir, site[1])
+    assert before <= 0.7, f"the site no longer defeats the parent ({before:.2f}): the test proves nothing"
+    assert after >= before + 0.03, f"adaptation did not raise accuracy on the site: {before:.2f} -> {after:.2f}"
 
 
 @needs_imagenet
@@ -116,7 +129,7 @@ def test_adapted_model_converts_and_runs_on_the_device_path_naming_its_parent(tr
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["results"]
     accuracy = np.mean([row["label"] == Path(row["file"]).parent.name for row in rows])
-    assert len(rows) == 80 and abs(accuracy - accuracy_on(adapted.run_dir, site[1])) <= 0.1  # INT8 decides as Keras
+    assert len(rows) == 160 and abs(accuracy - accuracy_on(adapted.run_dir, site[1])) <= 0.1  # INT8 decides as Keras
 
 
 def run_adapt(site_dir: Path, parent: Path, out: Path):
