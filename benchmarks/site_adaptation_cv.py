@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -70,6 +71,17 @@ def write_fold_split(path: Path, train: list[Sample], test: list[Sample], seed: 
         writer = csv.writer(handle)
         writer.writerow(["file", "subset"])
         writer.writerows((str(p), subset) for p, subset in rows)
+
+
+def cv_folds(samples: list[Sample], k: int, repeats: range, work: Path) -> Iterator[tuple[int, int, list[Sample], Path]]:
+    """(repeat, fold, held-out samples, split file) for every fold: the folds of repeat r are seeded by r."""
+    for repeat in repeats:
+        folds = stratified_folds(samples, k, seed=repeat)
+        for index, test in enumerate(folds):
+            split_file = work / f"split-r{repeat}-f{index}.csv"
+            write_fold_split(split_file, [s for j, f in enumerate(folds) if j != index for s in f], test,
+                             seed=1000 * repeat + index)
+            yield repeat, index, test, split_file
 
 
 def figures(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
@@ -180,62 +192,58 @@ def main() -> None:
             kept = previous["rows"]
     needed = ({"adapted (keras)"} if args.no_int8 else {"adapted (int8)"}) | (
         set() if args.no_imagenet else {"ImageNet only (keras)"})
-    for repeat in range(args.first_repeat, args.first_repeat + args.repeats):
-        folds = stratified_folds(samples, args.folds, seed=repeat)
-        for index, test in enumerate(folds):
-            train_samples = [s for j, f in enumerate(folds) if j != index for s in f]
-            split_file = work / f"split-r{repeat}-f{index}.csv"
-            write_fold_split(split_file, train_samples, test, seed=1000 * repeat + index)
-            test_files = [s.path for s in test]
-            labels = np.array([s.label for s in test])
-            where = {"repeat": repeat, "fold": index}
-            done = [r for r in kept if r["repeat"] == repeat and r["fold"] == index]
-            if needed <= {r["model"] for r in done}:
-                rows += done
-                print(f"repeat {repeat} fold {index}: kept from {args.out}", file=sys.stderr, flush=True)
-                continue
+    for repeat, index, test, split_file in cv_folds(samples, args.folds, range(
+            args.first_repeat, args.first_repeat + args.repeats), work):
+        test_files = [s.path for s in test]
+        labels = np.array([s.label for s in test])
+        where = {"repeat": repeat, "fold": index}
+        done = [r for r in kept if r["repeat"] == repeat and r["fold"] == index]
+        if needed <= {r["model"] for r in done}:
+            rows += done
+            print(f"repeat {repeat} fold {index}: kept from {args.out}", file=sys.stderr, flush=True)
+            continue
 
-            scores = np.array([parent_scores[f] for f in test_files])
-            rows.append({"model": "parent zero-shot", **where, **figures(labels, scores, parent_threshold)})
-            inner = {Path(r["file"]) for r in csv.DictReader(open(split_file)) if r["subset"] == "validation"}
-            val = [s for s in train_samples if s.path in inner]
-            refit = choose_threshold(np.array([s.label for s in val]) == 1,
-                                     np.array([parent_scores[s.path] for s in val]), "youden")
-            rows.append({"model": "parent, threshold re-fit", **where, **figures(labels, scores, refit)})
+        scores = np.array([parent_scores[f] for f in test_files])
+        rows.append({"model": "parent zero-shot", **where, **figures(labels, scores, parent_threshold)})
+        inner = {Path(r["file"]) for r in csv.DictReader(open(split_file)) if r["subset"] == "validation"}
+        val = [s for s in samples if s.path in inner]
+        refit = choose_threshold(np.array([s.label for s in val]) == 1,
+                                 np.array([parent_scores[s.path] for s in val]), "youden")
+        rows.append({"model": "parent, threshold re-fit", **where, **figures(labels, scores, refit)})
 
+        t = time.perf_counter()
+        config = adaptation_config([str(args.data)], str(parent.run_dir), size, replay=args.replay,
+                                   **{**common, "split_file": str(split_file)})
+        run = train(config, log=quiet, verbose=0)
+        trained = time.perf_counter() - t
+        scores, threshold = keras_scores(run.run_dir, test_files)
+        rows.append({"model": "adapted (keras)", **where, **figures(labels, scores, threshold),
+                     "seconds": trained})
+        if not args.no_int8:
+            result = convert(run.run_dir, ConvertOptions(["int8"], calibration_images=100))[0]
+            scores, threshold = device_scores(Path(result.path), test_files)
+            rows.append({"model": "adapted (int8)", **where, **figures(labels, scores, threshold),
+                         "seconds": time.perf_counter() - t})
+
+        if not args.no_imagenet:
             t = time.perf_counter()
-            config = adaptation_config([str(args.data)], str(parent.run_dir), size, replay=args.replay,
-                                       **{**common, "split_file": str(split_file)})
+            alone = {k: v for k, v in {**ADAPTATION_RECIPE, **common}.items()
+                     if k not in (*PARENT_ONLY, "split_pattern", "test_fraction")}
+            config = TrainConfig(**{**alone, "epochs": 10, "split_file": str(split_file)},
+                                 data_dirs=[str(args.data)], weights="imagenet",
+                                 alpha=parent.config.alpha, image_size=size)
             run = train(config, log=quiet, verbose=0)
-            trained = time.perf_counter() - t
             scores, threshold = keras_scores(run.run_dir, test_files)
-            rows.append({"model": "adapted (keras)", **where, **figures(labels, scores, threshold),
-                         "seconds": trained})
-            if not args.no_int8:
-                result = convert(run.run_dir, ConvertOptions(["int8"], calibration_images=100))[0]
-                scores, threshold = device_scores(Path(result.path), test_files)
-                rows.append({"model": "adapted (int8)", **where, **figures(labels, scores, threshold),
-                             "seconds": time.perf_counter() - t})
-
-            if not args.no_imagenet:
-                t = time.perf_counter()
-                alone = {k: v for k, v in {**ADAPTATION_RECIPE, **common}.items()
-                         if k not in (*PARENT_ONLY, "split_pattern", "test_fraction")}
-                config = TrainConfig(**{**alone, "epochs": 10, "split_file": str(split_file)},
-                                     data_dirs=[str(args.data)], weights="imagenet",
-                                     alpha=parent.config.alpha, image_size=size)
-                run = train(config, log=quiet, verbose=0)
-                scores, threshold = keras_scores(run.run_dir, test_files)
-                rows.append({"model": "ImageNet only (keras)", **where, **figures(labels, scores, threshold),
-                             "seconds": time.perf_counter() - t})
-            if args.out:  # after every fold: an interrupted run keeps what it measured
-                args.out.write_text(json.dumps({"parent": str(parent.run_dir), "image_size": size, "set": overrides,
-                                                "recipe": recipe, "first_repeat": args.first_repeat, "rows": rows},
-                                               default=float))
-            done = [r for r in rows if r["repeat"] == repeat and r["fold"] == index]
-            print(f"repeat {repeat} fold {index}: " + "; ".join(
-                f"{r['model']} acc {r['accuracy']:.2f} auc {r['roc_auc']:.2f}" for r in done)
-                + f" ({time.perf_counter() - start:.0f} s so far)", file=sys.stderr, flush=True)
+            rows.append({"model": "ImageNet only (keras)", **where, **figures(labels, scores, threshold),
+                         "seconds": time.perf_counter() - t})
+        if args.out:  # after every fold: an interrupted run keeps what it measured
+            args.out.write_text(json.dumps({"parent": str(parent.run_dir), "image_size": size, "set": overrides,
+                                            "recipe": recipe, "first_repeat": args.first_repeat, "rows": rows},
+                                           default=float))
+        done = [r for r in rows if r["repeat"] == repeat and r["fold"] == index]
+        print(f"repeat {repeat} fold {index}: " + "; ".join(
+            f"{r['model']} acc {r['accuracy']:.2f} auc {r['roc_auc']:.2f}" for r in done)
+            + f" ({time.perf_counter() - start:.0f} s so far)", file=sys.stderr, flush=True)
     table = summarise(rows)
     order = ["adapted (int8)", "adapted (keras)", "parent zero-shot", "parent, threshold re-fit", "ImageNet only (keras)"]
     table = {k: table[k] for k in order if k in table}

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from site_adaptation_cv import figures, stratified_folds, write_fold_split  # noqa: E402
+from site_adaptation_cv import cv_folds, figures  # noqa: E402
 from trainer.operating_point import choose_threshold  # noqa: E402
 from trainer.scan import scan_dataset  # noqa: E402
 
@@ -129,59 +129,55 @@ def main() -> None:
     samples = scan_dataset(args.data).samples
     work = Path(tempfile.mkdtemp(prefix="site-posthoc-"))
     rows: list[dict] = []
-    for repeat in range(args.first_repeat, args.first_repeat + args.repeats):
-        folds = stratified_folds(samples, args.folds, seed=repeat)
-        for index, test in enumerate(folds):
-            train_samples = [s for j, f in enumerate(folds) if j != index for s in f]
-            split_file = work / f"split-r{repeat}-f{index}.csv"
-            write_fold_split(split_file, train_samples, test, seed=1000 * repeat + index)
-            inner = {Path(r["file"]) for r in csv.DictReader(open(split_file)) if r["subset"] == "validation"}
-            parts = {"train": [s for s in train_samples if s.path not in inner],
-                     "validation": [s for s in train_samples if s.path in inner], "test": test}
-            images = {k: np.stack([load_image(s.path, size) for s in v]).astype(np.float32) for k, v in parts.items()}
-            labels = {k: np.array([s.label for s in v]) for k, v in parts.items()}
-            runs = [train(adaptation_config([str(args.data)], str(args.parent), size, split_pattern="",
-                                            split_file=str(split_file), sample_grid_size=0,
-                                            output_dir=str(work / "runs"), seed=seed), log=lambda m: None, verbose=0)
-                    for seed in args.seeds]
-            raw = [load_keras_model(r.run_dir / "model.keras") for r in runs]
-            temperatures = [load_run(r.run_dir).temperature for r in runs]
-            served = [serving_model(m, t) for m, t in zip(raw, temperatures)]
-            config = read_config(runs[0].run_dir)
-            blended_start = build_model(len(parent.run.class_names), config)
-            copy_weights(parent, blended_start, config.init_blend)
-            where = {"repeat": repeat, "fold": index}
+    for repeat, index, test, split_file in cv_folds(samples, args.folds, range(
+            args.first_repeat, args.first_repeat + args.repeats), work):
+        subsets = {Path(r["file"]): r["subset"] for r in csv.DictReader(open(split_file))}
+        parts = {"train": [s for s in samples if subsets.get(s.path) == "train"],
+                 "validation": [s for s in samples if subsets.get(s.path) == "validation"], "test": test}
+        images = {k: np.stack([load_image(s.path, size) for s in v]).astype(np.float32) for k, v in parts.items()}
+        labels = {k: np.array([s.label for s in v]) for k, v in parts.items()}
+        runs = [train(adaptation_config([str(args.data)], str(args.parent), size, split_pattern="",
+                                        split_file=str(split_file), sample_grid_size=0,
+                                        output_dir=str(work / "runs"), seed=seed), log=lambda m: None, verbose=0)
+                for seed in args.seeds]
+        raw = [load_keras_model(r.run_dir / "model.keras") for r in runs]
+        temperatures = [load_run(r.run_dir).temperature for r in runs]
+        served = [serving_model(m, t) for m, t in zip(raw, temperatures)]
+        config = read_config(runs[0].run_dir)
+        blended_start = build_model(len(parent.run.class_names), config)
+        copy_weights(parent, blended_start, config.init_blend)
+        where = {"repeat": repeat, "fold": index}
 
-            def add(name: str, test_scores, validation_scores, threshold=None) -> None:
-                if threshold is None:
-                    threshold = choose_threshold(labels["validation"], validation_scores, "youden")
-                rows.append({"model": name, "kind": "variant", **where, "oracle": oracle(labels["test"], test_scores),
-                             **figures(labels["test"], test_scores, threshold)})
+        def add(name: str, test_scores, validation_scores, threshold=None) -> None:
+            if threshold is None:
+                threshold = choose_threshold(labels["validation"], validation_scores, "youden")
+            rows.append({"model": name, "kind": "variant", **where, "oracle": oracle(labels["test"], test_scores),
+                         **figures(labels["test"], test_scores, threshold)})
 
-            def scored(model, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
-                return positive_scores(model, images["test"], tta), positive_scores(model, images["validation"], tta)
+        def scored(model, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
+            return positive_scores(model, images["test"], tta), positive_scores(model, images["validation"], tta)
 
-            first = {k: positive_scores(served[0], images[k]) for k in parts}
-            add("single", first["test"], first["validation"], load_run(runs[0].run_dir).threshold)
-            add("single + D4", *scored(served[0], tta=True))
-            each = [scored(m) for m in served]
-            add(f"ensemble of {len(served)}", np.mean([t for t, _ in each], 0), np.mean([v for _, v in each], 0))
-            soup = serving_model(mixed(raw, [1 / len(raw)] * len(raw)), float(np.mean(temperatures)))
-            add(f"soup of {len(raw)}", *scored(soup))
-            add(f"soup of {len(raw)} + D4", *scored(soup, tta=True))
-            for share in args.wise:
-                add(f"WiSE {share:g}", *scored(serving_model(mixed([raw[0], blended_start], [1 - share, share]),
-                                                             temperatures[0])))
-            add("blended start (no training)", *scored(serving_model(blended_start)))
-            for rule, choose in THRESHOLD_RULES.items():
-                threshold = choose((labels["train"], first["train"]), (labels["validation"], first["validation"]))
-                rows.append({"model": rule, "kind": "threshold", **where, "oracle": oracle(labels["test"], first["test"]),
-                             **figures(labels["test"], first["test"], threshold)})
-            for run in runs:
-                shutil.rmtree(run.run_dir, ignore_errors=True)
-            if args.out:
-                args.out.write_text(json.dumps({"parent": str(args.parent), "seeds": args.seeds, "rows": rows}))
-            print(f"repeat {repeat} fold {index} ({time.perf_counter() - start:.0f} s so far)", file=sys.stderr, flush=True)
+        first = {k: positive_scores(served[0], images[k]) for k in parts}
+        add("single", first["test"], first["validation"], load_run(runs[0].run_dir).threshold)
+        add("single + D4", *scored(served[0], tta=True))
+        each = [scored(m) for m in served]
+        add(f"ensemble of {len(served)}", np.mean([t for t, _ in each], 0), np.mean([v for _, v in each], 0))
+        soup = serving_model(mixed(raw, [1 / len(raw)] * len(raw)), float(np.mean(temperatures)))
+        add(f"soup of {len(raw)}", *scored(soup))
+        add(f"soup of {len(raw)} + D4", *scored(soup, tta=True))
+        for share in args.wise:
+            add(f"WiSE {share:g}", *scored(serving_model(mixed([raw[0], blended_start], [1 - share, share]),
+                                                         temperatures[0])))
+        add("blended start (no training)", *scored(serving_model(blended_start)))
+        for rule, choose in THRESHOLD_RULES.items():
+            threshold = choose((labels["train"], first["train"]), (labels["validation"], first["validation"]))
+            rows.append({"model": rule, "kind": "threshold", **where, "oracle": oracle(labels["test"], first["test"]),
+                         **figures(labels["test"], first["test"], threshold)})
+        for run in runs:
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+        if args.out:
+            args.out.write_text(json.dumps({"parent": str(args.parent), "seeds": args.seeds, "rows": rows}))
+        print(f"repeat {repeat} fold {index} ({time.perf_counter() - start:.0f} s so far)", file=sys.stderr, flush=True)
 
     print(f"{args.repeats} x {args.folds} folds of {args.data.name}, parent {args.parent.name}, seeds {args.seeds}; "
           f"Keras; mean over folds; {(time.perf_counter() - start) / 60:.1f} min")
