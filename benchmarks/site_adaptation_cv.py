@@ -58,29 +58,33 @@ def stratified_folds(samples: list[Sample], k: int, seed: int) -> list[list[Samp
     return folds
 
 
-def write_fold_split(path: Path, train: list[Sample], test: list[Sample], seed: int) -> None:
-    """A split file: the held-out fold is the test split, 20 % of the rest (stratified) validates."""
+def write_fold_split(path: Path, train: list[Sample], test: list[Sample], seed: int, train_share: float = 1.0) -> None:
+    """A split file: the held-out fold is the test split, 20 % of the rest (stratified) validates;
+    ``train_share`` < 1 lists only that share of the other files (a learning curve: unlisted files sit out)."""
     rng = np.random.default_rng(seed)
     rows = [(s.path, "test") for s in test]
     for label in sorted({s.label for s in train}):
         members = [s for s in train if s.label == label]
         order = rng.permutation(len(members))
         n_val = max(1, round(len(members) * INNER_VALIDATION))
-        rows += [(members[i].path, "validation" if rank < n_val else "train") for rank, i in enumerate(order)]
+        n_train = round((len(members) - n_val) * train_share)
+        rows += [(members[i].path, "validation" if rank < n_val else "train")
+                 for rank, i in enumerate(order) if rank < n_val + n_train]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "subset"])
         writer.writerows((str(p), subset) for p, subset in rows)
 
 
-def cv_folds(samples: list[Sample], k: int, repeats: range, work: Path) -> Iterator[tuple[int, int, list[Sample], Path]]:
+def cv_folds(samples: list[Sample], k: int, repeats: range, work: Path,
+             train_share: float = 1.0) -> Iterator[tuple[int, int, list[Sample], Path]]:
     """(repeat, fold, held-out samples, split file) for every fold: the folds of repeat r are seeded by r."""
     for repeat in repeats:
         folds = stratified_folds(samples, k, seed=repeat)
         for index, test in enumerate(folds):
             split_file = work / f"split-r{repeat}-f{index}.csv"
             write_fold_split(split_file, [s for j, f in enumerate(folds) if j != index for s in f], test,
-                             seed=1000 * repeat + index)
+                             seed=1000 * repeat + index, train_share=train_share)
             yield repeat, index, test, split_file
 
 
@@ -152,6 +156,9 @@ def main() -> None:
     parser.add_argument("--first-repeat", type=int, default=0,
                         help="Seed of the first repeat's folds: fresh folds for a confirmation after a screen.")
     parser.add_argument("--image-size", type=int, default=0, help="Adaptation input size (0: the parent's).")
+    parser.add_argument("--train-share", type=float, default=1.0,
+                        help="Adapt on this share of each fold's training files (a learning curve; the inner "
+                             "validation and the held-out fold stay whole).")
     parser.add_argument("--replay", type=int, default=0, help="Replay images per class (see adapt --replay).")
     parser.add_argument("--no-imagenet", action="store_true", help="Skip the ImageNet-only baseline.")
     parser.add_argument("--no-int8", action="store_true",
@@ -181,7 +188,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="site-cv-"))
     quiet = lambda message: None  # noqa: E731
     overrides = recipe_overrides(args.set)
-    recipe = {**ADAPTATION_RECIPE, **overrides, "replay": args.replay}  # what --resume must find unchanged
+    recipe = {**ADAPTATION_RECIPE, **overrides, "replay": args.replay,
+              "train_share": args.train_share}  # what --resume must find unchanged
     common = {"split_pattern": "", "split_file": "", "sample_grid_size": 0, "output_dir": str(work), **overrides}
     rows: list[dict] = []
     kept: list[dict] = []
@@ -193,7 +201,7 @@ def main() -> None:
     needed = ({"adapted (keras)"} if args.no_int8 else {"adapted (int8)"}) | (
         set() if args.no_imagenet else {"ImageNet only (keras)"})
     for repeat, index, test, split_file in cv_folds(samples, args.folds, range(
-            args.first_repeat, args.first_repeat + args.repeats), work):
+            args.first_repeat, args.first_repeat + args.repeats), work, args.train_share):
         test_files = [s.path for s in test]
         labels = np.array([s.label for s in test])
         where = {"repeat": repeat, "fold": index}
@@ -249,7 +257,8 @@ def main() -> None:
     table = {k: table[k] for k in order if k in table}
     wall = time.perf_counter() - start
     print(f"{args.repeats} x {args.folds}-fold CV on {args.data.name} ({len(samples)} patches), parent "
-          f"{parent.run_dir.name}, adaptation at {size} px{''.join(f', {k}={v}' for k, v in overrides.items())}; "
+          f"{parent.run_dir.name}, adaptation at {size} px{''.join(f', {k}={v}' for k, v in overrides.items())}"
+          f"{f', {args.train_share:g} of the training files' if args.train_share < 1 else ''}; "
           f"mean ± sd over folds; {wall / 60:.1f} min")
     print(markdown(table))
     if args.out:
