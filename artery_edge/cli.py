@@ -310,7 +310,7 @@ def adapt(
     parent: Path = typer.Option(..., "--from", help="The finished run to adapt (e.g. models/reference)."),
     image_size: int = typer.Option(0, "--image-size", help="Input size in pixels (0: the parent's)."),
     replay: int = typer.Option(
-        0, "--replay", help="Images per class of the parent's training split mixed in (keeps the original site)."),
+        D.replay, "--replay", help="Images per class of the parent's training split mixed in (keeps the original site)."),
     cut_at: str = typer.Option(
         ADAPTATION_RECIPE["cut_at"], "--cut-at",
         help="The parent's base ends at this layer (its earlier, less site-specific features); '' keeps it whole."),
@@ -319,7 +319,7 @@ def adapt(
         help="The parent's share of the starting base weights, the rest those it was fine-tuned from "
              "(ImageNet for the reference; 1: the parent as is)."),
     split_pattern: str = typer.Option(
-        "validation-=validation", "--split-pattern",
+        ADAPTATION_RECIPE["split_pattern"], "--split-pattern",
         help="REGEX=SUBSET[,...]: which files choose epochs, temperature and threshold (validation)."),
     output_dir: Path = typer.Option(Path(D.output_dir), "--output-dir", help="Runs land in a new folder here."),
     run_name: str = typer.Option("", "--run-name", help="Run folder name (default: run-<timestamp>)."),
