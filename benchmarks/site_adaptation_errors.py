@@ -25,8 +25,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from site_adaptation_cv import stratified_folds  # noqa: E402
-from trainer.samples import Sample  # noqa: E402
+from trainer.samples import DataError, Sample  # noqa: E402
 from trainer.scan import scan_dataset  # noqa: E402
+
+
+def cv_rows(cv_file: Path) -> list[dict]:
+    """The rows of a ``site_adaptation_cv.py --out`` file, or one ``error:`` line."""
+    try:
+        rows = json.loads(cv_file.read_text())["rows"]
+        if all(isinstance(r, dict) and {"repeat", "fold", "labels", "scores", "threshold"} <= r.keys() for r in rows):
+            return rows
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"error: {cv_file}: not a site_adaptation_cv.py --out file ({exc})") from None
+    raise SystemExit(f"error: {cv_file}: not a site_adaptation_cv.py --out file (rows without scores)")
 
 
 def wrong_counts(samples: list[Sample], cv_files: list[Path], model: str, folds: int
@@ -36,8 +47,8 @@ def wrong_counts(samples: list[Sample], cv_files: list[Path], model: str, folds:
     seen: collections.Counter = collections.Counter()
     wrong: collections.Counter = collections.Counter()
     for cv_file in cv_files:
-        for row in json.loads(cv_file.read_text())["rows"]:
-            if row["model"] != model:
+        for row in cv_rows(cv_file):
+            if row.get("model") != model:
                 continue
             test = stratified_folds(samples, folds, seed=row["repeat"])[row["fold"]]
             if [s.label for s in test] != row["labels"]:
@@ -77,8 +88,11 @@ def main() -> None:
     parser.add_argument("--montage", type=Path, default=None, help="Draw the hardest and some never-wrong patches.")
     args = parser.parse_args()
 
-    samples = scan_dataset(args.data).samples
-    names = scan_dataset(args.data).class_names
+    try:
+        dataset = scan_dataset(args.data)
+    except DataError as exc:
+        raise SystemExit(f"error: --data: {exc}") from None
+    samples, names = dataset.samples, dataset.class_names
     seen, wrong = wrong_counts(samples, args.cv_files, args.model, args.folds)
     if not seen:
         raise SystemExit(f"error: no rows of model {args.model!r} in {', '.join(map(str, args.cv_files))}")
@@ -99,7 +113,10 @@ def main() -> None:
                 for c, name in enumerate(names)]
         rows += [(f"{name}: never wrong", sorted(p for p in seen if by_label[p] == c and not wrong[p])[:args.show])
                  for c, name in enumerate(names)]
-        montage(rows, args.montage)
+        try:
+            montage(rows, args.montage)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"error: --montage {args.montage}: {exc}") from None
         print(f"montage: {args.montage}")
 
 

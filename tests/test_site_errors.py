@@ -74,3 +74,13 @@ def test_cv_rows_of_another_dataset_are_refused(errors_module, tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "cv.json"), "--data", str(tmp_path / "site")],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "error:" in result.stderr and "does not match" in result.stderr
+
+
+@pytest.mark.parametrize("text", ["not json", '{"table": {}}', '{"rows": [{"model": "adapted (int8)"}]}'])
+def test_a_file_that_is_no_cv_output_is_refused_in_one_line(tmp_path, text):
+    write_site(tmp_path / "site")
+    (tmp_path / "cv.json").write_text(text)
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "cv.json"), "--data", str(tmp_path / "site")],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].startswith("error:")
+    assert "Traceback" not in result.stderr
