@@ -50,11 +50,13 @@ def site(tmp_path_factory) -> tuple[Path, Path]:
 
 def accuracy_on(run_dir: Path, folder: Path) -> float:
     """Accuracy at the run's stored threshold, as exported models decide."""
+    from edge.decision import decide, positive_index
     from trainer.predict import KerasPredictor
 
     files = sorted(folder.rglob("*.png"))
     predictor = KerasPredictor.from_run(run_dir)
-    return float(np.mean([predictor.predict(f).label == f.parent.name for f in files]))
+    chosen = decide(predictor.probabilities(files), predictor.threshold, positive_index(predictor.class_names))
+    return float(np.mean([predictor.class_names[i] == f.parent.name for i, f in zip(chosen, files)]))
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +105,9 @@ def test_adaptation_records_its_parent_and_refits_the_threshold(trained_run, sit
 @needs_imagenet
 def test_adaptation_raises_accuracy_on_the_site(trained_run, site, adapted):
     """On 160 held-out patches of the noisy site, each model at its own stored threshold. The
-    parent calls most noisy patches Unhealthy (accuracy 0.52-0.63 over parents of seeds 42, 1
-    and 2, as the reference calls most xca-site-b patches Healthy); adapted, it gained 0.23, 0.06
-    and 0.10. A tiny model on 150 noisy patches is a weak learner, so the bound asks for a rise
+    parent calls most noisy patches Unhealthy (accuracy 0.51-0.63 over parents of seeds 42, 1,
+    2, 3 and 4, as the reference calls most xca-site-b patches Healthy); adapted, it gained 0.23,
+    0.06, 0.10, 0.23 and 0.20. A tiny model on 150 noisy patches is a weak learner, so the bound asks for a rise
     (5 of 160 patches), not for the size of the real site's (README "A new site")."""
     before, after = accuracy_on(trained_run.run_dir, site[1]), accuracy_on(adapted.run_dir, site[1])
     assert before <= 0.7, f"the site no longer defeats the parent ({before:.2f}): the test proves nothing"
