@@ -58,9 +58,11 @@ def stratified_folds(samples: list[Sample], k: int, seed: int) -> list[list[Samp
     return folds
 
 
-def write_fold_split(path: Path, train: list[Sample], test: list[Sample], seed: int, train_share: float = 1.0) -> None:
+def write_fold_split(path: Path, train: list[Sample], test: list[Sample], seed: int,
+                     train_share: float = 1.0) -> dict[Path, str]:
     """A split file: the held-out fold is the test split, 20 % of the rest (stratified) validates;
-    ``train_share`` < 1 lists only that share of the other files (a learning curve: unlisted files sit out)."""
+    ``train_share`` < 1 lists only that share of the other files (a learning curve: unlisted files sit out).
+    Returns what it wrote (file -> subset)."""
     rng = np.random.default_rng(seed)
     rows = [(s.path, "test") for s in test]
     for label in sorted({s.label for s in train}):
@@ -74,18 +76,20 @@ def write_fold_split(path: Path, train: list[Sample], test: list[Sample], seed: 
         writer = csv.writer(handle)
         writer.writerow(["file", "subset"])
         writer.writerows((str(p), subset) for p, subset in rows)
+    return dict(rows)
 
 
 def cv_folds(samples: list[Sample], k: int, repeats: range, work: Path,
-             train_share: float = 1.0) -> Iterator[tuple[int, int, list[Sample], Path]]:
-    """(repeat, fold, held-out samples, split file) for every fold: the folds of repeat r are seeded by r."""
+             train_share: float = 1.0) -> Iterator[tuple[int, int, list[Sample], Path, dict[Path, str]]]:
+    """(repeat, fold, held-out samples, split file, its file -> subset) for every fold: the folds of
+    repeat r are seeded by r."""
     for repeat in repeats:
         folds = stratified_folds(samples, k, seed=repeat)
         for index, test in enumerate(folds):
             split_file = work / f"split-r{repeat}-f{index}.csv"
-            write_fold_split(split_file, [s for j, f in enumerate(folds) if j != index for s in f], test,
-                             seed=1000 * repeat + index, train_share=train_share)
-            yield repeat, index, test, split_file
+            subsets = write_fold_split(split_file, [s for j, f in enumerate(folds) if j != index for s in f], test,
+                                       seed=1000 * repeat + index, train_share=train_share)
+            yield repeat, index, test, split_file, subsets
 
 
 def figures(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
@@ -170,6 +174,8 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true",
                         help="Keep the folds already in --out (same parent and size) and measure the rest.")
     args = parser.parse_args()
+    if not 0 < args.train_share <= 1:
+        parser.error(f"--train-share must lie in (0, 1], found {args.train_share:g}")
 
     from converters.options import ConvertOptions
     from converters.tflite import convert
@@ -200,7 +206,7 @@ def main() -> None:
             kept = previous["rows"]
     needed = ({"adapted (keras)"} if args.no_int8 else {"adapted (int8)"}) | (
         set() if args.no_imagenet else {"ImageNet only (keras)"})
-    for repeat, index, test, split_file in cv_folds(samples, args.folds, range(
+    for repeat, index, test, split_file, subsets in cv_folds(samples, args.folds, range(
             args.first_repeat, args.first_repeat + args.repeats), work, args.train_share):
         test_files = [s.path for s in test]
         labels = np.array([s.label for s in test])
@@ -213,8 +219,7 @@ def main() -> None:
 
         scores = np.array([parent_scores[f] for f in test_files])
         rows.append({"model": "parent zero-shot", **where, **figures(labels, scores, parent_threshold)})
-        inner = {Path(r["file"]) for r in csv.DictReader(open(split_file)) if r["subset"] == "validation"}
-        val = [s for s in samples if s.path in inner]
+        val = [s for s in samples if subsets.get(s.path) == "validation"]
         refit = choose_threshold(np.array([s.label for s in val]) == 1,
                                  np.array([parent_scores[s.path] for s in val]), "youden")
         rows.append({"model": "parent, threshold re-fit", **where, **figures(labels, scores, refit)})

@@ -46,11 +46,14 @@ def wrong_counts(samples: list[Sample], cv_files: list[Path], model: str, folds:
     repeat of ``model`` in the CV files."""
     seen: collections.Counter = collections.Counter()
     wrong: collections.Counter = collections.Counter()
+    by_repeat: dict[int, list[list[Sample]]] = {}  # a repeat's folds, computed once for its k rows
     for cv_file in cv_files:
         for row in cv_rows(cv_file):
             if row.get("model") != model:
                 continue
-            test = stratified_folds(samples, folds, seed=row["repeat"])[row["fold"]]
+            if row["repeat"] not in by_repeat:
+                by_repeat[row["repeat"]] = stratified_folds(samples, folds, seed=row["repeat"])
+            test = by_repeat[row["repeat"]][row["fold"]]
             if [s.label for s in test] != row["labels"]:
                 raise SystemExit(f"error: {cv_file}: repeat {row['repeat']} fold {row['fold']} does not match "
                                  f"the folds of {len(samples)} patches (another dataset or --folds?)")

@@ -22,7 +22,6 @@ Every variant but ``single`` takes its threshold by Youden on the fold's inner v
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -129,9 +128,8 @@ def main() -> None:
     samples = scan_dataset(args.data).samples
     work = Path(tempfile.mkdtemp(prefix="site-posthoc-"))
     rows: list[dict] = []
-    for repeat, index, test, split_file in cv_folds(samples, args.folds, range(
+    for repeat, index, test, split_file, subsets in cv_folds(samples, args.folds, range(
             args.first_repeat, args.first_repeat + args.repeats), work):
-        subsets = {Path(r["file"]): r["subset"] for r in csv.DictReader(open(split_file))}
         parts = {"train": [s for s in samples if subsets.get(s.path) == "train"],
                  "validation": [s for s in samples if subsets.get(s.path) == "validation"], "test": test}
         images = {k: np.stack([load_image(s.path, size) for s in v]).astype(np.float32) for k, v in parts.items()}
@@ -160,7 +158,7 @@ def main() -> None:
         first = {k: positive_scores(served[0], images[k]) for k in parts}
         add("single", first["test"], first["validation"], load_run(runs[0].run_dir).threshold)
         add("single + D4", *scored(served[0], tta=True))
-        each = [scored(m) for m in served]
+        each = [(first["test"], first["validation"])] + [scored(m) for m in served[1:]]
         add(f"ensemble of {len(served)}", np.mean([t for t, _ in each], 0), np.mean([v for _, v in each], 0))
         soup = serving_model(mixed(raw, [1 / len(raw)] * len(raw)), float(np.mean(temperatures)))
         add(f"soup of {len(raw)}", *scored(soup))

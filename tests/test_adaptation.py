@@ -50,13 +50,11 @@ def site(tmp_path_factory) -> tuple[Path, Path]:
 
 def accuracy_on(run_dir: Path, folder: Path) -> float:
     """Accuracy at the run's stored threshold, as exported models decide."""
-    from edge.decision import decide, positive_index
     from trainer.predict import KerasPredictor
 
     files = sorted(folder.rglob("*.png"))
-    predictor = KerasPredictor.from_run(run_dir)
-    chosen = decide(predictor.probabilities(files), predictor.threshold, positive_index(predictor.class_names))
-    return float(np.mean([predictor.class_names[i] == f.parent.name for i, f in zip(chosen, files)]))
+    called = KerasPredictor.from_run(run_dir).labels(files)
+    return float(np.mean([label == f.parent.name for label, f in zip(called, files)]))
 
 
 @pytest.fixture(scope="module")

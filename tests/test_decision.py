@@ -102,6 +102,9 @@ def test_keras_prediction_decides_by_the_rule(names, probabilities, threshold):
         predictor.model = lambda batch, training=False, row=row: row[np.newaxis]
         decided.append(names.index(predictor.predict(pixels).label))
     assert decided == expected(names, probabilities, threshold)
+    predictor.model = lambda batch, training=False: np.asarray(probabilities)[: len(batch)]  # one batch: all rows
+    labels = predictor.labels([pixels] * len(probabilities), batch_size=len(probabilities))
+    assert [names.index(label) for label in labels] == expected(names, probabilities, threshold)
 
 
 @pytest.mark.parametrize("names, probabilities", CASES)

@@ -53,6 +53,11 @@ class KerasPredictor:
             results.append(np.asarray(self.model(batch.astype(np.float32), training=False)))
         return np.concatenate(results) if results else np.zeros((0, len(self.class_names)), np.float32)
 
+    def labels(self, sources: Sequence[ImageSource], batch_size: int = 32) -> list[str]:
+        """The class each source is called, at the run's operating point, in batches (as ``predict`` decides)."""
+        chosen = decide(self.probabilities(sources, batch_size), self.threshold, positive_index(self.class_names))
+        return [self.class_names[int(i)] for i in np.atleast_1d(chosen)]
+
     def predict(self, source: ImageSource) -> KerasPrediction:
         probabilities = self.probabilities([source])[0]
         index = int(decide(probabilities, self.threshold, positive_index(self.class_names)))
