@@ -5,6 +5,8 @@ VENV ?= .venv
 EDGE_VENV ?= .venv-edge
 SHARED ?= ../shared
 DEMO ?= demo
+# synthetic images per class in the demo's dataset
+DEMO_COUNT ?= 1500
 # e.g. 0.8: the demo fails when less of the Grad-CAM heat sits on the narrowings
 GRADCAM_MIN ?=
 PIP_FLAGS ?= -q --disable-pip-version-check
@@ -66,7 +68,7 @@ test-full: $(VENV)/.installed weights
 # ImageNet weights when they can be had (cache or download), else the from-scratch recipe
 # (--weights none trains the whole network). One recipe serves both on the synthetic set.
 demo: $(VENV)/.installed weights
-	@[ -d $(DEMO)/data ] || $(VENV)/bin/artery-edge synth --out $(DEMO)/data --count 1500 --size 64
+	@[ -d $(DEMO)/data ] || $(VENV)/bin/artery-edge synth --out $(DEMO)/data --count $(DEMO_COUNT) --size 64
 	@weights=$$($(VENV)/bin/python -c "from trainer.model import imagenet_weights_available as ok; print('imagenet' if ok(0.35, 64) else 'none')" 2>/dev/null | tail -n 1); \
 	echo "demo: --weights $$weights"; \
 	$(VENV)/bin/artery-edge train $(DEMO)/data --output-dir $(DEMO)/models --log-dir $(DEMO)/tensorboard \

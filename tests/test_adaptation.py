@@ -104,10 +104,12 @@ def test_adaptation_records_its_parent_and_refits_the_threshold(trained_run, sit
 def test_adaptation_raises_accuracy_on_the_site(trained_run, site, adapted):
     """On 160 held-out patches of the noisy site, each model at its own stored threshold. The
     parent calls most noisy patches Unhealthy (accuracy 0.51-0.63 over parents of seeds 42, 1,
-    2, 3 and 4, as the reference calls most xca-site-b patches Healthy); adapted, it gained 0.23,
-    0.06, 0.10, 0.23 and 0.20. A tiny model on 150 noisy patches is a weak learner, so the bound asks for a rise
-    (5 of 160 patches), not for the size of the real site's (README "A new site")."""
+    2, 3 and 4, as the reference calls most xca-site-b patches Healthy); adapted with the
+    flips-only recipe, it gained 0.23, 0.14, 0.13, 0.21 and 0.20. A tiny model on 150 noisy
+    patches is a weak learner, so the bound asks for a rise (5 of 160 patches), not for the
+    size of the real site's (README "A new site")."""
     before, after = accuracy_on(trained_run.run_dir, site[1]), accuracy_on(adapted.run_dir, site[1])
+    print(f"site accuracy: parent {before:.3f} -> adapted {after:.3f}")
     assert before <= 0.7, f"the site no longer defeats the parent ({before:.2f}): the test proves nothing"
     assert after >= before + 0.03, f"adaptation did not raise accuracy on the site: {before:.2f} -> {after:.2f}"
 
