@@ -234,6 +234,11 @@ TRAIN_OPTIONS: dict[str, tuple[object, typer.models.OptionInfo]] = {
     "teacher_weight": (float, typer.Option(
         D.teacher_weight, "--teacher-weight", help="With --teacher: the ensemble's share of each training target "
                                                    "(the rest is the label).")),
+    "task": (str, typer.Option(
+        D.task, "--task", help="classify: class folders -> labels; map: whole frames with COCO or VOC lesions -> a "
+                               "stenosis map that `scan` reads (docs/whole-frames.md).")),
+    "target": (str, typer.Option(
+        D.target, "--target", help="--task map: a lesion's target is its drawn outline (its box where none) or box.")),
 }
 
 
@@ -297,10 +302,11 @@ def report_training(result, json_output: bool) -> None:
     m = result.metrics
     typer.echo(f"run: {result.run_dir}")
     summary = ", ".join(
-        f"{k} {m[k]:.3f}" for k in ("accuracy", "sensitivity", "specificity", "roc_auc") if m.get(k) is not None
+        f"{k} {m[k]:.3f}" for k in ("accuracy", "sensitivity", "specificity", "roc_auc", "arcade_f1", "recall",
+                                    "false_per_frame") if m.get(k) is not None
     )
     at = f" at threshold {m['threshold']:.3f} ({m['operating_point']})" if m.get("threshold") is not None else ""
-    typer.echo(f"{m.get('evaluated_on', 'test')} ({m['n']} images){at}: {summary}; {result.seconds:.0f} s")
+    typer.echo(f"{m.get('evaluated_on', 'test')} ({m.get('n', m.get('frames'))} images){at}: {summary}; {result.seconds:.0f} s")
 
 
 @app.command()
@@ -548,6 +554,8 @@ def infer(
     model = model or reference_model_announced()
     classifier = Classifier(model, labels=parse_labels(labels), threads=threads)
     typer.echo(terminal(f"model {model.name}: {classifier.precision}, backend {classifier.backend}"), err=True)
+    if classifier.warning:  # a modified packaged reference run anyway: said here and in --json
+        typer.echo(terminal(classifier.warning), err=True)
     if image:
         raise typer.Exit(infer_files(classifier, image, threshold, json_output, csv_file))
     infer_stream(classifier, source, threshold, json_output, crop, display, every or 1, frames)

@@ -19,6 +19,7 @@ MIN_IMAGE_SIZE = 32
 MAX_IMAGE_SIZE = 1024  # MobileNetV2 was trained at 224; larger inputs only exhaust memory
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 CLASS_WEIGHTS = ("none", "balanced")
+TASKS = ("classify", "map")
 SCHEDULES = ("constant", "cosine")
 OPERATING_POINTS = "argmax, youden, accuracy, sensitivity=X or specificity=X"
 
@@ -78,6 +79,8 @@ class TrainConfig:
     init_blend: float = 1.0  # with init_from: the parent's share of the starting base, the rest --weights' (WiSE-FT)
     teachers: list[str] = field(default_factory=list)  # finished runs whose ensemble teaches (trainer.distillation)
     teacher_weight: float = 0.5  # with teachers: the ensemble's share of each training target (1 - it: the label)
+    task: str = "classify"  # classify (class folders -> labels) | map (whole frames -> a stenosis map; trainer.frame_training)
+    target: str = "outline"  # map: what a lesion's target marks, its drawn outline (box where none) or its box
 
     def validate(self) -> "TrainConfig":
         """Types and ranges of every value, before anything is created (a bad value leaves no run)."""
@@ -161,6 +164,12 @@ class TrainConfig:
             raise ConfigError("init-blend < 1 needs init-from and pretrained --weights (the parent's base is blended "
                               "with the weights it was fine-tuned from)")
         parse_operating_point(self.operating_point)
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, found {self.task!r}")
+        if self.target not in ("outline", "box"):
+            raise ConfigError(f"target must be outline or box, found {self.target!r}")
+        if self.task == "map" and self.image_size % 32:
+            raise ConfigError(f"--task map needs an image size that is a multiple of 32, found {self.image_size}")
 
     def _check_split_options(self) -> None:
         """--split-file, or --split-pattern and/or --group-pattern: each parsed (or found) now."""

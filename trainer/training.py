@@ -286,6 +286,10 @@ def train(config: Optional[TrainConfig], log: Log = _stderr, verbose: Optional[i
                 from trainer.resume import RunState
 
                 RunState(resume_dir)  # a damaged state file is refused before any work
+            if config.task == "map":
+                from trainer.frame_training import train_frames
+
+                return train_frames(config.validate(), log, verbose, resume_dir)
             return _train(config, log, verbose, resume_dir, held)
     finally:
         keras.mixed_precision.set_global_policy(previous)

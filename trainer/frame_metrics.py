@@ -1,0 +1,101 @@
+"""Whole-frame scores, NumPy only: ARCADE's per-image F1 and the lesion counts (found, false).
+
+ARCADE's stenosis metric, as its organisers' ``evaluation/evaluate_stenosis.py`` computes it
+(github.com/cmctec/ARCADE): per image, every predicted region gets the best F1 (Dice) of its
+overlap with any true outline of that image, 0 when it touches none; the list is padded with
+zeros up to the number of true outlines; the image's score is the mean of that list; the
+metric is the mean over images. So a false region costs as a missed one does. The organisers
+intersect polygons (shapely); here regions and outlines are pixel masks of the frame, which
+differ from polygon areas by the pixels on the boundary.
+
+A true lesion is *found* when a predicted box contains its centre; a predicted lesion that
+contains no true centre is *false* (the rule of the FROC and recall figures). AP at IoU 0.5
+(Danilov et al.'s measure) matches boxes greedily by score, as Pascal VOC does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from edge.annotations import Lesion
+from edge.lesions import FoundLesion, label_regions
+
+
+def arcade_f1(predicted: np.ndarray, truths: Sequence[np.ndarray]) -> Optional[float]:
+    """One image's score: ``predicted`` a boolean frame-sized mask (its connected regions are
+    the predicted outlines), ``truths`` one boolean mask per true outline. None for a frame
+    with neither (the organisers' code has no value for it either)."""
+    regions, count = label_regions(predicted)
+    scores = []
+    for number in range(1, count + 1):
+        region = regions == number
+        size = region.sum()
+        best = 0.0
+        for truth in truths:
+            overlap = np.logical_and(region, truth).sum()
+            if overlap:
+                best = max(best, 2.0 * overlap / (size + truth.sum()))
+        scores.append(best)
+    scores += [0.0] * (len(truths) - len(scores))
+    return float(np.mean(scores)) if scores else None
+
+
+def contains(box: Sequence[float], point: tuple[float, float]) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+@dataclass
+class LesionCounts:
+    """Lesions of one frame under the centre rule: true ones found, true ones in all, false marks."""
+
+    found: int
+    truths: int
+    false: int
+
+
+def count_lesions(found: Sequence[FoundLesion], truths: Sequence[Lesion]) -> LesionCounts:
+    """Centre rule (see the module's docstring): a truth is found when any mark contains its centre."""
+    hit = sum(any(contains(mark.box, truth.centre) for mark in found) for truth in truths)
+    false = sum(not any(contains(mark.box, truth.centre) for truth in truths) for mark in found)
+    return LesionCounts(hit, len(truths), false)
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def average_precision(frames: Sequence[tuple[Sequence[FoundLesion], Sequence[Lesion]]], at_iou: float = 0.5) -> float:
+    """AP at an IoU over frames: marks of all frames ranked by score, each matched greedily to an
+    unmatched truth of its frame (Pascal VOC's all-point interpolation)."""
+    ranked = sorted(((mark.score, n, mark.box) for n, (marks, _) in enumerate(frames) for mark in marks),
+                    key=lambda item: -item[0])
+    total = sum(len(truths) for _, truths in frames)
+    if total == 0:
+        return float("nan")
+    used = [np.zeros(len(truths), bool) for _, truths in frames]
+    hits = []
+    for _, n, box in ranked:
+        truths = frames[n][1]
+        overlaps = [iou(box, truth.box) if not used[n][k] else 0.0 for k, truth in enumerate(truths)]
+        best = int(np.argmax(overlaps)) if overlaps else -1
+        if best >= 0 and overlaps[best] >= at_iou:
+            used[n][best] = True
+            hits.append(1)
+        else:
+            hits.append(0)
+    if not hits:
+        return 0.0
+    tp = np.cumsum(hits)
+    recall = tp / total
+    precision = tp / np.arange(1, len(hits) + 1)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    steps = np.diff(np.concatenate([[0.0], recall]))
+    return float(np.sum(steps * envelope))
