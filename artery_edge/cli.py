@@ -529,11 +529,17 @@ def infer(
     display: bool = typer.Option(True, "--display/--no-display", help="Camera/video: show a window with the overlay."),
     every: Optional[int] = typer.Option(None, "--every", help="Camera/video without display: print every Nth frame "
                                                                "(default 1)."),
-    frames: Optional[int] = typer.Option(None, "--frames", help="Camera/video: stop after N frames."),
+    frames: Optional[str] = typer.Option(
+        None, "--frames", help="Camera/video: stop after N frames. --image: the frames of each DICOM cine to "
+                               "classify, from 1 (e.g. 1,4-6; default all)."),
+    show_header: bool = typer.Option(
+        False, "--show-header", help="Print each DICOM file's header on stderr, identifying values masked."),
 ) -> None:
-    """Classify image files, a camera or a video with a .tflite model (no TensorFlow needed)."""
+    """Classify image files (DICOM too: one result per frame), a camera or a video (or a DICOM cine,
+    at its own frame rate) with a .tflite model (no TensorFlow needed)."""
     from edge.camera import parse_camera
     from edge.classifier import Classifier
+    from edge.dicom import parse_frame_numbers
     from edge.stream import check_stream_options
     from edge.text import terminal
 
@@ -546,9 +552,14 @@ def infer(
     source = video if camera is None else parse_camera(camera)
     if csv_file is not None and not image:
         fail("--csv applies to --image only (use --json for camera/video results)", 2)
-    if image and (every is not None or frames is not None):
-        fail("--every and --frames apply to --camera / --video only", 2)
-    check_stream_options(frames, crop, 1 if every is None else every)
+    if image and every is not None:
+        fail("--every applies to --camera / --video only", 2)
+    picked = parse_frame_numbers(frames) if image and frames is not None else None
+    try:
+        limit = None if image or frames is None else int(frames)
+    except ValueError:
+        fail(f"--frames must be a number of frames for --camera / --video, not {frames!r}", 2)
+    check_stream_options(limit, crop, 1 if every is None else every)
     if (camera is not None or video is not None) and display and not display_available():
         fail("no display found (DISPLAY / WAYLAND_DISPLAY unset): add --no-display", 2)
     model = model or reference_model_announced()
@@ -557,8 +568,8 @@ def infer(
     if classifier.warning:  # a modified packaged reference run anyway: said here and in --json
         typer.echo(terminal(classifier.warning), err=True)
     if image:
-        raise typer.Exit(infer_files(classifier, image, threshold, json_output, csv_file))
-    infer_stream(classifier, source, threshold, json_output, crop, display, every or 1, frames)
+        raise typer.Exit(infer_files(classifier, image, threshold, json_output, csv_file, picked, show_header))
+    infer_stream(classifier, source, threshold, json_output, crop, display, every or 1, limit, show_header)
 
 
 MAX_THREADS = 256
@@ -585,7 +596,8 @@ def display_available() -> bool:
     return not sys.platform.startswith("linux") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv_file: Optional[Path]) -> int:
+def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv_file: Optional[Path],
+                frames: Optional[List[int]] = None, show_header: bool = False) -> int:
     """Print a table (or JSON) and stream the CSV; return 1 if any file failed, else 0."""
     from edge.batch import classify_files, expand_inputs, result_row, results_document
     from edge.progress import progress_bar
@@ -597,16 +609,23 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
         typer.echo(f"error: {terminal(message)}", err=True)
     if not files:
         fail("no image files found in the given paths")
-    fields = ["file", "label"] + [f"p_{label}" for label in classifier.labels] + ["inference_ms", "true_label", "error"]
+    if show_header:
+        show_dicom_headers(files)
+    fields = ["file", "frame", "sop_instance_uid", "label"] + [f"p_{label}" for label in classifier.labels] + [
+        "inference_ms", "true_label", "error"]
     table = ResultsCsv.create(csv_file, fields) if csv_file is not None else None  # a taken name: refused now
-    results, rows = [], []
+    results, rows, notes, done = [], [], [], set()
     positive = classifier.positive_label
     if not json_output:
         typer.echo(f"{'label':<12}{'p(' + terminal(positive) + ')':>16}{'ms':>9}  {'true class':<14}file")
     with table or contextlib.nullcontext(), progress_bar("classifying", quiet=json_output) as progress:
-        for done, result in enumerate(classify_files(classifier, files, threshold), 1):
-            progress(done, len(files))
+        for result in classify_files(classifier, files, threshold, frames):
+            done.add(result.path)
+            progress(len(done), len(files))
             results.append(result)
+            for note in result.notes:
+                notes.append(note)
+                typer.echo(f"note: {terminal(note)}", err=True)
             p = result.prediction
             row = result_row(result)
             rows.append(row)
@@ -618,22 +637,51 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
                 typer.echo(f"error: {terminal(result.error)}", err=True)
             else:
                 truth = "-" if result.correct is None else f"{result.true_label} {'ok' if result.correct else 'WRONG'}"
+                frame = "" if result.frame is None else f" frame {result.frame}"
                 typer.echo(f"{terminal(p.label):<12}{p.positive_probability:>16.4f}{p.total_ms:>9.1f}  "
-                           f"{terminal(truth):<14}{terminal(row['file'])}")
+                           f"{terminal(truth):<14}{terminal(row['file'])}{frame}")
     failed = sum(1 for r in results if r.error) + len(problems)
     judged = [r.correct for r in results if r.correct is not None]
     if judged and not json_output:
         typer.echo(f"{sum(judged)} of {len(judged)} correct (true class from the class folder)", err=True)
     if json_output:
-        print_json(results_document(classifier, threshold, rows, failed, problems))
+        print_json(results_document(classifier, threshold, rows, failed, problems, notes))
     if failed:
-        typer.echo(f"{failed} of {len(results) + len(problems)} file(s) failed", err=True)
+        typer.echo(f"{failed} of {len(files) + len(problems)} file(s) failed", err=True)
     return 1 if failed else 0
 
 
-def infer_stream(classifier, source, threshold, json_output, crop, display, every, frames) -> None:
+def show_dicom_headers(paths) -> None:
+    """``--show-header``: each DICOM file's header on stderr, identifying values masked (a file
+    that cannot be read gets its error line where it is classified)."""
+    from edge.dicom import header_lines, is_dicom, open_dicom
+    from edge.errors import ImageError
+    from edge.text import terminal
+
+    for path in paths:
+        if not is_dicom(path):
+            continue
+        try:
+            lines = header_lines(open_dicom(path))
+        except ImageError:
+            continue
+        typer.echo(terminal(f"header of {path} (identifying values masked):"), err=True)
+        for line in lines:
+            typer.echo(f"  {terminal(line)}", err=True)
+
+
+def infer_stream(classifier, source, threshold, json_output, crop, display, every, frames, show_header=False) -> None:
+    from edge.dicom import is_dicom, open_cine
     from edge.stream import frame_record, run_stream
     from edge.text import terminal
+
+    if isinstance(source, Path) and is_dicom(source):  # a cine plays at its own frame rate
+        if show_header:
+            show_dicom_headers([source])
+        source = open_cine(source)
+        typer.echo(terminal(f"{source.name}: {source.dicom.frames} frame(s)"), err=True)
+        for note in source.notes:
+            typer.echo(f"note: {terminal(note)}", err=True)
 
     def report(number: int, prediction, fps: float) -> None:
         if display or number % max(1, every) != 0:
@@ -646,6 +694,34 @@ def infer_stream(classifier, source, threshold, json_output, crop, display, ever
 
     stats = run_stream(classifier, source, report, display, frames, crop, threshold)
     typer.echo(f"{stats.frames} frames, {stats.fps:.1f} FPS", err=True)
+
+
+@app.command()
+@user_errors
+def scan(
+    paths: List[Path] = typer.Argument(..., help="Whole frames: image files, folders (recursive), DICOM files (every "
+                                                 "frame) or videos."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="A whole-frame .tflite (from `train --task map`); default: the packaged whole-frame "
+                              "model (models/frames/MODEL_CARD.md)."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", help="Map threshold; default: the model's stored one (chosen on validation)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write an overlay PNG per frame (frame + map + boxes) here; "
+                                                           "existing files are never replaced."),
+    persist: Optional[str] = typer.Option(
+        None, "--persist", help="Videos and cines: keep a lesion only when seen in N of the last M frames, e.g. 2/3."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="DICOM cines: the frames to scan, from 1 (e.g. 1,4-6)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Videos: stop after N frames each."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Interpreter threads."),
+    json_output: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Find and mark stenoses on whole angiogram frames: lesions per frame (box in the frame's pixels,
+    score), optional overlays. Research tool, not a diagnostic device."""
+    from edge.scan_options import ScanOptions
+    from edge.scan_report import run_scan
+
+    options = ScanOptions.checked(paths, model, threshold, out, persist, frames, max_frames, threads, json_output)
+    raise typer.Exit(run_scan(options))
 
 
 @app.command()

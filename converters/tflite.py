@@ -104,6 +104,8 @@ def build_calibration_images(
     source: ConversionSource, count: int, image_size: int, data_dir: Optional[Path] = None
 ) -> np.ndarray:
     """Decode the calibration images (training split, or ``data_dir``), exactly as in training."""
+    if data_dir is None and source.run is not None and source.run.task == "map":
+        return calibration_frames(source.run, count, image_size)
     if data_dir is not None:
         try:
             samples = scan_dataset(Path(data_dir)).samples
@@ -125,6 +127,24 @@ def build_calibration_images(
                 raise ConversionError(
                     f"calibration images cannot be built: {exc} (moved data? use --calibration-data DIR)"
                 ) from None
+            progress(done, len(chosen))
+    return np.stack(images)
+
+
+def calibration_frames(run: TrainedRun, count: int, image_size: int) -> np.ndarray:
+    """A whole-frame run's calibration set: ``count`` of its training frames, reproducibly
+    chosen, decoded as in training (the split is recomputed from its config, as ``--resume`` does)."""
+    from trainer.frame_training import split_frames
+
+    try:
+        frames = split_frames(run.config).train
+    except ArteryEdgeError as exc:
+        raise ConversionError(f"calibration frames: {exc}") from None
+    chosen = [frames[i] for i in np.random.default_rng(0).permutation(len(frames))[:count]]
+    images = []
+    with progress_bar("calibration frames") as progress:
+        for done, frame in enumerate(chosen, 1):
+            images.append(load_image(frame.path, image_size))
             progress(done, len(chosen))
     return np.stack(images)
 
@@ -158,6 +178,8 @@ def build_metadata(source: ConversionSource, image_size: int, labels: Sequence[s
         artery_edge_version=__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         parent=dict(source.run.parent or {}) if source.run is not None else {},  # the site it was adapted from
+        task=source.run.task if source.run is not None else "classify",
+        decoding=dict(source.run.decoding) if source.run is not None else {},
     )
 
 

@@ -36,6 +36,7 @@ from trainer.frame_metrics import arcade_f1, count_lesions
 
 Log = Callable[[str], None]
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.10, 0.91, 0.05))
+LESION_LABEL = "stenosis"  # the one class of the map
 THRESHOLD_RULE = "arcade-f1"  # the threshold with the best mean ARCADE F1 on validation
 MIN_AREA_FRACTION = 0.0002  # a region smaller than this share of the map is noise (13 px at 256)
 STATE_FILE = "frame_state.json"
@@ -286,8 +287,8 @@ def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_d
     runs.save_keras(model, run_dir / runs.MODEL_FILE)
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
     runs.write_json(run_dir / runs.RUN_FILE, {
-        "task": "map", "labels": ["background", "stenosis"], "image_size": config.image_size,
-        "threshold": threshold, "operating_point": THRESHOLD_RULE, "min_area": min_area(config.image_size),
+        "task": "map", "class_names": [LESION_LABEL], "image_size": config.image_size, "threshold": threshold,
+        "operating_point": THRESHOLD_RULE, "decoding": {"min_area": min_area(config.image_size)},
         "target": config.target, "frames": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "seconds": round(time.monotonic() - started, 1)})
     return RunResult(run_dir, metrics, history, stage1, time.monotonic() - started)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -116,6 +117,9 @@ class TrainedRun:
     temperature: float = 1.0  # fitted on the validation split after training (1: not calibrated)
     threshold: Optional[float] = None  # on p(positive), chosen on the validation split (None: arg-max)
     parent: Optional[dict] = None  # the run it was adapted from (--init-from): path, name, model_sha256, data
+    model_sha256: Optional[str] = None  # of model.keras when the run finished (None: a run from before it was recorded)
+    task: str = "classify"  # or "map": a whole-frame model, one class (its lesion map; trainer.frame_training)
+    decoding: dict = field(default_factory=dict)  # map: how the map becomes lesions (min_area, in map pixels)
 
     @property
     def model_path(self) -> Path:
@@ -136,10 +140,12 @@ class TrainedRun:
         :class:`ModelLoadError`, or a ``ForeignModelError`` for a model that does not take the
         run's input size or give one output per class (a file copied in from elsewhere), which
         every reader (teachers, a parent, evaluate, explain) would otherwise meet mid-work."""
-        from edge.provenance import RunIdentity, check_keras
+        from edge.provenance import RunIdentity, check_keras, check_recorded_model
 
+        identity = RunIdentity.of(self)
+        check_recorded_model(self.model_path, identity, self.model_sha256)  # before a replaced file is even loaded
         model = load_keras_model(self.model_path)
-        check_keras(self.model_path, model.input_shape[1], int(model.output_shape[-1]), RunIdentity.of(self))
+        check_keras(self.model_path, model.input_shape[1], int(model.output_shape[-1]), identity)
         return model
 
 
@@ -156,8 +162,11 @@ def load_run(run_dir: Path) -> TrainedRun:
     metrics_file = run_dir / METRICS_FILE
     try:
         run = json.loads((run_dir / RUN_FILE).read_text())
-        class_names, image_size = run["class_names"], run["image_size"]
-        if not (isinstance(class_names, list) and len(class_names) >= 2 and all(isinstance(c, str) for c in class_names)
+        class_names, image_size, task = run["class_names"], run["image_size"], run.get("task", "classify")
+        if task not in ("classify", "map") or not isinstance(run.get("decoding", {}), dict):
+            raise ValueError(f"task {task!r} or its decoding is unknown")
+        if not (isinstance(class_names, list) and len(class_names) >= (2 if task == "classify" else 1)
+                and all(isinstance(c, str) for c in class_names)
                 and isinstance(image_size, int) and not isinstance(image_size, bool) and image_size > 0):
             raise ValueError("class_names or image_size has the wrong type")
         config = read_config(run_dir)
@@ -173,12 +182,17 @@ def load_run(run_dir: Path) -> TrainedRun:
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                   or not 0 <= threshold <= 1):
         raise DataError(f"{run_dir}: damaged run files (threshold {threshold!r})")
+    model_sha256 = run.get("model_sha256")
+    if model_sha256 is not None and not (isinstance(model_sha256, str) and re.fullmatch("[0-9a-f]{64}", model_sha256)):
+        raise DataError(f"{run_dir}: damaged run files (model_sha256 {model_sha256!r})")
     parent = run.get("parent")
     if parent is not None and not (isinstance(parent, dict) and isinstance(parent.get("model_sha256"), str)):
         raise DataError(f"{run_dir}: damaged run files (parent {parent!r})")
     return TrainedRun(run_dir=run_dir, class_names=list(class_names), image_size=image_size, config=config,
                       metrics=metrics, temperature=float(temperature),
-                      threshold=None if threshold is None else float(threshold), parent=parent)
+                      threshold=None if threshold is None else float(threshold), parent=parent,
+                      model_sha256=model_sha256, task=task,
+                      decoding=dict(run.get("decoding", {})))
 
 
 def read_config(run_dir: Path) -> TrainConfig:

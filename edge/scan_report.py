@@ -1,0 +1,112 @@
+"""``scan`` end to end: load the whole-frame model, scan every input, print a table or one JSON
+document, write overlays. The CLI only declares the options (``edge.scan_options``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+from edge import atomic
+from edge.batch import expand_inputs
+from edge.imaging import display_path
+from edge.overlay import draw_scan
+from edge.progress import progress_bar
+from edge.scan_batch import VIDEO_EXTENSIONS, ScanResult, overlay_name, scan_inputs, scan_row
+from edge.scan_options import ScanOptions
+from edge.scanner import FrameScanner
+from edge.text import terminal
+
+
+def say(message: str) -> None:
+    print(terminal(message), file=sys.stderr, flush=True)
+
+
+def resolve_model(options: ScanOptions) -> Path:
+    """The given model, or the packaged whole-frame model (said on stderr)."""
+    if options.model is not None:
+        return options.model
+    from edge.reference import packaged_frame_model
+
+    path = packaged_frame_model()
+    say(f"no --model given: using the packaged whole-frame model {path}")
+    return path
+
+
+def inputs(options: ScanOptions) -> tuple[list[Path], list[str]]:
+    """Folders expanded to their images; videos and files taken as given."""
+    videos = [p for p in options.paths if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+    files, problems = expand_inputs([p for p in options.paths if p not in videos])
+    return files + videos, problems
+
+
+def write_overlay(result: ScanResult, out: Path, taken: set[str]) -> Optional[str]:
+    """The overlay PNG of one frame under a name not used by this scan, never over an existing
+    file; returns its path, or raises FileExistsError."""
+    name = overlay_name(result)
+    stem, number = name[:-4], 2
+    while name in taken:
+        name, number = f"{stem}-{number}.png", number + 1
+    taken.add(name)
+    buffer = io.BytesIO()
+    draw_scan(result.image, result.scan).save(buffer, format="PNG")
+    atomic.write_bytes(out / name, buffer.getvalue(), overwrite=False)
+    return str(out / name)
+
+
+def run_scan(options: ScanOptions) -> int:
+    """Scan, report, and return the exit code: 1 if any input failed, else 0."""
+    model = resolve_model(options)
+    scanner = FrameScanner(model, threads=options.threads)
+    say(f"model {model.name}: {scanner.precision}, backend {scanner.backend}, threshold "
+        f"{options.threshold if options.threshold is not None else scanner.threshold:.2f}")
+    if scanner.warning:
+        say(scanner.warning)
+    files, problems = inputs(options)
+    for message in problems:
+        say(f"error: {message}")
+    if not files:
+        say("error: no frames found in the given paths")
+        return 1
+    if options.out is not None:
+        options.out.mkdir(parents=True, exist_ok=True)
+    rows, taken, failed = [], set(), len(problems)
+    if not options.json_output:
+        print(f"{'lesions':>7}{'peak':>8}{'ms':>9}  file")
+    with progress_bar("scanning", quiet=options.json_output) as progress:
+        for done, result in enumerate(scan_inputs(scanner, files, options.threshold, options.frames,
+                                                  options.persistence, options.max_frames), 1):
+            progress(min(done, len(files)), len(files))
+            for note in result.notes:
+                say(f"note: {note}")
+            row = scan_row(result)
+            if result.scan is not None and options.out is not None:
+                try:
+                    row["overlay"] = write_overlay(result, options.out, taken)
+                except FileExistsError:
+                    row["error"] = result.error = f"{display_path(options.out)}: an overlay of this name exists; not replaced"
+            rows.append(row)
+            if result.error:
+                failed += 1
+                if not options.json_output:
+                    say(f"error: {result.error}")
+                continue
+            if not options.json_output:
+                frame = "" if result.frame is None else f" frame {result.frame}"
+                boxes = "; ".join(f"[{', '.join(f'{v:.0f}' for v in lesion.box)}] {lesion.score:.2f}"
+                                  for lesion in result.scan.lesions)
+                print(terminal(f"{len(result.scan.lesions):>7}{result.scan.peak:>8.3f}{result.scan.total_ms:>9.1f}  "
+                               f"{row['file']}{frame}{'  ' + boxes if boxes else ''}"))
+    if options.json_output:
+        document = {"model": str(model), "backend": scanner.backend,
+                    "threshold": options.threshold if options.threshold is not None else scanner.threshold,
+                    "persist": (f"{options.persistence.seen}/{options.persistence.window}"
+                                if options.persistence else None),
+                    "results": rows, "failed": failed, "problems": problems,
+                    **({"warning": scanner.warning} if scanner.warning else {})}
+        print(json.dumps(document, indent=2))
+    if failed:
+        say(f"{failed} input(s) failed")
+    return 1 if failed else 0
