@@ -127,16 +127,21 @@ def print_json(data) -> None:
 @user_errors
 def synth(
     out: Path = typer.Option(..., "--out", help="New (or empty) folder for the class folders."),
-    count: int = typer.Option(500, "--count", help="Images per class."),
+    count: int = typer.Option(500, "--count", help="Images per class (--frames: training frames)."),
     size: int = typer.Option(64, "--size", help="Patch side in pixels."),
     seed: int = typer.Option(0, "--seed"),
+    frames: bool = typer.Option(False, "--frames", help="Whole frames (a vessel tree, narrowings outlined in COCO; "
+                                                       "train/ and val/) for `train --task map`, not patches."),
 ) -> None:
-    """Write a synthetic angiography-like patch dataset (Healthy / Unhealthy = local narrowing)."""
+    """Write a synthetic angiography-like patch dataset (Healthy / Unhealthy = local narrowing), or
+    whole frames with their narrowings' outlines (--frames)."""
     from edge.progress import progress_bar
     from trainer.synthetic import synthesize_dataset
+    from trainer.synthetic_frames import synthesize_frames
 
+    make = synthesize_frames if frames else synthesize_dataset
     with progress_bar("synthesizing") as progress:
-        counts = synthesize_dataset(out, count, size, seed, progress=progress)
+        counts = make(out, count, size, seed, progress=progress)
     typer.echo(f"wrote {sum(counts.values())} images to {out} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")
 
 

@@ -30,6 +30,71 @@ def expected_probabilities(pixels: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+class Graph:
+    """A one-subgraph TFLite model under construction: tensors, operators, packed buffers."""
+
+    def __init__(self) -> None:
+        self.s = load_schema()
+        self.types = {"float32": self.s.TensorType.FLOAT32, "uint8": self.s.TensorType.UINT8,
+                      "int8": self.s.TensorType.INT8}
+        self.buffers = [self.s.BufferT()]
+        self.tensors: list = []
+        self.codes: list[int] = []
+        self.operators: list = []
+
+    def tensor(self, shape, dtype="float32", data=None, quant=None, name="t") -> int:
+        s = self.s
+        t = s.TensorT()
+        t.shape = list(shape)
+        t.type = self.types[dtype] if dtype in self.types else s.TensorType.INT32
+        t.name = name
+        t.buffer = 0
+        if data is not None:
+            b = s.BufferT()
+            b.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
+            self.buffers.append(b)
+            t.buffer = len(self.buffers) - 1
+        if quant is not None:
+            q = s.QuantizationParametersT()
+            q.scale, q.zeroPoint = [float(quant[0])], [int(quant[1])]
+            t.quantization = q
+        self.tensors.append(t)
+        return len(self.tensors) - 1
+
+    def op(self, code, inputs, outputs, options_type=0, options=None) -> None:
+        if code not in self.codes:
+            self.codes.append(code)
+        o = self.s.OperatorT()
+        o.opcodeIndex, o.inputs, o.outputs = self.codes.index(code), list(inputs), list(outputs)
+        o.builtinOptionsType, o.builtinOptions = options_type, options
+        self.operators.append(o)
+
+    def write(self, path: Path, inputs: list[int], outputs: list[int], description: str,
+              metadata: Optional[ModelMetadata]) -> Path:
+        s = self.s
+        subgraph = s.SubGraphT()
+        subgraph.tensors, subgraph.inputs, subgraph.outputs = self.tensors, inputs, outputs
+        subgraph.operators, subgraph.name = self.operators, "main"
+        model = s.ModelT()
+        model.version = 3
+        model.description = description
+        model.subgraphs, model.buffers = [subgraph], self.buffers
+        model.operatorCodes = []
+        for code in self.codes:
+            c = s.OperatorCodeT()
+            c.builtinCode, c.deprecatedBuiltinCode, c.version = code, min(code, 127), 1
+            model.operatorCodes.append(c)
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+        data = bytes(builder.Output())
+        if metadata is not None:
+            from converters.metadata_writer import embed_metadata
+
+            data = embed_metadata(data, metadata)
+        Path(path).write_bytes(data)
+        return Path(path)
+
+
 def build_tiny_classifier(
     path: Path,
     input_dtype: str = "float32",
@@ -40,85 +105,75 @@ def build_tiny_classifier(
     bias: np.ndarray = BIAS,
 ) -> Path:
     """Write a tiny classifier .tflite to ``path`` (optionally with artery-edge metadata)."""
-    s = load_schema()
-    types = {"float32": s.TensorType.FLOAT32, "uint8": s.TensorType.UINT8, "int8": s.TensorType.INT8}
-    buffers = [s.BufferT()]
-    tensors: list = []
-
-    def tensor(shape, dtype="float32", data=None, quant=None, name="t"):
-        t = s.TensorT()
-        t.shape = list(shape)
-        t.type = types[dtype] if dtype in types else s.TensorType.INT32
-        t.name = name
-        t.buffer = 0
-        if data is not None:
-            b = s.BufferT()
-            b.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
-            buffers.append(b)
-            t.buffer = len(buffers) - 1
-        if quant is not None:
-            q = s.QuantizationParametersT()
-            q.scale, q.zeroPoint = [float(quant[0])], [int(quant[1])]
-            t.quantization = q
-        tensors.append(t)
-        return len(tensors) - 1
-
-    codes: list[int] = []
-    operators = []
-
-    def op(code, inputs, outputs, options_type=0, options=None):
-        if code not in codes:
-            codes.append(code)
-        o = s.OperatorT()
-        o.opcodeIndex, o.inputs, o.outputs = codes.index(code), list(inputs), list(outputs)
-        o.builtinOptionsType, o.builtinOptions = options_type, options
-        operators.append(o)
-
+    g = Graph()
+    s = g.s
     shape = list(input_shape or (1, size, size, 3))
     quantized = input_dtype != "float32"
-    image = tensor(shape, input_dtype, quant=INPUT_QUANT.get(input_dtype), name="image")
-    inputs = [image] + [tensor(shape, input_dtype, quant=INPUT_QUANT.get(input_dtype), name=f"extra{i}") for i in range(1, n_inputs)]
+    image = g.tensor(shape, input_dtype, quant=INPUT_QUANT.get(input_dtype), name="image")
+    inputs = [image] + [g.tensor(shape, input_dtype, quant=INPUT_QUANT.get(input_dtype), name=f"extra{i}")
+                        for i in range(1, n_inputs)]
     x = image
     if quantized:
-        x = tensor(shape, name="dequantized")
-        op(s.BuiltinOperator.DEQUANTIZE, [image], [x])
-    axes = tensor([2], "int32", np.array([1, 2], dtype=np.int32), name="axes")
-    mean = tensor([1, 3], name="mean")
+        x = g.tensor(shape, name="dequantized")
+        g.op(s.BuiltinOperator.DEQUANTIZE, [image], [x])
+    axes = g.tensor([2], "int32", np.array([1, 2], dtype=np.int32), name="axes")
+    mean = g.tensor([1, 3], name="mean")
     reducer = s.ReducerOptionsT()
     reducer.keepDims = False
-    op(s.BuiltinOperator.MEAN, [x, axes], [mean], s.BuiltinOptions.ReducerOptions, reducer)
-    weights = tensor([2, 3], data=WEIGHTS, name="weights")
-    bias = tensor([2], data=np.asarray(bias, dtype=np.float32), name="bias")
-    logits = tensor([1, 2], name="logits")
-    op(s.BuiltinOperator.FULLY_CONNECTED, [mean, weights, bias], [logits],
-       s.BuiltinOptions.FullyConnectedOptions, s.FullyConnectedOptionsT())
-    probs = tensor([1, 2], name="probabilities")
+    g.op(s.BuiltinOperator.MEAN, [x, axes], [mean], s.BuiltinOptions.ReducerOptions, reducer)
+    weights = g.tensor([2, 3], data=WEIGHTS, name="weights")
+    bias = g.tensor([2], data=np.asarray(bias, dtype=np.float32), name="bias")
+    logits = g.tensor([1, 2], name="logits")
+    g.op(s.BuiltinOperator.FULLY_CONNECTED, [mean, weights, bias], [logits],
+         s.BuiltinOptions.FullyConnectedOptions, s.FullyConnectedOptionsT())
+    probs = g.tensor([1, 2], name="probabilities")
     softmax = s.SoftmaxOptionsT()
     softmax.beta = 1.0
-    op(s.BuiltinOperator.SOFTMAX, [logits], [probs], s.BuiltinOptions.SoftmaxOptions, softmax)
+    g.op(s.BuiltinOperator.SOFTMAX, [logits], [probs], s.BuiltinOptions.SoftmaxOptions, softmax)
     output = probs
     if quantized:
-        output = tensor([1, 2], input_dtype, quant=OUTPUT_QUANT[input_dtype], name="output")
-        op(s.BuiltinOperator.QUANTIZE, [probs], [output])
+        output = g.tensor([1, 2], input_dtype, quant=OUTPUT_QUANT[input_dtype], name="output")
+        g.op(s.BuiltinOperator.QUANTIZE, [probs], [output])
+    return g.write(path, inputs, [output], "tiny test classifier", metadata)
 
-    subgraph = s.SubGraphT()
-    subgraph.tensors, subgraph.inputs, subgraph.outputs, subgraph.operators = tensors, inputs, [output], operators
-    subgraph.name = "main"
-    model = s.ModelT()
-    model.version = 3
-    model.description = "tiny test classifier"
-    model.subgraphs, model.buffers = [subgraph], buffers
-    model.operatorCodes = []
-    for code in codes:
-        c = s.OperatorCodeT()
-        c.builtinCode, c.deprecatedBuiltinCode, c.version = code, min(code, 127), 1
-        model.operatorCodes.append(c)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
-    data = bytes(builder.Output())
-    if metadata is not None:
-        from converters.metadata_writer import embed_metadata
 
-        data = embed_metadata(data, metadata)
-    Path(path).write_bytes(data)
-    return Path(path)
+# The tiny whole-frame model: p(stenosis) = sigmoid(MAP_SLOPE * grey + MAP_OFFSET) per pixel,
+# so dark blobs on a bright frame are "lesions" (tests draw them and know where they are).
+MAP_SLOPE, MAP_OFFSET = -0.05, 5.0
+
+
+def expected_map(pixels: np.ndarray) -> np.ndarray:
+    """What the tiny map model computes for uint8 (H, W, 3) pixels: (H, W)."""
+    grey = pixels.astype(np.float64).mean(axis=-1)
+    return 1 / (1 + np.exp(-(MAP_SLOPE * grey + MAP_OFFSET)))
+
+
+def build_tiny_map_model(path: Path, size: int = 32, input_dtype: str = "float32",
+                         metadata: Optional[ModelMetadata] = None) -> Path:
+    """Write a tiny whole-frame .tflite: (1, S, S, 3) image -> (1, S, S, 1) probability map."""
+    g = Graph()
+    s = g.s
+    quantized = input_dtype != "float32"
+    image = g.tensor([1, size, size, 3], input_dtype, quant=INPUT_QUANT.get(input_dtype), name="image")
+    x = image
+    if quantized:
+        x = g.tensor([1, size, size, 3], name="dequantized")
+        g.op(s.BuiltinOperator.DEQUANTIZE, [image], [x])
+    axes = g.tensor([1], "int32", np.array([3], dtype=np.int32), name="axes")
+    grey = g.tensor([1, size, size, 1], name="grey")
+    reducer = s.ReducerOptionsT()
+    reducer.keepDims = True
+    g.op(s.BuiltinOperator.MEAN, [x, axes], [grey], s.BuiltinOptions.ReducerOptions, reducer)
+    scaled = g.tensor([1, size, size, 1], name="scaled")
+    g.op(s.BuiltinOperator.MUL, [grey, g.tensor([1], data=np.array([MAP_SLOPE], np.float32), name="slope")],
+         [scaled], s.BuiltinOptions.MulOptions, s.MulOptionsT())
+    shifted = g.tensor([1, size, size, 1], name="shifted")
+    g.op(s.BuiltinOperator.ADD, [scaled, g.tensor([1], data=np.array([MAP_OFFSET], np.float32), name="offset")],
+         [shifted], s.BuiltinOptions.AddOptions, s.AddOptionsT())
+    probability = g.tensor([1, size, size, 1], name="lesion_map")
+    g.op(s.BuiltinOperator.LOGISTIC, [shifted], [probability])
+    output = probability
+    if quantized:
+        output = g.tensor([1, size, size, 1], input_dtype, quant=OUTPUT_QUANT[input_dtype], name="output")
+        g.op(s.BuiltinOperator.QUANTIZE, [probability], [output])
+    return g.write(path, [image], [output], "tiny test whole-frame model", metadata)

@@ -87,9 +87,14 @@ def synthesize_dataset(
     """
     out_dir = Path(out_dir)
     check_options(count, size, seed)
+    refuse_non_empty(out_dir)
+    return fill_folder(out_dir, lambda folder: write_patches(folder, count, size, seed, progress))
+
+
+def refuse_non_empty(out_dir: Path) -> None:
+    """Nothing is ever written into a folder that holds something."""
     if out_dir.is_dir() and any(out_dir.iterdir()):
         raise ArteryEdgeError(f"{out_dir} exists and is not empty; choose a new --out")
-    return fill_folder(out_dir, lambda folder: write_patches(folder, count, size, seed, progress))
 
 
 def check_options(count: int, size: int, seed: int) -> None:
