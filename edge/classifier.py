@@ -18,6 +18,7 @@ from edge.errors import ModelError, PredictionError
 from edge.imaging import RESIZE_METHOD, RESIZE_METHODS, ImageSource, load_image
 from edge.metadata import ModelMetadata, check_unique_labels, metadata_from_bytes, read_model_bytes
 from edge.native_log import quiet_native_stderr
+from edge.reference import release_warning
 from edge.runtime import load_errors, load_interpreter
 
 
@@ -65,6 +66,8 @@ class Classifier:
     ) -> None:
         self.model_path = Path(model_path)
         content = read_model_bytes(self.model_path)
+        # set only for a modified packaged reference run anyway: every output must say so
+        self.warning: Optional[str] = release_warning(self.model_path, content)
         self.metadata: Optional[ModelMetadata] = metadata_from_bytes(content, source=str(self.model_path))
         self.interpreter, self.backend = load_interpreter(self.model_path, content, threads, backend)
         self.threads = threads
@@ -90,6 +93,8 @@ class Classifier:
             raise ModelError(
                 f"{self.model_path}: expected one square RGB image input (1, H, W, 3), found {found}"
             )
+        if len(outputs) == 1 and len(outputs[0]["shape"]) == 4:
+            raise ModelError(f"{self.model_path}: a whole-frame model (its output is a map): use `artery-edge scan`")
         if len(outputs) != 1 or len(outputs[0]["shape"]) != 2 or int(outputs[0]["shape"][0]) != 1:
             raise ModelError(f"{self.model_path}: expected one (1, n_classes) output")
         if self.metadata and self.metadata.input_size != shape[1]:
@@ -116,8 +121,9 @@ class Classifier:
             resolved = own
         else:
             raise ModelError(
-                f"{self.model_path}: no artery-edge metadata with class names; pass --labels "
-                f"(e.g. --labels Healthy,Unhealthy for {n_classes} outputs)"
+                f"{self.model_path}: no artery-edge metadata with class names; infer and benchmark take them as "
+                f"--labels (e.g. --labels Healthy,Unhealthy for {n_classes} outputs), the other commands need a "
+                f"model converted by artery-edge"
             )
         if len(resolved) != n_classes:
             raise ModelError(

@@ -72,6 +72,9 @@ class FrameScanner(Classifier):
         if len(inputs) != 1 or len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or shape[1] != shape[2]:
             raise ModelError(f"{self.model_path}: expected one square RGB image input (1, H, W, 3)")
         out = tuple(int(s) for s in outputs[0]["shape"]) if len(outputs) == 1 else ()
+        if len(out) == 2 or (self.metadata and self.metadata.task != "map"):
+            raise ModelError(f"{self.model_path}: a patch classifier, not a whole-frame model: `scan` takes a model "
+                             "converted from a `train --task map` run (use `infer` for this one)")
         if len(out) != 4 or out[0] != 1 or out[3] != 1:
             raise ModelError(f"{self.model_path}: expected one (1, H, W, 1) probability map output, found {out}")
         if self.metadata and self.metadata.input_size != shape[1]:
