@@ -60,10 +60,13 @@ test-install:
 # The tests that need TensorFlow; the others ran in test-edge already. They spend most of their
 # time on one core (graph tracing, SavedModel export, conversion), so TEST_WORKERS processes
 # (pytest-xdist, a whole test file per process: its module fixtures are built once) share the machine.
+# The suite's tiny runs start from $(SHARED)/weights where it has them, else from scratch (a fresh
+# clone; CI checks that setting with SHARED=/nonexistent): tests/conftest.py, ARTERY_EDGE_TEST_WEIGHTS.
 TEST_WORKERS ?= 2
 test-full: $(VENV)/.installed weights
 	@echo "== full environment (train + edge): the tests marked tf, on $(TEST_WORKERS) processes =="
-	$(VENV)/bin/python -m pytest -q -m tf -n $(TEST_WORKERS) --dist loadfile --durations=15
+	ARTERY_EDGE_TEST_WEIGHTS=$(SHARED)/weights $(VENV)/bin/python -m pytest -q -m tf -n $(TEST_WORKERS) \
+		--dist loadfile --durations=15
 
 # ImageNet weights when they can be had (cache or download), else the from-scratch recipe
 # (--weights none trains the whole network). One recipe serves both on the synthetic set.

@@ -58,33 +58,33 @@ def accuracy_on(run_dir: Path, folder: Path) -> float:
 
 
 @pytest.fixture(scope="module")
-def adapted(trained_run, site, tmp_path_factory):
+def adapted(imagenet_run, site, tmp_path_factory):
     """The session's tiny run adapted to the site, at another input size (32 px, parent 48 px)."""
     from trainer.adaptation import adaptation_config
     from trainer.training import train
 
     out = tmp_path_factory.mktemp("adapted")
     # the recipe as `adapt` runs it (its epochs, rates, blend), at another input size
-    config = adaptation_config([site[0]], trained_run.run_dir, 32, output_dir=str(out), sample_grid_size=0,
+    config = adaptation_config([site[0]], imagenet_run.run_dir, 32, output_dir=str(out), sample_grid_size=0,
                                seed=TEST_SEED)
     return train(config, log=lambda message: None, verbose=0)
 
 
 @needs_imagenet
-def test_adaptation_records_its_parent_and_refits_the_threshold(trained_run, site, adapted):
+def test_adaptation_records_its_parent_and_refits_the_threshold(imagenet_run, site, adapted):
     """What adaptation owes every run: the parent recorded, the threshold and temperature re-fitted on
     the site's validation files. (What it gains on a real site: benchmarks/site_adaptation_cv.py.)"""
     from edge.metadata import sha256_of_file
 
     run = json.loads((adapted.run_dir / "run.json").read_text())
     parent = run["parent"]
-    assert parent["run"] == str(trained_run.run_dir.resolve())
-    assert parent["model_sha256"] == sha256_of_file(trained_run.run_dir / "model.keras")
+    assert parent["run"] == str(imagenet_run.run_dir.resolve())
+    assert parent["model_sha256"] == sha256_of_file(imagenet_run.run_dir / "model.keras")
     assert run["image_size"] == 32 and json.loads((adapted.run_dir / "config.json").read_text())["alpha"] == 0.35
     # published split kept: validation- files chose epochs, temperature and threshold; no test split
     assert run["counts"] == {"train": 150, "validation": 50, "test": 0}
     assert adapted.metrics["evaluated_on"] == "validation" and adapted.metrics["n"] == 50
-    parent_run = json.loads((trained_run.run_dir / "run.json").read_text())
+    parent_run = json.loads((imagenet_run.run_dir / "run.json").read_text())
     assert run["threshold"] is not None and run["threshold"] != parent_run["threshold"]
     assert run["temperature"] != parent_run["temperature"]
     # the base ends where the recipe cuts it (out_relu: whole); its BatchNorm statistics (frozen) are the parent's
@@ -95,27 +95,27 @@ def test_adaptation_records_its_parent_and_refits_the_threshold(trained_run, sit
     base = base_of(load_run(adapted.run_dir).keras_model())
     cut_at = json.loads((adapted.run_dir / "config.json").read_text())["cut_at"]
     assert cut_at == ADAPTATION_RECIPE["cut_at"] and base.layers[-1].name == (cut_at or "out_relu")
-    parent_base = base_of(load_run(trained_run.run_dir).keras_model())
+    parent_base = base_of(load_run(imagenet_run.run_dir).keras_model())
     np.testing.assert_array_equal(base.get_layer("block_12_expand_BN").moving_mean,
                                   parent_base.get_layer("block_12_expand_BN").moving_mean)
 
 
 @needs_imagenet
-def test_adaptation_raises_accuracy_on_the_site(trained_run, site, adapted):
+def test_adaptation_raises_accuracy_on_the_site(imagenet_run, site, adapted):
     """On 160 held-out patches of the noisy site, each model at its own stored threshold. The
     parent calls most noisy patches Unhealthy (accuracy 0.51-0.63 over parents of seeds 42, 1,
     2, 3 and 4, as the reference calls most xca-site-b patches Healthy); adapted with the
     flips-only recipe, it gained 0.23, 0.14, 0.13, 0.21 and 0.20. A tiny model on 150 noisy
     patches is a weak learner, so the bound asks for a rise (5 of 160 patches), not for the
     size of the real site's (README "A new site")."""
-    before, after = accuracy_on(trained_run.run_dir, site[1]), accuracy_on(adapted.run_dir, site[1])
+    before, after = accuracy_on(imagenet_run.run_dir, site[1]), accuracy_on(adapted.run_dir, site[1])
     print(f"site accuracy: parent {before:.3f} -> adapted {after:.3f}")
     assert before <= 0.7, f"the site no longer defeats the parent ({before:.2f}): the test proves nothing"
     assert after >= before + 0.03, f"adaptation did not raise accuracy on the site: {before:.2f} -> {after:.2f}"
 
 
 @needs_imagenet
-def test_adapted_model_converts_and_runs_on_the_device_path_naming_its_parent(trained_run, adapted, site):
+def test_adapted_model_converts_and_runs_on_the_device_path_naming_its_parent(imagenet_run, adapted, site):
     from edge.metadata import read_metadata, sha256_of_file
 
     converted = runner.invoke(app, ["convert", str(adapted.run_dir), "--quantize", "int8",
@@ -123,10 +123,10 @@ def test_adapted_model_converts_and_runs_on_the_device_path_naming_its_parent(tr
     assert converted.exit_code == 0, converted.output
     int8 = adapted.run_dir / "model_int8.tflite"
     metadata = read_metadata(int8)
-    assert metadata.parent["model_sha256"] == sha256_of_file(trained_run.run_dir / "model.keras")
+    assert metadata.parent["model_sha256"] == sha256_of_file(imagenet_run.run_dir / "model.keras")
     assert metadata.input_size == 32 and metadata.threshold is not None
     shown = runner.invoke(app, ["inspect", str(int8)])
-    assert shown.exit_code == 0 and f"adapted from {trained_run.run_dir.name}" in shown.output
+    assert shown.exit_code == 0 and f"adapted from {imagenet_run.run_dir.name}" in shown.output
     result = runner.invoke(app, ["infer", "--model", str(int8), "--image", str(site[1]), "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["results"]
@@ -134,9 +134,9 @@ def test_adapted_model_converts_and_runs_on_the_device_path_naming_its_parent(tr
     assert len(rows) == 160 and abs(accuracy - accuracy_on(adapted.run_dir, site[1])) <= 0.1  # INT8 decides as Keras
 
 
-def run_adapt(site_dir: Path, parent: Path, out: Path):
+def run_adapt(site_dir: Path, parent: Path, out: Path, *extra: str):
     return runner.invoke(app, ["adapt", str(site_dir), "--from", str(parent), "--output-dir", str(out / "runs"),
-                               "--image-size", "32"])
+                               "--image-size", "32", *extra])
 
 
 def assert_one_error_nothing_written(result, out: Path, expected: str) -> None:
@@ -167,7 +167,9 @@ def test_adapt_refuses_other_classes_a_damaged_model_and_one_class(trained_run, 
 
     one_class = tmp_path / "one"
     shutil.copytree(site[0] / "Healthy", one_class / "Healthy")
-    assert_one_error_nothing_written(run_adapt(one_class, trained_run.run_dir, tmp_path), tmp_path, "only one class")
+    # --init-blend 1: the parent alone, so a parent trained from scratch (a fresh clone's) reaches the data check
+    assert_one_error_nothing_written(run_adapt(one_class, trained_run.run_dir, tmp_path, "--init-blend", "1"),
+                                     tmp_path, "only one class")
 
 
 def test_replay_needs_a_parent():
@@ -178,14 +180,14 @@ def test_replay_needs_a_parent():
 
 
 @needs_imagenet  # the blend's other end is a pretrained weights file
-def test_init_blend_starts_the_base_between_the_parent_and_its_pretrained_weights(trained_run):
+def test_init_blend_starts_the_base_between_the_parent_and_its_pretrained_weights(imagenet_run):
     """--init-blend B: every base weight is B x the parent's + (1 - B) x the pretrained file's
     (what the parent was fine-tuned from); the head is the parent's."""
     from trainer.model import base_of, build_model
     from trainer.parent import copy_weights, load_parent
 
-    parent = load_parent(trained_run.run_dir)
-    config = parent.run.config.replace(init_from=str(trained_run.run_dir), image_size=32, init_blend=0.25).validate()
+    parent = load_parent(imagenet_run.run_dir)
+    config = parent.run.config.replace(init_from=str(imagenet_run.run_dir), image_size=32, init_blend=0.25).validate()
     pretrained = base_of(build_model(2, config.replace(init_from="", init_blend=1.0))).get_weights()
     model = build_model(2, config)
     assert copy_weights(parent, model, config.init_blend) is True
@@ -199,18 +201,21 @@ def test_init_blend_starts_the_base_between_the_parent_and_its_pretrained_weight
                                   parent.model.get_layer("classifier").get_weights()[0])
 
 
-def test_init_blend_refuses_a_parent_trained_from_scratch(trained_run):
-    """Nothing to blend toward: the parent's own --weights were none."""
-    import dataclasses
+def test_init_blend_refuses_a_parent_trained_from_scratch():
+    """Nothing to blend toward: the parent's own --weights were none. (No model needed: the
+    parent's config alone decides, so a fresh clone's suite runs this too.)"""
+    from trainer.config import ConfigError, TrainConfig
+    from trainer.parent import Parent, blend_target
+    from trainer.runs import TrainedRun
 
-    from trainer.config import ConfigError
-    from trainer.parent import Parent, blend_target, load_parent
+    def parent(weights: str) -> Parent:
+        run = TrainedRun(Path("parent"), ["Healthy", "Unhealthy"], 48, TrainConfig(weights=weights), {})
+        return Parent(run, "0" * 64, model=None)
 
-    parent = load_parent(trained_run.run_dir)
-    assert blend_target(parent) == parent.run.config.weights
-    scratch = dataclasses.replace(parent.run, config=parent.run.config.replace(weights="none"))
+    assert blend_target(parent("imagenet")) == "imagenet"
+    assert blend_target(parent("/weights/mobilenet.h5")) == "/weights/mobilenet.h5"
     with pytest.raises(ConfigError, match="trained from scratch .* pass --init-blend 1"):
-        blend_target(Parent(scratch, parent.model_sha256, parent.model))
+        blend_target(parent("none"))
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -18,7 +18,7 @@ from edge import Classifier  # noqa: E402
 from edge.provenance import RunIdentity  # noqa: E402
 from evaluation.evaluate import keras_probabilities, load_classifier, load_keras, tflite_probabilities  # noqa: E402
 from tests import parity  # noqa: E402
-from tests.conftest import REAL_DATA, TEST_SEED, needs_imagenet, needs_real_data, tiny_weights  # noqa: E402
+from tests.conftest import REAL_DATA, TEST_SEED, WEIGHTS_035, needs_imagenet, needs_real_data  # noqa: E402
 from trainer.pipeline import make_dataset  # noqa: E402
 from trainer.samples import Sample  # noqa: E402
 from trainer.scan import scan_dataset  # noqa: E402
@@ -42,8 +42,8 @@ def check_parity(run, models: dict[str, Path], samples: list[Sample]) -> dict[st
 
 
 @needs_imagenet
-def test_parity_on_synthetic_files(converted_run, synthetic_dir):
-    run, models = converted_run
+def test_parity_on_synthetic_files(imagenet_converted_run, synthetic_dir):
+    run, models = imagenet_converted_run
     from trainer.runs import load_run
 
     samples = scan_dataset(synthetic_dir).samples  # all 160 files, not only the 24 test ones
@@ -81,7 +81,8 @@ def test_parity_on_a_sample_of_the_real_data(tmp_path_factory):
         for path in sorted((REAL_DATA / name).glob("*.png"))[:150]:
             (data / name / path.name).symlink_to(path)
     out = tmp_path_factory.mktemp("real_runs")
-    config = TrainConfig(data_dirs=[str(data)], output_dir=str(out), image_size=64, alpha=0.35, weights=tiny_weights(),
+    # ../shared's weights beside its data: the parity bounds are a pretrained model's
+    config = TrainConfig(data_dirs=[str(data)], output_dir=str(out), image_size=64, alpha=0.35, weights=str(WEIGHTS_035),
                          batch_size=16, epochs=6, learning_rate=3e-3, seed=TEST_SEED, fine_tune_epochs=1, fine_tune_learning_rate=1e-4,
                          tensorboard=False, sample_grid_size=4)
     result = train(config, log=lambda message: None, verbose=0)

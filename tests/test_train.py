@@ -52,8 +52,8 @@ def test_train_end_to_end_writes_every_artefact(synthetic_dir, tmp_path):
 
 
 @needs_imagenet
-def test_synthetic_set_is_learnable(trained_run):
-    metrics = trained_run.metrics
+def test_synthetic_set_is_learnable(imagenet_run):
+    metrics = imagenet_run.metrics
     assert metrics["n"] == 30
     assert metrics["accuracy"] >= 0.8, metrics
     assert metrics["roc_auc"] >= 0.85, metrics
