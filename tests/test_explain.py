@@ -29,7 +29,7 @@ def test_grad_cam_follows_the_activations_that_drive_the_logit():
     boxes = [(2, 2, 6, 6), (8, 3, 14, 9), (5, 10, 9, 15)]
     for image, (x0, y0, x1, y1) in zip(pixels, boxes):
         image[y0:y1, x0:x1] = 250
-    heat, _ = heat_maps(grad_model, pixels, classes=[0, 0, 0])
+    heat, _ = heat_maps(grad_model, pixels, lambda logits: [0, 0, 0])
     for h, (x0, y0, x1, y1) in zip(heat, boxes):
         inside = np.zeros_like(h, bool)
         inside[y0:y1, x0:x1] = True
@@ -45,9 +45,38 @@ def test_explain_cli_writes_overlays_and_a_grid(trained_run, synthetic_dir, tmp_
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert len(report["images"]) == 3 + 100 and report["skipped"] == 0
-    assert all(0.5 <= r["probability"] <= 1 for r in report["images"])
+    assert all(0 <= r["probability"] <= 1 for r in report["images"])
     assert (tmp_path / "x" / "gradcam_grid.png").stat().st_size > 0
     assert (tmp_path / "x" / f"{images[0].stem}_gradcam.png").is_file()
+
+
+@pytest.mark.parametrize("surest_only", [False, True])
+def test_explain_labels_as_infer_does_at_the_runs_stored_threshold(trained_run, synthetic_dir, tmp_path, surest_only):
+    """Not the arg-max: at threshold 0 every image is Unhealthy; at one between the two likeliest
+    Unhealthy images only the likeliest is: exactly as the run's predictor (the one decision
+    rule) calls them, with the called class's probability."""
+    import json
+    import shutil
+
+    from trainer.predict import KerasPredictor
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, run)
+    images = sorted(synthetic_dir.rglob("*.png"))[::10]
+    p_unhealthy = KerasPredictor.from_run(run).probabilities(images)[:, 1]
+    threshold = float(np.mean(np.sort(p_unhealthy)[-2:])) if surest_only else 0.0
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "threshold": threshold}))
+    result = runner.invoke(app, ["explain", "--run", str(run), "--out", str(tmp_path / "x"), "--json",
+                                 *[a for p in images for a in ("--image", str(p))]])
+    assert result.exit_code == 0, result.output
+    shown = {r["file"]: (r["label"], r["probability"]) for r in json.loads(result.stdout)["images"]}
+    expected = KerasPredictor.from_run(run).labels(images)
+    assert [shown[str(p)][0] for p in images] == expected
+    assert expected != ["Unhealthy" if p > 0.5 else "Healthy" for p in p_unhealthy]  # the threshold decided
+    for path, p in zip(images, p_unhealthy):
+        label, probability = shown[str(path)]
+        assert probability == pytest.approx(p if label == "Unhealthy" else 1 - p, abs=1e-4)
 
 
 @pytest.mark.parametrize("args, message", [

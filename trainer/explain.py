@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -90,15 +90,16 @@ def gradcam_model(model, layer: Optional[str] = None):
     return keras.Model(inputs, [activations, logits])
 
 
-def heat_maps(grad_model, pixels: np.ndarray, classes: Optional[Sequence[int]] = None) -> tuple[np.ndarray, np.ndarray]:
-    """Grad-CAM per image for ``classes`` (default: each image's predicted class), upsampled to
-    the input and scaled to [0, 1]; also the logits."""
+def heat_maps(grad_model, pixels: np.ndarray, choose: Callable[[np.ndarray], Sequence[int]]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM per image for the class ``choose`` picks from the (N, n_classes) logits (the
+    explained model's decision rule), upsampled to the input and scaled to [0, 1]; also the logits."""
     import tensorflow as tf
 
     x = tf.convert_to_tensor(pixels.astype("float32"))
     with tf.GradientTape() as tape:
         activations, logits = grad_model(x, training=False)
-        chosen = np.asarray(classes) if classes is not None else np.argmax(logits.numpy(), axis=1)
+        chosen = np.asarray(choose(logits.numpy()), dtype=np.int64)
         score = tf.gather(logits, chosen, axis=1, batch_dims=1)
     grads = tape.gradient(score, activations)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
@@ -110,8 +111,10 @@ def heat_maps(grad_model, pixels: np.ndarray, classes: Optional[Sequence[int]] =
 
 def explain(run, images: Sequence[Path], layer: Optional[str] = None, batch_size: int = 32
             ) -> tuple[list[Explanation], list[str]]:
-    """Grad-CAM for each readable image with the run's model (probabilities calibrated as
-    exported), and one message per image that could not be read."""
+    """Grad-CAM for each readable image with the run's model, of the class the run decides
+    (calibrated probabilities at its stored threshold, the rule ``infer`` and ``predict`` use, so a
+    drawn label never contradicts theirs), and one message per image that could not be read."""
+    from edge.decision import decide, positive_index
     from trainer.calibration import softmax
     from trainer.pipeline import load_arrays
     from trainer.samples import Sample
@@ -119,16 +122,21 @@ def explain(run, images: Sequence[Path], layer: Optional[str] = None, batch_size
 
     model = run.keras_model()
     grad_model = gradcam_model(model, layer)
+    positive = positive_index(run.class_names)
+
+    def choose(logits: np.ndarray) -> np.ndarray:
+        return np.atleast_1d(decide(softmax(logits, run.temperature), run.threshold, positive))
+
     samples, skipped = readable([Sample(Path(p), 0) for p in images])
     found = []
     for start in range(0, len(samples), batch_size):
         batch = samples[start:start + batch_size]
         pixels, _ = load_arrays(batch, run.image_size)
-        heat, logits = heat_maps(grad_model, pixels)
+        heat, logits = heat_maps(grad_model, pixels, choose)
         probabilities = softmax(logits, run.temperature)
-        for i, sample in enumerate(batch):
-            index = int(probabilities[i].argmax())
-            found.append(Explanation(sample.path, pixels[i], heat[i], run.class_names[index], float(probabilities[i, index])))
+        for i, (sample, index) in enumerate(zip(batch, choose(logits))):
+            found.append(Explanation(sample.path, pixels[i], heat[i], run.class_names[int(index)],
+                                     float(probabilities[i, int(index)])))
     return found, skipped
 
 
