@@ -79,6 +79,16 @@ def check_labels(labels: Sequence[str], run: RunIdentity) -> None:
                                 "for a run (its classes are known)")
 
 
+def check_recorded_model(path: Path, run: RunIdentity, recorded: Optional[str]) -> None:
+    """A run's ``model.keras`` must be the file it finished with (``run.json`` records its SHA-256):
+    another run's model copied in would otherwise pass as this run's, as a parent, a teacher or
+    evaluated, with this run's classes, threshold and data recorded beside it."""
+    if recorded and run.model_sha256 != recorded:
+        raise ForeignModelError(f"{path} is not the model the run {run.where} finished with: its sha256 is "
+                                f"{short(run.model_sha256)}..., run.json records {short(recorded)}... "
+                                f"(replaced or damaged since)")
+
+
 def check_keras(path: Path, input_size: Optional[int], n_outputs: int, run: RunIdentity) -> None:
     """A Keras model in a run folder must take the run's input size and give one output per class."""
     found = []

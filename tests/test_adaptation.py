@@ -160,9 +160,15 @@ def test_adapt_refuses_other_classes_a_damaged_model_and_one_class(trained_run, 
                                  "--output-dir", str(tmp_path / "runs"), "--no-tensorboard"])
     assert_one_error_nothing_written(result, tmp_path, "needs the same classes")
 
-    damaged = tmp_path / "damaged"
-    shutil.copytree(trained_run.run_dir, damaged)
-    (damaged / "model.keras").write_bytes(b"PK\x03\x04 not a zip archive at all")
+    replaced = tmp_path / "replaced"  # another model in its place (here: not even a model)
+    shutil.copytree(trained_run.run_dir, replaced)
+    (replaced / "model.keras").write_bytes(b"PK\x03\x04 not a zip archive at all")
+    assert_one_error_nothing_written(run_adapt(site[0], replaced, tmp_path), tmp_path,
+                                     "is not the model the run")
+    damaged = tmp_path / "damaged"  # a run from before run.json recorded its model's hash
+    shutil.copytree(replaced, damaged)
+    record = json.loads((damaged / "run.json").read_text())
+    (damaged / "run.json").write_text(json.dumps({k: v for k, v in record.items() if k != "model_sha256"}))
     assert_one_error_nothing_written(run_adapt(site[0], damaged, tmp_path), tmp_path, "cannot be loaded")
 
     one_class = tmp_path / "one"
@@ -170,6 +176,14 @@ def test_adapt_refuses_other_classes_a_damaged_model_and_one_class(trained_run, 
     # --init-blend 1: the parent alone, so a parent trained from scratch (a fresh clone's) reaches the data check
     assert_one_error_nothing_written(run_adapt(one_class, trained_run.run_dir, tmp_path, "--init-blend", "1"),
                                      tmp_path, "only one class")
+
+    one_class_validation = tmp_path / "one-class-validation"  # youden on it said "accuracy 1.000"
+    shutil.copytree(site[0], one_class_validation)
+    for file in (one_class_validation / "Unhealthy").glob("validation-*.png"):
+        file.rename(file.with_name(file.name.replace("validation-", "train-")))
+    assert_one_error_nothing_written(
+        run_adapt(one_class_validation, trained_run.run_dir, tmp_path, "--init-blend", "1"), tmp_path,
+        "the validation split has no image of Unhealthy")
 
 
 def test_replay_needs_a_parent():

@@ -103,3 +103,28 @@ def test_a_model_keras_that_is_not_its_runs_is_refused_by_every_reader(tmp_path)
         load_teachers([str(run)])
     with pytest.raises(ConfigError, match="parent run .*" + expected):
         load_parent(run)
+
+
+def test_a_run_whose_model_keras_was_replaced_is_refused_as_parent_teacher_or_evaluated(tmp_path):
+    """run.json records its model's SHA-256: another run's model.keras (same architecture, so the
+    size and output checks pass) copied in is refused before it loads, by every reader, and a
+    run that records a malformed digest is damaged."""
+    from edge.metadata import sha256_of_file
+    from edge.provenance import ForeignModelError
+    from trainer.distillation import load_teachers
+    from trainer.parent import load_parent
+
+    run = fake_run(tmp_path)
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "model_sha256": sha256_of_file(run / "model.keras")}))
+    (run / "model.keras").write_bytes(b"another run's model")
+    expected = "model.keras is not the model the run .* finished with: its sha256 is .*, run.json records"
+    with pytest.raises(ForeignModelError, match=expected):
+        load_run(run).keras_model()
+    with pytest.raises(ConfigError, match="--teacher .*" + expected):
+        load_teachers([str(run)])
+    with pytest.raises(ConfigError, match="parent run .*" + expected):
+        load_parent(run)
+    (run / "run.json").write_text(json.dumps({**record, "model_sha256": "not a digest"}))
+    with pytest.raises(DataError, match="damaged run files .*model_sha256"):
+        load_run(run)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import numpy as np
 
 from edge.decision import decide, positive_index
+from edge.metadata import sha256_of_file
 from edge.progress import progress_bar
 from trainer import multi_worker_patch
 from trainer import runs
@@ -356,7 +357,19 @@ def gather_samples(config: TrainConfig, resume_dir: Optional[Path], parent: Opti
             data.samples = sort_split(data.samples + replay_samples(parent, config.replay, config.seed))
             log(f"replay: {config.replay} training images per class from {parent.run.run_dir.name} mixed in")
     log(f"classes {data.class_names}; " + ", ".join(f"{k}: {len(v)}" for k, v in data.split.items()))
+    check_validation_classes(data, config)
     return data
+
+
+def check_validation_classes(data: RunData, config: TrainConfig) -> None:
+    """The validation split chooses the temperature and the threshold: with a class missing there,
+    the ``operating_point`` rule has nothing to weigh (a one-class "youden" reports accuracy 1.0
+    and a threshold nothing chose), so such a split is refused before any training."""
+    present = {s.label for s in data.split["validation"]}
+    missing = [name for label, name in enumerate(data.class_names) if label not in present]
+    if data.split["validation"] and missing:
+        raise DataError(f"the validation split has no image of {', '.join(missing)}: the temperature and the "
+                        f"{config.operating_point} threshold are chosen on it, so it needs images of every class")
 
 
 def build_on_strategy(config: TrainConfig, class_names: list[str], parent: Optional[Parent], log: Log):
@@ -456,7 +469,7 @@ def final_metrics(model, val_ds, test_ds, evaluated_on: str, data: RunData, conf
     return metrics
 
 
-def run_record(config: TrainConfig, data: RunData, metrics: dict, stage1_epochs: int, strategy,
+def run_record(run_dir: Path, config: TrainConfig, data: RunData, metrics: dict, stage1_epochs: int, strategy,
                resumed: bool, tb_dir: Path, parent: Optional[Parent], teachers: list[TrainedRun]) -> dict:
     """``run.json``: what the run is and how it trained, for readers without TensorFlow."""
     import keras
@@ -480,6 +493,7 @@ def run_record(config: TrainConfig, data: RunData, metrics: dict, stage1_epochs:
         "resumed": resumed or None,
         "tensorboard_dir": str(tb_dir) if config.tensorboard else None,
         "keras_version": keras.__version__,
+        "model_sha256": sha256_of_file(run_dir / runs.MODEL_FILE),  # what readers check the file against
         "parent": parent.record() if parent is not None else None,
         "teachers": teachers_record(teachers, config.teacher_weight) if teachers else None,
     }
@@ -526,7 +540,7 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
         return RunResult(run_dir, metrics, history, stage1_epochs, seconds)
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
     runs.write_json(run_dir / runs.HISTORY_JSON, {"stage1_epochs": stage1_epochs, **history})
-    runs.write_json(run_dir / runs.RUN_FILE, run_record(config, data, metrics, stage1_epochs, strategy,
+    runs.write_json(run_dir / runs.RUN_FILE, run_record(run_dir, config, data, metrics, stage1_epochs, strategy,
                                                         resume_dir is not None, tb_dir, parent, teachers))
     shutil.rmtree(state.folder, ignore_errors=True)  # the run finished: its backups are spent
     plot_history(history, stage1_epochs, run_dir / runs.HISTORY_PLOT)
