@@ -68,6 +68,7 @@ def result_row(result: FileResult) -> dict:
 def results_document(classifier: Classifier, threshold: Optional[float], rows: list[dict], failed: int,
                      problems: list[str]) -> dict:
     """The whole ``infer --json`` document (``serve`` answers an upload with the same one)."""
-    return {"model": str(classifier.model_path), "backend": classifier.backend,
-            "threshold": threshold if threshold is not None else classifier.threshold,
-            "results": rows, "failed": failed, "problems": problems}
+    document = {"model": str(classifier.model_path), "backend": classifier.backend,
+                "threshold": threshold if threshold is not None else classifier.threshold,
+                "results": rows, "failed": failed, "problems": problems}
+    return {**document, "warning": classifier.warning} if classifier.warning else document

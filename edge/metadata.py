@@ -139,6 +139,9 @@ def read_model_bytes(path: Path) -> bytes:
     data = path.read_bytes()
     if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
         raise ModelError(f"{path}: not a TFLite model (no TFL3 identifier)")
+    from edge.reference import release_warning
+
+    release_warning(path, data)  # the packaged reference against the code's hash, whoever reads it
     return data
 
 

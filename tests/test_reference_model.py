@@ -98,3 +98,56 @@ def test_classifies_real_held_out_patches_as_the_card_predicts(card_figures):
         expected = card_figures[metric]
         band = 4 * math.sqrt(expected * (1 - expected) / len(sample[name])) + 1 / len(sample[name])
         assert abs(correct - expected) <= band, (metric, correct, expected)
+
+
+def test_the_code_carries_the_released_files_hash():
+    """The anchor outside the file: what edge.reference checks against is the card's figure."""
+    from edge.reference import REFERENCE_SHA256
+
+    assert sha256_of_file(REFERENCE / REFERENCE_FILE) == REFERENCE_SHA256
+    # and the released run's run.json records its model.keras, which adapt --from checks
+    assert json.loads((REFERENCE / "run.json").read_text())["model_sha256"] == sha256_of_file(REFERENCE / "model.keras")
+
+
+def reseal(data: bytes) -> bytes:
+    """A tamperer's last step: the checksum inside the file recomputed, so the file checks itself."""
+    from edge.metadata import digest_field, file_sha256
+
+    recorded = re.search(rb'"file_sha256": "([0-9a-f]{64})"', data).group(1).decode()
+    return data.replace(digest_field(recorded), digest_field(file_sha256(data, recorded)), 1)
+
+
+def flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+
+
+TAMPERINGS = {  # each a way issue 36 ran a modified packaged model silently
+    "checksum key and threshold": lambda d: flip(d, d.index(b"file_sha256")).replace(
+        b'"threshold": 0.4', b'"threshold": 0.9', 1),
+    "a weight byte, resealed": lambda d: reseal(flip(d, len(d) // 2)),
+}
+
+
+@pytest.mark.parametrize("tamper", TAMPERINGS.values(), ids=TAMPERINGS.keys())
+def test_a_modified_packaged_reference_is_refused_unless_run_anyway_and_then_says_so(tamper, tmp_path, monkeypatch):
+    from edge import reference
+
+    packaged = tmp_path / "edge" / "reference" / REFERENCE_FILE
+    packaged.parent.mkdir(parents=True)
+    packaged.write_bytes(tamper(packaged_reference().read_bytes()))
+    monkeypatch.setattr(reference, "reference_location", lambda: packaged)
+    image = tmp_path / "patch.png"
+    Image.fromarray(np.full((40, 40), 90, np.uint8), "L").save(image)
+    monkeypatch.delenv(reference.ALLOW_MODIFIED, raising=False)
+    for args in (["infer", "--image", str(image)], ["infer", "--model", str(packaged), "--image", str(image)],
+                 ["inspect"], ["benchmark", "--runs", "1", "--warmup", "0"]):
+        result = CliRunner().invoke(app, args)
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert result.exit_code == 1 and len(errors) == 1, (args, result.output)
+        assert "is not the released reference model" in errors[0] and reference.ALLOW_MODIFIED in errors[0]
+
+    monkeypatch.setenv(reference.ALLOW_MODIFIED, "1")
+    result = CliRunner().invoke(app, ["infer", "--image", str(image), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "not the released reference model" in json.loads(result.stdout)["warning"]
+    assert "warning:" in result.stderr and "running it anyway" in result.stderr

@@ -41,6 +41,8 @@ def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
     from edge.serve.app import ServerState
 
     classifier = Classifier(options.model, threads=options.threads)
+    if classifier.warning:  # a modified packaged reference run anyway: said here and in every answer
+        announce(classifier.warning)
     state = ServerState(classifier, describe_model(classifier), token, options.max_upload_bytes)
     try:
         asyncio.run(run(options, state, announce))
