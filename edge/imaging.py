@@ -14,6 +14,7 @@ camera frames) are unchanged.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Iterator, Optional, Union
@@ -32,6 +33,13 @@ COLOR_ORDER = "RGB"
 INPUT_RANGE = (0.0, 255.0)
 # Anything larger is refused as a likely decompression bomb (about 8k x 8k).
 MAX_IMAGE_PIXELS = 64_000_000
+# What a decode may allocate, from the header: the decoded pixels in their mode plus the RGB copy
+# the pipeline makes (Pillow holds RGB at 4 bytes a pixel). 256 MB is a 64 MP 8-bit RGB image; a
+# 16-bit grey one costs 6 bytes a pixel, so a 124 KB 7,999 x 7,999 PNG is refused, not decoded.
+MAX_DECODE_BYTES = 256_000_000
+RGB_BYTES = 4
+# 16-bit grey to 8 bits, rint(v / 65535 * 255), once: a lookup, not a float64 copy of the image
+_GRAY16_TO_8 = np.rint(np.arange(65536) / 65535 * 255).astype(np.uint8)
 
 _RESAMPLE = {"pillow-bilinear": Image.Resampling.BILINEAR}
 RESIZE_METHODS = tuple(_RESAMPLE)
@@ -68,9 +76,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode != "I" or array.max() > 255 else 255.0
-        gray = np.clip(np.rint(array / top * 255.0), 0, 255).astype(np.uint8)
+        array = np.asarray(image)
+        if image.mode == "I" and array.max() <= 255:  # 8-bit values in a 32-bit mode: kept as they are
+            gray = np.clip(array, 0, 255).astype(np.uint8)
+        else:
+            gray = _GRAY16_TO_8[np.clip(array, 0, 65535) if image.mode == "I" else array]
         return Image.fromarray(gray, mode="L").convert("RGB")
     if image.mode == "F":
         gray = np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8)
@@ -112,14 +122,15 @@ def open_image(source: Union[str, os.PathLike]) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
             image = Image.open(path, formats=IMAGE_FORMATS)
         with image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise ImageError(f"{shown}: {image.width}x{image.height} exceeds the {MAX_IMAGE_PIXELS:,}-pixel limit")
+            check_decode_size(image, shown)
             image.load()
             return to_rgb(upright(image))
     except ImageError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{shown}: too many pixels ({exc})") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own, far higher limit: it stopped at the header
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise ImageError(f"{shown}: {size} exceeds the {MAX_IMAGE_PIXELS:,}-pixel limit") from None
     except UnidentifiedImageError:
         raise ImageError(f"{shown}: not a readable image ({', '.join(IMAGE_FORMATS)})") from None
     except PermissionError:
@@ -128,6 +139,23 @@ def open_image(source: Union[str, os.PathLike]) -> Image.Image:
         raise ImageError(f"{shown}: not enough memory to decode it") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's error, never a crash
         raise ImageError(f"{shown}: corrupt or truncated image ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+
+
+def pixel_bytes(mode: str) -> int:
+    """Bytes a pixel of this Pillow mode takes once decoded (Pillow pads 3-band modes to 4)."""
+    return 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+
+
+def check_decode_size(image: Image.Image, shown: str) -> None:
+    """From the header only: the pixel limit, then the memory the decode and its RGB copy take
+    (bit depth and band count, not pixels alone). One :class:`ImageError` line each."""
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageError(f"{shown}: {width}x{height} exceeds the {MAX_IMAGE_PIXELS:,}-pixel limit")
+    needed = width * height * (pixel_bytes(image.mode) + (0 if image.mode == "RGB" else RGB_BYTES))
+    if needed > MAX_DECODE_BYTES:
+        raise ImageError(f"{shown}: {width}x{height} {image.mode} needs about {needed / 1e6:,.0f} MB to decode, over "
+                         f"the {MAX_DECODE_BYTES / 1e6:,.0f} MB limit")
 
 
 def display_path(path: Union[str, os.PathLike]) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from edge.errors import ImageError
-from edge.imaging import MAX_IMAGE_PIXELS, load_image, open_image
+from edge.imaging import MAX_IMAGE_PIXELS, load_image, open_image, to_rgb
 
 
 def gray_ramp(size: int = 20) -> np.ndarray:
@@ -89,3 +91,56 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     assert path.stat().st_size < 2_000_000
     with pytest.raises(ImageError, match="pixel"):
         open_image(path)
+
+
+def png_header_only(path, width: int, height: int, bit_depth: int = 8, colour_type: int = 0) -> None:
+    """A PNG whose header declares ``width`` x ``height`` and holds no pixel data: what a bomb's
+    header says costs nothing to write, and a decoder that trusts it allocates everything."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def test_a_900_megapixel_bomb_is_refused_at_the_documented_limit(tmp_path):
+    """Pillow's own limit (178,956,970 pixels) stops it first; the message names ours."""
+    path = tmp_path / "bomb.png"
+    png_header_only(path, 30_000, 30_000)
+    with pytest.raises(ImageError, match=r"900,000,000 pixels exceeds the 64,000,000-pixel limit"):
+        open_image(path)
+
+
+@pytest.mark.parametrize("side, bits, colour_type, refused", [
+    (7_999, 16, 0, True),  # 64 MP of 16-bit grey: 6 bytes a pixel with the RGB copy (issue 36: 1.8 GB)
+    (6_000, 8, 6, True),  # 36 MP of 8-bit RGBA: 8 bytes a pixel
+    (7_999, 8, 2, False),  # 64 MP of 8-bit RGB: the budget's own size (header only: it fails as truncated)
+])
+def test_decode_budget_counts_bit_depth_and_bands_before_any_decode(tmp_path, side, bits, colour_type, refused):
+    path = tmp_path / "big.png"
+    png_header_only(path, side, side, bits, colour_type)
+    with pytest.raises(ImageError, match="MB to decode, over the 256 MB limit" if refused else "corrupt or truncated"):
+        open_image(path)
+
+
+def test_a_real_124_kb_16_bit_png_of_7999_px_is_refused_without_decoding(tmp_path):
+    path = tmp_path / "flat16.png"
+    Image.new("I;16", (7_999, 7_999)).save(path)
+    assert path.stat().st_size < 300_000
+    with pytest.raises(ImageError, match=r"7999x7999 I;16 needs about 384 MB"):
+        open_image(path)
+
+
+@given(st.lists(st.integers(0, 65535), min_size=1, max_size=64), st.sampled_from(["I;16", "I"]))
+@settings(max_examples=60, deadline=None)
+def test_16_bit_grey_maps_as_the_float_formula_did(values, mode):
+    """The lookup gives rint(v / 65535 * 255) (8-bit values in a 32-bit "I" image kept as they are)."""
+    array = np.array(values, dtype=np.uint16 if mode == "I;16" else np.int32).reshape(1, -1)
+    image = Image.fromarray(array.astype(np.uint16)) if mode == "I;16" else Image.fromarray(array, mode="I")
+    top = 255.0 if mode == "I" and array.max() <= 255 else 65535.0
+    expected = np.rint(array / top * 255).astype(np.uint8)
+    got = np.asarray(to_rgb(image))
+    assert image.mode == mode and np.array_equal(got[..., 0], expected) and np.array_equal(got[..., 2], expected)
