@@ -155,3 +155,17 @@ def test_benchmark_of_a_bad_model(tmp_path):
     (tmp_path / "bad.tflite").write_text("nope")
     result = runner.invoke(app, ["benchmark", "--model", str(tmp_path / "bad.tflite")])
     assert result.exit_code != 0 and "not a TFLite model" in result.output
+
+
+@pytest.mark.parametrize("command", [["inspect", "MODEL"], ["serve", "--model", "MODEL", "--port", "0"],
+                                     ["infer", "--model", "MODEL", "--image", "IMAGE"]])
+def test_a_model_without_class_names_gets_a_hint_naming_real_options(tmp_path, command):
+    """Only infer and benchmark have --labels: inspect and serve must not tell a user to pass it."""
+    from tests.bad_inputs import cli, one_error_line
+
+    model = build_tiny_classifier(tmp_path / "foreign.tflite", "uint8")
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    line = one_error_line(cli(*[{"MODEL": str(model), "IMAGE": str(image)}.get(a, a) for a in command]))
+    assert "no artery-edge metadata with class names" in line
+    assert "infer and benchmark take them as --labels" in line and "pass --labels" not in line

@@ -16,7 +16,7 @@ from PIL import Image
 
 from edge.imaging import MAX_IMAGE_PIXELS
 from tests.bad_inputs import cli, one_error_line
-from tests.serve_helpers import get_json, multipart, png_bytes, request, running_server
+from tests.serve_helpers import get_json, multipart, png_bytes, request, running_server, server_process, wait_until
 
 pytest.importorskip("tornado", reason="the serve extra (tornado) is not installed")
 
@@ -201,3 +201,62 @@ def test_without_the_serve_extra_it_says_what_to_install():
     result = subprocess.run([sys.executable, "-c", hide_tornado], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONIOENCODING": "utf-8"})
     assert result.returncode == 1 and 'pip install "artery-edge[serve]"' in one_error_line(result)
+
+
+def test_head_healthz_answers_like_get_without_a_body(server):
+    status, headers, body = request(server, "HEAD", "/healthz")
+    assert status == 200 and body == b"" and headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer "])
+def test_the_bearer_scheme_is_case_insensitive(guarded, scheme):
+    """RFC 9110: an authentication scheme matches whatever its case (and a second space is slack)."""
+    assert get_json(guarded, "/v1/model", headers={"Authorization": f"{scheme} {TOKEN}"})["labels"]
+
+
+def test_a_long_multipart_header_is_not_echoed(server):
+    """A part's header whose 5,000-character name is not a token: the parser quotes it whole;
+    the answer (and the log) shows a short start of it only."""
+    header = "x y" * 1700 + ": value"
+    body = f"--b\r\n{header}\r\n\r\ndata\r\n--b--\r\n".encode()
+    status, _, raw = request(server, "POST", "/v1/predict", body, {"Content-Type": "multipart/form-data; boundary=b"})
+    error = json.loads(raw)["error"]
+    assert status == 400 and "malformed form upload" in error and len(error) < 300, error
+
+
+def stalled_upload(base: str, declared: int) -> socket.socket:
+    """An upload that declares ``declared`` bytes, sends a tenth of them and waits."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    connection = socket.create_connection((host, int(port)))
+    connection.sendall(f"POST /v1/predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: image/png\r\n"
+                       f"Content-Length: {declared}\r\n\r\n".encode() + b"\0" * (declared // 10))
+    return connection
+
+
+def test_uploads_in_flight_are_bounded_and_their_slots_come_back(tmp_path):
+    """Stalled uploads each hold a body: past MAX_UPLOADS the next gets 503 at once; when they
+    go, the slots (and their memory) are given back and an upload is classified again. A
+    client's file name with CR, LF and ESC reaches the log escaped, one line."""
+    from edge.serve.app import MAX_UPLOADS
+
+    with server_process(tmp_path, "--max-upload-mb", str(LIMIT_MB)) as (_, base):
+        stalled = [stalled_upload(base, LIMIT_MB * 2**20 - 1000) for _ in range(MAX_UPLOADS)]
+        try:
+            wait_until(lambda: request(base, "POST", "/v1/predict", *upload("next.png", png_bytes()))[0] == 503,
+                       30, "the upload past the bound to get 503")
+            status, _, raw = request(base, "POST", "/v1/predict", *upload("next.png", png_bytes()))
+            assert status == 503 and str(MAX_UPLOADS) in json.loads(raw)["error"]
+        finally:
+            for connection in stalled:
+                connection.close()
+        wait_until(lambda: request(base, "POST", "/v1/predict", *upload("ok.png", png_bytes()))[0] == 200,
+                   30, "an upload to be classified after the stalled ones closed")
+        # a header line holds no raw CR/LF, but RFC 5987 (filename*=) percent-encodes them
+        forged = "filename*=UTF-8''x.png%0D%0A2099-01-01%2000:00:00%20ERROR%20forged%20line%1B[2J"
+        body, headers = upload("placeholder.png", b"not an image at all")
+        body = body.replace(b'filename="placeholder.png"', forged.encode())
+        status, _, raw = request(base, "POST", "/v1/predict", body, headers)
+        assert status == 400 and "forged line" in json.loads(raw)["error"], raw
+    log = next(tmp_path.glob("serve-*.log")).read_text()
+    assert "x.png\\r\\n2099-01-01 00:00:00 ERROR forged line\\x1b[2J" in log, log
+    assert not any(line.startswith("2099-01-01") for line in log.splitlines()) and "\x1b" not in log

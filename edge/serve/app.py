@@ -40,6 +40,10 @@ from edge.serve.options import is_loopback
 COOKIE = "artery_edge_token"
 COOKIE_DAYS = 30
 MAX_STREAMS = 16  # open MJPEG + decision streams together; more get 503
+# uploads whose bodies are being received at once; more get 503 (each holds up to --max-upload-mb):
+# 60 stalled 10 MB uploads took the server from 414 to 951 MB before (issue 36)
+MAX_UPLOADS = 4
+SHOWN_ERROR_CHARS = 160  # of a parser's message about a client's header: never the whole header echoed
 KEEPALIVE = timedelta(seconds=15)
 QUEUE_SIZE = 256  # decisions waiting for a slow stream client; beyond it they are dropped for that client
 NO_CAMERA = "no camera: serve was started without --camera or --video (uploads only)"
@@ -114,6 +118,7 @@ class ServerState:
     max_upload_bytes: int
     feed: Optional[LiveFeed] = None
     hub: Hub = field(default_factory=Hub)
+    uploads: int = 0  # Predict bodies being received now (MAX_UPLOADS)
     assets: dict = field(default_factory=load_assets)
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "artery-edge-predict"))
 
@@ -146,8 +151,8 @@ class Base(tornado.web.RequestHandler):
     def authorized(self) -> bool:
         if self.state.token is None:
             return True
-        header = self.request.headers.get("Authorization", "")
-        given = header[len("Bearer "):] if header.startswith("Bearer ") else self.get_cookie(COOKIE, "")
+        scheme, _, credentials = self.request.headers.get("Authorization", "").strip().partition(" ")
+        given = credentials.strip() if scheme.lower() == "bearer" else self.get_cookie(COOKIE, "")  # RFC 9110: any case
         return hmac.compare_digest(given.encode("utf-8", "replace"), self.state.token.encode())
 
     def write_error(self, status_code: int, **kwargs) -> None:
@@ -158,7 +163,7 @@ class Base(tornado.web.RequestHandler):
             self.set_header("WWW-Authenticate", 'Bearer realm="artery-edge"')
         if status_code == 405:
             self.set_header("Allow", ", ".join(
-                m for m in ("GET", "POST") if getattr(type(self), m.lower()) is not getattr(Base, m.lower())))
+                m for m in ("GET", "HEAD", "POST") if getattr(type(self), m.lower()) is not getattr(Base, m.lower())))
         self.finish({"error": message, "status": status_code})
 
     def fail(self, status: int, message: str) -> None:
@@ -201,6 +206,10 @@ class Health(Base):
         feed = self.state.feed
         self.finish({"status": "ok", "camera": feed.status()["state"] if feed else "none"})
 
+    def head(self) -> None:  # what uptime monitors ask: the status line and headers alone
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish()
+
 
 class Session(Base):
     def post(self) -> None:
@@ -232,6 +241,24 @@ class Predict(Base):
         declared = self.request.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.limit:
             raise api_error(413, f"upload of {int(declared):,} bytes exceeds the {self.limit:,}-byte limit")
+        if self.state.uploads >= MAX_UPLOADS:
+            raise api_error(503, f"{MAX_UPLOADS} uploads are being received already; retry in a moment")
+        self.state.uploads += 1
+        self.receiving = True
+
+    def release(self) -> None:
+        """This upload's slot and body given back, once, however the request ended."""
+        if getattr(self, "receiving", False):
+            self.receiving = False
+            self.state.uploads -= 1
+        self.body = bytearray()
+
+    def on_finish(self) -> None:
+        self.release()
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        self.release()
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
@@ -245,6 +272,7 @@ class Predict(Base):
         if self._finished:
             return
         data, name = self.upload()
+        self.release()  # the bytes are in ``data`` now: the slot serves the next upload
         try:
             document = await tornado.ioloop.IOLoop.current().run_in_executor(
                 self.state.executor, classify_upload, self.state.classifier, data, name)
@@ -262,7 +290,7 @@ class Predict(Base):
         try:
             parse_body_arguments(kind, bytes(self.body), {}, files, self.request.headers)
         except HTTPInputError as exc:
-            raise api_error(400, f"malformed form upload ({exc})") from None
+            raise api_error(400, f"malformed form upload ({str(exc)[:SHOWN_ERROR_CHARS]})") from None
         if not files.get("image"):
             raise api_error(400, 'no file in the form field "image" (curl -F image=@patch.png ...)')
         part = files["image"][0]

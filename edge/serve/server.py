@@ -11,6 +11,7 @@ from edge.classifier import Classifier
 from edge.errors import EdgeError
 from edge.metadata import sha256_of_file
 from edge.serve.options import ServeOptions
+from edge.text import terminal
 
 SERVE_HINT = 'the serve extra is not installed: pip install "artery-edge[serve]"'
 TIMEOUT_S = 60  # a client that sends no request, or no body, for this long is disconnected
@@ -36,7 +37,9 @@ def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
     """Serve the page and the API until SIGINT or SIGTERM. ``announce`` gets the address line."""
     token = options.token()  # refuses a non-loopback address without a token before anything loads
     import_tornado()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("artery_edge.serve").setLevel(logging.INFO)
     from edge.serve.app import ServerState
 
@@ -48,6 +51,16 @@ def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
         asyncio.run(run(options, state, announce))
     finally:
         state.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class EscapingFormatter(logging.Formatter):
+    """Log messages as terminals show text (``edge.text.terminal``): a client's CR, LF or ESC, in
+    an uploaded file's name, a path or a header, cannot forge a log line or drive the operator's
+    terminal. Tracebacks, the server's own, keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = terminal(record.message)
+        return super().formatMessage(record)
 
 
 def bind(options: ServeOptions) -> list:
