@@ -445,7 +445,14 @@ def evaluate(
     check_can_create(out)  # before the work, not after it
     require_tensorflow()
     from evaluation.evaluate import evaluate as run_evaluation
+    from evaluation.frames import is_frame_run, run_frame_evaluation
     from evaluation.report import metrics_table, write_evaluation
+
+    if is_frame_run(run):  # a whole-frame run: lesions and ARCADE's F1, not labels
+        folder, lines, report = run_frame_evaluation(run, options, out, quiet=json_output)
+        typer.echo(json.dumps({"folder": str(folder), **report}, indent=2) if json_output else
+                   "\n".join(map(terminal, lines + [f"report: {folder / 'report.md'}"])))
+        return
 
     with stdout_for_json(json_output):
         result = run_evaluation(run, options, quiet=json_output)
@@ -517,11 +524,13 @@ def infer(
     model: Optional[Path] = typer.Option(
         None, "--model", help="A .tflite file (metadata gives labels and preprocessing); default: the packaged "
                               "reference model (models/reference/MODEL_CARD.md)."),
-    image: Optional[List[Path]] = typer.Option(None, "--image", help="Image file or folder (recursive); repeatable."),
+    image: Optional[List[Path]] = typer.Option(
+        None, "--image", help="Image file (.dcm too: one result per frame) or folder (recursive); repeatable."),
     camera: Optional[str] = typer.Option(
         None, "--camera", help="Camera index (OpenCV; picamera2 when it is the only camera) or pi (the Raspberry "
                                "Pi camera module through picamera2) for live classification."),
-    video: Optional[Path] = typer.Option(None, "--video", help="Video file, same loop as --camera."),
+    video: Optional[Path] = typer.Option(
+        None, "--video", help="Video file, or a DICOM cine (.dcm) at its own frame rate; same loop as --camera."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Class names for models without metadata, comma-separated."),
     threshold: Optional[float] = typer.Option(
         None, "--threshold",
@@ -540,11 +549,9 @@ def infer(
     show_header: bool = typer.Option(
         False, "--show-header", help="Print each DICOM file's header on stderr, identifying values masked."),
 ) -> None:
-    """Classify image files (DICOM too: one result per frame), a camera or a video (or a DICOM cine,
-    at its own frame rate) with a .tflite model (no TensorFlow needed)."""
+    """Classify image files (DICOM too), a camera or a video with a .tflite model (no TensorFlow needed)."""
     from edge.camera import parse_camera
     from edge.classifier import Classifier
-    from edge.dicom import parse_frame_numbers
     from edge.stream import check_stream_options
     from edge.text import terminal
 
@@ -559,11 +566,7 @@ def infer(
         fail("--csv applies to --image only (use --json for camera/video results)", 2)
     if image and every is not None:
         fail("--every applies to --camera / --video only", 2)
-    picked = parse_frame_numbers(frames) if image and frames is not None else None
-    try:
-        limit = None if image or frames is None else int(frames)
-    except ValueError:
-        fail(f"--frames must be a number of frames for --camera / --video, not {frames!r}", 2)
+    picked, limit = frame_options(bool(image), frames)
     check_stream_options(limit, crop, 1 if every is None else every)
     if (camera is not None or video is not None) and display and not display_available():
         fail("no display found (DISPLAY / WAYLAND_DISPLAY unset): add --no-display", 2)
@@ -578,6 +581,20 @@ def infer(
 
 
 MAX_THREADS = 256
+
+
+def frame_options(image: bool, frames: Optional[str]) -> tuple[Optional[List[int]], Optional[int]]:
+    """``--frames``: with --image the frame numbers of each DICOM cine, else a number of frames."""
+    from edge.dicom import parse_frame_numbers
+
+    if frames is None:
+        return None, None
+    if image:
+        return parse_frame_numbers(frames), None
+    try:
+        return None, int(frames)
+    except ValueError:
+        fail(f"--frames must be a number of frames for --camera / --video, not {frames!r}", 2)
 
 
 def reference_model_announced() -> Path:
@@ -735,7 +752,8 @@ def serve(
     model: Optional[Path] = typer.Option(
         None, "--model", help="A .tflite file; default: the packaged reference model."),
     camera: Optional[str] = typer.Option(None, "--camera", help="Camera index or pi: the page's live view."),
-    video: Optional[Path] = typer.Option(None, "--video", help="Video file as the live view (re-opened when it ends)."),
+    video: Optional[Path] = typer.Option(
+        None, "--video", help="Video file or DICOM cine (.dcm) as the live view (re-opened when it ends)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; any but loopback needs --token-file."),
     port: int = typer.Option(8000, "--port", help="Port (0: any free one; the address is printed)."),
     token_file: Optional[Path] = typer.Option(
