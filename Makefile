@@ -16,14 +16,14 @@ PIP_FLAGS ?= -q --disable-pip-version-check
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[train,edge,quantize,serve,dev]"
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[train,edge,quantize,serve,dicom,dev]"
 	touch $@
 
-# The TensorFlow-free environment a device gets: the edge and serve extras (+ test tools).
+# The TensorFlow-free environment a device gets: the edge, serve and dicom extras (+ test tools).
 $(EDGE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(EDGE_VENV)
 	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -e ".[edge,serve,dev]"
+	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -e ".[edge,serve,dicom,dev]"
 	touch $@
 
 # ImageNet MobileNetV2 weights where Keras looks first (offline copies from ../shared when it exists);

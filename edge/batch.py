@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
 from edge.classifier import Classifier, Prediction
+from edge.dicom import is_dicom, open_dicom
 from edge.errors import ImageError, PredictionError
 from edge.imaging import display_path, iter_image_files
 
@@ -18,6 +19,9 @@ class FileResult:
     prediction: Optional[Prediction] = None
     error: Optional[str] = None
     true_label: Optional[str] = None  # the parent folder's name, when it is one of the model's labels
+    frame: Optional[int] = None  # a DICOM file's frame (from 1)
+    uid: Optional[str] = None  # a DICOM file's SOP Instance UID: with the path, all that names it
+    notes: tuple[str, ...] = ()  # said once per file (a DICOM frame windowed from its own range)
 
     @property
     def correct(self) -> Optional[bool]:
@@ -43,32 +47,50 @@ def expand_inputs(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
 
 
 def classify_files(
-    classifier: Classifier, paths: Iterable[Path], threshold: Optional[float] = None
+    classifier: Classifier, paths: Iterable[Path], threshold: Optional[float] = None,
+    frames: Optional[Sequence[int]] = None,
 ) -> Iterator[FileResult]:
-    """One result per file; an unreadable image becomes an error entry, not an exception.
-    A file inside a class folder (``Healthy/x.png``) also carries that true class."""
+    """One result per file (per frame of a DICOM cine); an unreadable file becomes an error entry,
+    not an exception. A file inside a class folder (``Healthy/x.png``) also carries that true class."""
     for path in paths:
         true_label = Path(path).parent.name if Path(path).parent.name in classifier.labels else None
         try:
-            yield FileResult(path, prediction=classifier.predict(path, threshold), true_label=true_label)
+            yield from classify_path(classifier, Path(path), threshold, frames, true_label)
         except (ImageError, PredictionError) as exc:
             yield FileResult(path, error=str(exc), true_label=true_label)
+
+
+def classify_path(classifier: Classifier, path: Path, threshold: Optional[float] = None,
+                  frames: Optional[Sequence[int]] = None, true_label: Optional[str] = None) -> Iterator[FileResult]:
+    """An image's result, or a DICOM file's, one per frame (a cine's ``frames`` only, when given);
+    raises ImageError / PredictionError."""
+    if not is_dicom(path):
+        yield FileResult(path, prediction=classifier.predict(path, threshold), true_label=true_label)
+        return
+    dicom = open_dicom(path)
+    notes = dicom.notes
+    for number, gray in dicom.read(frames if dicom.frames > 1 else None):
+        yield FileResult(path, classifier.predict(gray, threshold), true_label=true_label, frame=number,
+                         uid=dicom.uid, notes=notes)
+        notes = ()
 
 
 def result_row(result: FileResult) -> dict:
     """One file's row of ``infer --json`` / ``--csv`` and of ``serve``'s ``POST /v1/predict``:
     one schema, written here only."""
     p = result.prediction
-    return {"file": display_path(result.path), "label": p.label if p else None,
+    return {"file": display_path(result.path), "frame": result.frame, "sop_instance_uid": result.uid,
+            "label": p.label if p else None,
             **{f"p_{k}": v for k, v in (p.probabilities if p else {}).items()},
             "inference_ms": round(p.inference_ms, 3) if p else None,
             "true_label": result.true_label, "error": result.error}
 
 
 def results_document(classifier: Classifier, threshold: Optional[float], rows: list[dict], failed: int,
-                     problems: list[str]) -> dict:
-    """The whole ``infer --json`` document (``serve`` answers an upload with the same one)."""
+                     problems: list[str], notes: Sequence[str] = ()) -> dict:
+    """The whole ``infer --json`` document (``serve`` answers an upload with the same one); ``notes``
+    (how a DICOM file was windowed) only when there are some."""
     document = {"model": str(classifier.model_path), "backend": classifier.backend,
                 "threshold": threshold if threshold is not None else classifier.threshold,
-                "results": rows, "failed": failed, "problems": problems}
+                "results": rows, "failed": failed, "problems": problems, **({"notes": list(notes)} if notes else {})}
     return {**document, "warning": classifier.warning} if classifier.warning else document

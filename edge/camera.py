@@ -160,6 +160,12 @@ def open_camera(spec: Union[int, str]) -> Frames:
 
 
 def open_video(path: str) -> Frames:
+    """A video file through OpenCV, or a DICOM cine (``.dcm``) through ``edge.dicom``, delivered
+    at its own frame rate."""
+    from edge.dicom import is_dicom, open_cine
+
+    if is_dicom(path):
+        return open_cine(path)
     cv2 = import_cv2()
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():

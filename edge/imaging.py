@@ -24,7 +24,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edge.errors import ImageError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# .dcm: DICOM, decoded by edge.dicom (the dicom extra) and then taking the same path as the rest.
+DICOM_EXTENSIONS = (".dcm",)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif") + DICOM_EXTENSIONS
 # The decoders Pillow may use, whatever a file's name says: a crafted file whose content
 # another of Pillow's many plugins recognises is "not a readable image", never decoded.
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
@@ -103,20 +105,16 @@ def open_image(source: Union[str, os.PathLike]) -> Image.Image:
     """Open and fully decode an image file as upright RGB (EXIF orientation applied), or raise
     :class:`ImageError` in one line.
 
-    The pixel limit is checked from the header, before any pixel is decoded.
+    The pixel limit is checked from the header, before any pixel is decoded. A ``.dcm`` file
+    is a single-frame DICOM image (``edge.dicom``).
     """
     path = Path(source)
     shown = display_path(path)
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        raise ImageError(f"{shown}: {describe_os_error(exc)}") from None
-    if path.is_dir():
-        raise ImageError(f"{shown}: is a directory, not an image")
-    if not path.is_file():
-        raise ImageError(f"{shown}: not a regular file")
-    if stat.st_size == 0:
-        raise ImageError(f"{shown}: empty file (0 bytes)")
+    check_regular_file(path)
+    if path.suffix.lower() in DICOM_EXTENSIONS:
+        from edge.dicom import dicom_image
+
+        return dicom_image(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
@@ -139,6 +137,21 @@ def open_image(source: Union[str, os.PathLike]) -> Image.Image:
         raise ImageError(f"{shown}: not enough memory to decode it") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's error, never a crash
         raise ImageError(f"{shown}: corrupt or truncated image ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+
+
+def check_regular_file(path: Path) -> None:
+    """An :class:`ImageError` for a path that is missing, a folder, not a regular file or empty."""
+    shown = display_path(path)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ImageError(f"{shown}: {describe_os_error(exc)}") from None
+    if path.is_dir():
+        raise ImageError(f"{shown}: is a directory, not an image")
+    if not path.is_file():
+        raise ImageError(f"{shown}: not a regular file")
+    if stat.st_size == 0:
+        raise ImageError(f"{shown}: empty file (0 bytes)")
 
 
 def pixel_bytes(mode: str) -> int:

@@ -238,7 +238,9 @@ def test_a_folder_that_cannot_be_made_fails_before_it_is_filled(tmp_path):
     (["--video", "absent.mp4", "--no-display", "--frames", "-1"], "--frames must be at least 1"),
     (["--video", "absent.mp4", "--no-display", "--frames", "0"], "--frames must be at least 1"),
     (["--video", "absent.mp4", "--no-display", "--crop", "side"], "--crop must be one of"),
-    (["--image", "x.png", "--every", "2"], "apply to --camera / --video only"),
+    (["--image", "x.png", "--every", "2"], "--every applies to --camera / --video only"),
+    (["--image", "x.png", "--frames", "2-"], "--frames must be frame numbers from 1 and ranges"),
+    (["--video", "absent.mp4", "--no-display", "--frames", "2,3"], "--frames must be a number of frames"),
 ])
 def test_stream_options_are_option_errors_not_file_errors(tmp_path, args, message):
     absent = tmp_path / "absent.tflite"  # never opened: the options are refused first

@@ -5,8 +5,8 @@ HttpOnly cookie the page gets once from ``POST /v1/session``), compared in const
 a token (loopback only) a request must name a loopback host, so a web page elsewhere cannot
 rebind its name to 127.0.0.1 and read the API; a state-changing request from another origin is
 refused; no CORS header is ever sent. Every error is a JSON ``{"error", "status"}`` document and
-the server keeps serving. Uploads go through ``Classifier.predict`` on a file, the very path
-``infer --image`` takes (its decompression-bomb and format guards included).
+the server keeps serving. Uploads go through ``classify_path`` on a file, the very path
+``infer --image`` takes (its decompression-bomb and format guards included; a DICOM file too).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -31,8 +31,9 @@ from tornado.httputil import HTTPInputError, parse_body_arguments
 from tornado.iostream import StreamClosedError
 from tornado.util import TimeoutError as WaitTimeout
 
-from edge.batch import FileResult, result_row, results_document
+from edge.batch import classify_path, result_row, results_document
 from edge.classifier import Classifier
+from edge.dicom import is_dicom, looks_like_dicom
 from edge.errors import ImageError, PredictionError
 from edge.serve.live import LiveFeed
 from edge.serve.options import is_loopback
@@ -71,16 +72,20 @@ def load_assets() -> dict[str, tuple[bytes, str]]:
 
 
 def classify_upload(classifier: Classifier, data: bytes, name: str) -> dict:
-    """``infer --json``'s document for one uploaded image. The bytes go to a private temporary
-    file and through ``Classifier.predict(path)``: infer's decoding, limits and errors, unchanged."""
-    with tempfile.NamedTemporaryFile(prefix="artery-edge-upload-") as spool:
+    """``infer --json``'s document for one uploaded image (a DICOM file: one row per frame). The
+    bytes go to a private temporary file and through infer's own path (``classify_path``):
+    its decoding, limits and errors, unchanged."""
+    dicom = is_dicom(name) or looks_like_dicom(data)
+    with tempfile.NamedTemporaryFile(prefix="artery-edge-upload-", suffix=".dcm" if dicom else "") as spool:
         spool.write(data)
         spool.flush()
         try:
-            prediction = classifier.predict(spool.name)
+            results = list(classify_path(classifier, Path(spool.name)))
         except ImageError as exc:
             raise ImageError(str(exc).replace(spool.name, name)) from None
-    return results_document(classifier, None, [result_row(FileResult(Path(name), prediction=prediction))], 0, [])
+    rows = [result_row(replace(result, path=Path(name))) for result in results]
+    notes = [note.replace(spool.name, name) for result in results for note in result.notes]
+    return results_document(classifier, None, rows, 0, [], notes)
 
 
 class Hub:

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from edge.camera import Frames, import_cv2, open_camera, open_video
+from edge.camera import Frames, OpenCVFrames, import_cv2, open_camera, open_video
 from edge.classifier import Classifier, Prediction
 from edge.errors import EdgeError
 from edge.serve.options import Source
@@ -54,12 +54,15 @@ class Paced:
 
 
 def source_opener(source: Source) -> Callable[[], Frames]:
-    """How to (re-)open a source: a camera index or ``pi`` as infer opens it, a video file (a Path) paced."""
+    """How to (re-)open a source: a camera index or ``pi`` as infer opens it, a video file (a Path)
+    paced (a DICOM cine keeps its own clock)."""
     if not isinstance(source, Path):
         return lambda: open_camera(source)
 
     def open_paced() -> Frames:
         frames = open_video(str(source))
+        if not isinstance(frames, OpenCVFrames):
+            return frames
         fps = frames.capture.get(import_cv2().CAP_PROP_FPS)  # 0 when the container does not say
         return Paced(frames, fps if 0 < fps <= 240 else 25.0)
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from edge.dicom import is_dicom, open_dicom
 from edge.errors import EdgeError, OptionError
 from edge.stream import CROPS
 
@@ -61,6 +62,7 @@ class ServeOptions:
     threads: Optional[int] = None
     crop: str = "center"
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    notes: tuple[str, ...] = field(default=(), init=False)  # how a DICOM cine source is shown and played
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -71,6 +73,8 @@ class ServeOptions:
             raise OptionError(f"--crop must be one of {', '.join(CROPS)}, not {self.crop!r}")
         if isinstance(self.source, Path) and not self.source.is_file():
             raise EdgeError(f"--video {self.source}: no such file")
+        if isinstance(self.source, Path) and is_dicom(self.source):  # a bad cine: one line, before listening
+            self.notes = open_dicom(self.source).playback_notes
 
     @property
     def max_upload_bytes(self) -> int:

@@ -36,6 +36,8 @@ def describe_model(classifier: Classifier) -> dict:
 def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
     """Serve the page and the API until SIGINT or SIGTERM. ``announce`` gets the address line."""
     token = options.token()  # refuses a non-loopback address without a token before anything loads
+    for note in options.notes:
+        announce(f"note: {note}")
     import_tornado()
     handler = logging.StreamHandler()
     handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

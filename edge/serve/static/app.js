@@ -179,7 +179,8 @@ $("upload-form").addEventListener("submit", async (event) => {
     const result = answer.results[0];
     label.textContent = result.label;
     label.className = result.label === positive ? "positive" : "";
-    detail.textContent = `p(${positive}) ${fmt(result["p_" + positive])} · ${result.inference_ms} ms · ${result.file}`;
+    const frames = answer.results.length > 1 ? ` · frame ${result.frame} of ${answer.results.length} (all in the API's answer)` : "";
+    detail.textContent = `p(${positive}) ${fmt(result["p_" + positive])} · ${result.inference_ms} ms · ${result.file}${frames}`;
   } catch (error) {
     detail.textContent = "error: " + error.message;
     detail.className = "error";
