@@ -30,6 +30,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif") + DICOM_EXTENSIONS
 # The decoders Pillow may use, whatever a file's name says: a crafted file whose content
 # another of Pillow's many plugins recognises is "not a readable image", never decoded.
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
+# Images of kinds the pipeline does not read: found in a folder, each is named, not passed over silently.
+OTHER_IMAGE_EXTENSIONS = (".tif", ".tiff", ".webp", ".heic", ".jp2", ".dng")
 RESIZE_METHOD = "pillow-bilinear"
 COLOR_ORDER = "RGB"
 INPUT_RANGE = (0.0, 255.0)
@@ -54,7 +56,8 @@ def iter_image_files(root: Path, problems: Optional[list[str]] = None) -> Iterat
 
     Entries that are not regular files (dangling or looping symlinks, FIFOs) are yielded
     too, so that opening them reports each one as a per-file error instead of it vanishing;
-    subfolders that cannot be listed are named in ``problems``.
+    subfolders that cannot be listed, and images of a kind not read (``.tif``...), are named in
+    ``problems``.
     """
     found = []
 
@@ -66,6 +69,10 @@ def iter_image_files(root: Path, problems: Optional[list[str]] = None) -> Iterat
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found += [Path(folder) / name for name in files
                   if Path(name).suffix.lower() in IMAGE_EXTENSIONS and not name.startswith(".")]
+        if problems is not None:
+            problems += [f"{display_path(Path(folder) / name)}: {Path(name).suffix} images are not read "
+                         f"(only {', '.join(IMAGE_EXTENSIONS)}): skipped" for name in sorted(files)
+                         if Path(name).suffix.lower() in OTHER_IMAGE_EXTENSIONS and not name.startswith(".")]
     yield from sorted(found)
 
 

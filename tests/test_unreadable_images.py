@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from artery_edge.cli import app
 from edge.errors import ImageError
-from edge.imaging import open_image
+from edge.imaging import IMAGE_EXTENSIONS, open_image
 from tests.bad_inputs import model, save_png  # noqa: F401 (model: a fixture)
 from trainer.samples import DataError
 from trainer.scan import scan_dataset
@@ -97,3 +97,19 @@ def test_a_permission_error_is_not_called_corrupt(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "open", denied)
     with pytest.raises(ImageError, match="permission denied"):
         open_image(path)
+
+
+def test_images_of_a_kind_not_read_are_named_not_skipped_silently(model, tmp_path):
+    """A folder's .tif (and .webp...) files are each one error line of infer (exit 1), and a
+    skipped-file warning of the training scan, never passed over without a word."""
+    for name in ("Healthy", "Unhealthy"):
+        save_png(tmp_path / "data" / name / "a.png")
+        Image.open(tmp_path / "data" / name / "a.png").save(tmp_path / "data" / name / "b.tif")
+    (tmp_path / "data" / "Healthy" / "notes.txt").write_text("not an image: not named")
+    result = runner.invoke(app, ["infer", "--model", str(model), "--image", str(tmp_path / "data"), "--json"])
+    assert result.exit_code == 1 and len(json.loads(result.stdout)["results"]) == 2
+    assert json.loads(result.stdout)["problems"] == [
+        f"{tmp_path / 'data' / name / 'b.tif'}: .tif images are not read (only {', '.join(IMAGE_EXTENSIONS)}): skipped"
+        for name in ("Healthy", "Unhealthy")]
+    skipped = scan_dataset(tmp_path / "data").skipped
+    assert len(skipped) == 2 and all("b.tif: .tif images are not read" in s for s in skipped)
