@@ -260,3 +260,25 @@ def test_uploads_in_flight_are_bounded_and_their_slots_come_back(tmp_path):
     log = next(tmp_path.glob("serve-*.log")).read_text()
     assert "x.png\\r\\n2099-01-01 00:00:00 ERROR forged line\\x1b[2J" in log, log
     assert not any(line.startswith("2099-01-01") for line in log.splitlines()) and "\x1b" not in log
+
+
+@pytest.mark.parametrize("mode, warned", [(0o644, True), (0o640, True), (0o600, False)])
+def test_a_token_file_other_users_can_read_is_warned_about(tmp_path, mode, warned):
+    from edge.serve.options import token_file_warning
+
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    token.chmod(mode)
+    warning = token_file_warning(token)
+    assert (warning is not None) == warned
+    if warned:
+        assert warning.startswith("warning:") and f"{mode:03o}" in warning and f"chmod 600 {token}" in warning
+
+
+def test_serve_says_so_when_its_token_file_is_world_readable(tmp_path):
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    token.chmod(0o644)
+    with server_process(tmp_path, "--token-file", str(token)):
+        pass
+    assert f"warning: --token-file {token} can be read by other users" in next(tmp_path.glob("serve-*.log")).read_text()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -48,6 +49,16 @@ def read_token(path: Path) -> str:
         raise EdgeError(f"--token-file {path}: the token must be at least {MIN_TOKEN_LENGTH} characters of "
                         f"A-Z a-z 0-9 . _ ~ + / = - on one line; {TOKEN_HINT}")
     return token
+
+
+def token_file_warning(path: Path) -> Optional[str]:
+    """A warning when other users of the machine may read the token file (group or others may):
+    the token is the one key to the API, and ``TOKEN_HINT`` makes it private."""
+    mode = Path(path).stat().st_mode
+    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return None
+    return (f"warning: --token-file {path} can be read by other users of this machine (mode "
+            f"{stat.S_IMODE(mode):03o}): chmod 600 {path}")
 
 
 @dataclass

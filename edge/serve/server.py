@@ -10,7 +10,7 @@ from typing import Callable
 from edge.classifier import Classifier
 from edge.errors import EdgeError
 from edge.metadata import sha256_of_file
-from edge.serve.options import ServeOptions
+from edge.serve.options import ServeOptions, token_file_warning
 from edge.text import terminal
 
 SERVE_HINT = 'the serve extra is not installed: pip install "artery-edge[serve]"'
@@ -36,6 +36,9 @@ def describe_model(classifier: Classifier) -> dict:
 def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
     """Serve the page and the API until SIGINT or SIGTERM. ``announce`` gets the address line."""
     token = options.token()  # refuses a non-loopback address without a token before anything loads
+    readable = token_file_warning(options.token_file) if options.token_file is not None else None
+    if readable:
+        announce(readable)
     for note in options.notes:
         announce(f"note: {note}")
     import_tornado()
