@@ -46,7 +46,7 @@ PIXEL_DATA = 0x7FE00010
 SHOWN_ATTRIBUTES = frozenset({
     "FileMetaInformationGroupLength", "FileMetaInformationVersion", "MediaStorageSOPClassUID",
     "MediaStorageSOPInstanceUID", "TransferSyntaxUID", "ImplementationClassUID", "ImplementationVersionName",
-    "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "Modality", "ImageType",
+    "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "Modality", "ImageType", "BurnedInAnnotation",
     "SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns", "NumberOfFrames", "BitsAllocated",
     "BitsStored", "HighBit", "PixelRepresentation", "PlanarConfiguration", "PixelAspectRatio",
     "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod",
@@ -177,11 +177,21 @@ def open_dicom(path: Union[str, os.PathLike]) -> DicomFile:
     frames = check_image_header(ds, shown)
     check_decodable(ds, shown)
     check_pixel_length(ds, frames, shown)
-    notes = () if has_voi(frame_view(ds, 0)) or int(ds.BitsStored) <= 8 else (
-        f"{shown}: no VOI LUT or window in the header: each frame is windowed from its own darkest to "
-        "brightest pixel",)
     return DicomFile(path, str(ds.get("SOPInstanceUID", "")), frames, int(ds.Rows), int(ds.Columns),
-                     frame_delays(ds, frames), notes, ds)
+                     frame_delays(ds, frames), header_notes(ds, shown), ds)
+
+
+def header_notes(ds, shown: str) -> tuple[str, ...]:
+    """What the user should know of how the frames are shown: windowed from their own range, or
+    carrying text burned into the pixels (which an overlay or the live view then shows too)."""
+    notes = []
+    if not has_voi(frame_view(ds, 0)) and int(ds.BitsStored) > 8:
+        notes.append(f"{shown}: no VOI LUT or window in the header: each frame is windowed from its own darkest "
+                     "to brightest pixel")
+    if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES":
+        notes.append(f"{shown}: BurnedInAnnotation YES: the pixels carry text (possibly identifying), which "
+                     "overlays and the live view show as they are")
+    return tuple(notes)
 
 
 def check_deflated(path: Path, meta, shown: str) -> None:

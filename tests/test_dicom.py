@@ -250,7 +250,7 @@ def test_enhanced_files_take_the_window_from_their_functional_groups(tmp_path):
     assert np.array_equal(frames[1], linear_window(stored[1].astype(float), 500, 200))  # per frame wins
 
 
-def test_sixteen_bits_without_a_window_use_their_own_range_and_say_so(tmp_path, model):
+def test_notes_say_when_frames_use_their_own_range_or_carry_burned_in_text(tmp_path, model):
     stored = np.linspace(1000, 3000, 64 * 64).reshape(64, 64).astype(np.uint16)
     path = write_dicom(tmp_path / "raw16.dcm", stored)
     assert grey(path).min() == 0 and grey(path).max() == 255
@@ -258,6 +258,9 @@ def test_sixteen_bits_without_a_window_use_their_own_range_and_say_so(tmp_path, 
     assert result.exit_code == 0 and "windowed from its own darkest to brightest pixel" in result.stderr
     assert json.loads(result.stdout)["notes"] == [f"{path}: no VOI LUT or window in the header: each frame is "
                                                   "windowed from its own darkest to brightest pixel"]
+    burned = write_dicom(tmp_path / "burned.dcm", cine_pixels(1)[0], BurnedInAnnotation="YES")
+    assert "BurnedInAnnotation YES: the pixels carry text" in " ".join(open_dicom(burned).notes)
+    assert open_dicom(write_dicom(tmp_path / "plain.dcm", cine_pixels(1)[0])).notes == ()
 
 
 # --- frame clock and --frames -----------------------------------------------------------------------
