@@ -649,7 +649,7 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
                 notes.append(note)
                 typer.echo(f"note: {terminal(note)}", err=True)
             p = result.prediction
-            row = result_row(result)
+            row = result_row(result, classifier.labels)
             rows.append(row)
             if table:
                 table.write(row)

@@ -75,13 +75,13 @@ def classify_path(classifier: Classifier, path: Path, threshold: Optional[float]
         notes = ()
 
 
-def result_row(result: FileResult) -> dict:
+def result_row(result: FileResult, labels: Sequence[str]) -> dict:
     """One file's row of ``infer --json`` / ``--csv`` and of ``serve``'s ``POST /v1/predict``:
-    one schema, written here only."""
+    one schema, written here only (an error row has the model's ``p_*`` keys too, as None)."""
     p = result.prediction
     return {"file": display_path(result.path), "frame": result.frame, "sop_instance_uid": result.uid,
             "label": p.label if p else None,
-            **{f"p_{k}": v for k, v in (p.probabilities if p else {}).items()},
+            **{f"p_{label}": p.probabilities[label] if p else None for label in labels},
             "inference_ms": round(p.inference_ms, 3) if p else None,
             "true_label": result.true_label, "error": result.error}
 

@@ -86,6 +86,8 @@ def test_a_missing_image_among_good_ones_is_skipped_not_fatal(model, tmp_path):
     report = json.loads(result.stdout)
     assert result.exit_code == 1 and [r["label"] is not None for r in report["results"]] == [False, True]
     assert "no such file" in report["results"][0]["error"]
+    failed, classified = report["results"]  # one schema: the error row has every p_* key, as null
+    assert list(failed) == list(classified) and failed["p_Unhealthy"] is None and failed["file"] == str(tmp_path / "gone.png")
 
 
 def test_a_permission_error_is_not_called_corrupt(tmp_path, monkeypatch):

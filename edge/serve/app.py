@@ -83,7 +83,7 @@ def classify_upload(classifier: Classifier, data: bytes, name: str) -> dict:
             results = list(classify_path(classifier, Path(spool.name)))
         except ImageError as exc:
             raise ImageError(str(exc).replace(spool.name, name)) from None
-    rows = [result_row(replace(result, path=Path(name))) for result in results]
+    rows = [result_row(replace(result, path=Path(name)), classifier.labels) for result in results]
     notes = [note.replace(spool.name, name) for result in results for note in result.notes]
     return results_document(classifier, None, rows, 0, [], notes)
 
