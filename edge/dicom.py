@@ -196,22 +196,25 @@ def header_notes(ds, shown: str) -> tuple[str, ...]:
 
 def check_deflated(path: Path, meta, shown: str) -> None:
     """A deflated data set is inflated whole by pydicom: refused first if it would inflate past
-    the byte limit (a deflate bomb), measured with a bounded inflate."""
+    the byte limit (a deflate bomb), counted by inflating a megabyte at a time and dropping it."""
     from pydicom.uid import DeflatedExplicitVRLittleEndian
 
     if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
         return
     if "FileMetaInformationGroupLength" not in meta:
         raise ImageError(f"{shown}: corrupt DICOM header (deflated, without a file meta group length)")
+    inflater, inflated = zlib.decompressobj(-zlib.MAX_WBITS), 0
     with open(path, "rb") as handle:
-        handle.seek(128 + 4 + 12 + int(meta.FileMetaInformationGroupLength))
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        try:
-            inflater.decompress(handle.read(), MAX_DICOM_BYTES)
-        except zlib.error:
-            raise ImageError(f"{shown}: corrupt deflated DICOM data set") from None
-    if inflater.unconsumed_tail:
-        raise ImageError(f"{shown}: the deflated data set inflates past the {MAX_DICOM_BYTES:,}-byte limit")
+        handle.seek(128 + 4 + 12 + int(meta.FileMetaInformationGroupLength))  # preamble, DICM, group length
+        for block in iter(lambda: handle.read(2**20), b""):
+            while block:
+                try:
+                    inflated += len(inflater.decompress(block, 2**20))
+                except zlib.error:
+                    raise ImageError(f"{shown}: corrupt deflated DICOM data set") from None
+                if inflated > MAX_DICOM_BYTES:
+                    raise ImageError(f"{shown}: the deflated data set inflates past the {MAX_DICOM_BYTES:,}-byte limit")
+                block = inflater.unconsumed_tail
 
 
 def check_image_header(ds, shown: str) -> int:

@@ -383,6 +383,10 @@ def test_a_deflated_data_set_that_would_inflate_past_the_limit_is_refused_unread
     monkeypatch.setattr(dicom_module, "MAX_DICOM_BYTES", 100_000)
     with pytest.raises(ImageError, match="the deflated data set inflates past the 100,000-byte limit"):
         open_dicom(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2] + b"\xff" * 64)  # the deflate stream broken half way
+    with pytest.raises(ImageError, match="corrupt deflated DICOM data set"):
+        open_dicom(path)
 
 
 def test_frames_out_of_range_and_cines_where_one_image_is_needed(tmp_path, model):
