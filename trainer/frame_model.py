@@ -33,7 +33,9 @@ def build_frame_model(config: TrainConfig) -> keras.Model:
                           [base.get_layer(DEEPEST).output], name=ENCODER)
     inputs = keras.Input((config.image_size, config.image_size, 3), name="image")
     x = layers.Rescaling(1 / 127.5, offset=-1, name="rescale")(inputs)
-    *skips, x = encoder(x, training=False)
+    # pretrained: BatchNorm keeps ImageNet's statistics; from scratch it must learn its own (momentum
+    # 0.9, set by build_base), so it follows the learning phase
+    *skips, x = encoder(x, training=False if config.pretrained else None)
     for skip, filters in zip(reversed(skips), DECODER_FILTERS):
         x = layers.UpSampling2D(2, interpolation="bilinear")(x)
         x = layers.Concatenate()([x, skip])

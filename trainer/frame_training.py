@@ -30,6 +30,7 @@ from edge.annotations import Frame, draw_lesions, load_frames
 from edge.atomic import atomic_path, write_text
 from edge.imaging import load_image
 from edge.lesions import decode_map
+from edge.metadata import sha256_of_file
 from trainer import runs
 from trainer.config import ConfigError, TrainConfig
 from trainer.frame_metrics import arcade_f1, count_lesions
@@ -53,7 +54,16 @@ class FrameSplit:
 
 
 def split_frames(config: TrainConfig) -> FrameSplit:
-    """ARCADE's own split when the folder has ``train/`` and ``val/``; else a seeded random one by run."""
+    """ARCADE's own split when the folder has ``train/`` and ``val/``; else a seeded random one by run.
+    Training frames without a single lesion are refused (a class-folder dataset, say)."""
+    split = _split_frames(config)
+    if not any(frame.lesions for frame in split.train):
+        raise ConfigError(f"{config.data_dirs[0]}: no training frame has a lesion (COCO annotations.json or VOC "
+                          ".xml boxes); a class-folder dataset trains with --task classify")
+    return split
+
+
+def _split_frames(config: TrainConfig) -> FrameSplit:
     if len(config.data_dirs) != 1:
         raise ConfigError("--task map trains on one folder of frames (COCO or VOC)")
     root = Path(config.data_dirs[0])
@@ -289,6 +299,6 @@ def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_d
     runs.write_json(run_dir / runs.RUN_FILE, {
         "task": "map", "class_names": [LESION_LABEL], "image_size": config.image_size, "threshold": threshold,
         "operating_point": THRESHOLD_RULE, "decoding": {"min_area": min_area(config.image_size)},
-        "target": config.target, "frames": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+        "target": config.target, "model_sha256": sha256_of_file(run_dir / runs.MODEL_FILE), "frames": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "seconds": round(time.monotonic() - started, 1)})
     return RunResult(run_dir, metrics, history, stage1, time.monotonic() - started)

@@ -1,0 +1,85 @@
+"""`train --task map` -> `convert` -> `scan` / `evaluate` on synthetic whole frames (tiny model, CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from artery_edge.cli import app  # noqa: E402
+from edge.annotations import load_frames  # noqa: E402
+from edge.scanner import FrameScanner  # noqa: E402
+from tests.conftest import TEST_SEED  # noqa: E402
+from trainer.synthetic_frames import synthesize_frames  # noqa: E402
+
+runner = CliRunner()
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def frame_run(tmp_path_factory) -> Path:
+    """A tiny map run (alpha 0.35, 64 px, from scratch: no ImageNet weights needed), converted."""
+    root = tmp_path_factory.mktemp("frames")
+    synthesize_frames(root / "data", 24, size=SIZE, seed=TEST_SEED)
+    result = runner.invoke(app, [
+        "train", str(root / "data"), "--task", "map", "--image-size", str(SIZE), "--alpha", "0.35",
+        "--weights", "none", "--batch-size", "8", "--epochs", "1", "--fine-tune-epochs", "1",
+        "--learning-rate", "1e-3", "--seed", str(TEST_SEED), "--output-dir", str(root / "runs"),
+        "--run-name", "map", "--no-tensorboard", "--json"])
+    assert result.exit_code == 0, result.output
+    run = root / "runs" / "map"
+    converted = runner.invoke(app, ["convert", str(run), "--quantize", "float32,int8",
+                                    "--calibration-images", "8"])
+    assert converted.exit_code == 0, converted.output
+    return run
+
+
+def test_map_run_records_what_the_device_needs(frame_run):
+    record = json.loads((frame_run / "run.json").read_text())
+    assert record["task"] == "map" and record["class_names"] == ["stenosis"] and record["image_size"] == SIZE
+    assert 0 < record["threshold"] < 1 and record["operating_point"] == "arcade-f1"
+    assert record["decoding"]["min_area"] >= 1 and len(record["model_sha256"]) == 64
+    metrics = json.loads((frame_run / "metrics.json").read_text())
+    assert 0 <= metrics["arcade_f1"] <= 1 and metrics["frames"] == 6
+    assert (frame_run / "history.png").is_file() and (frame_run / "model.keras").is_file()
+
+
+def test_int8_map_agrees_with_keras_and_carries_the_threshold(frame_run):
+    """Parity on the validation frames: the INT8 map within 0.1 of Keras' at every pixel (the
+    output is uint8 with scale 1/256; the rest is the network's own quantization error)."""
+    from evaluation.frames import keras_maps
+    from trainer.runs import load_run
+
+    run = load_run(frame_run)
+    frames = load_frames(frame_run.parent.parent / "data" / "val")
+    keras = keras_maps(run, frames)
+    scanner = FrameScanner(frame_run / "model_int8.tflite")
+    assert scanner.threshold == pytest.approx(run.threshold) and scanner.input_size == SIZE
+    for frame, expected in zip(frames, keras):
+        got = scanner.scan(frame.path).probability_map
+        assert np.abs(got - expected).max() < 0.1
+
+
+def test_evaluate_a_map_run_side_by_side(frame_run, tmp_path):
+    result = runner.invoke(app, ["evaluate", "--run", str(frame_run), "--bootstrap", "50", "--json",
+                                 "--out", str(tmp_path / "evaluation")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["models"]) == {"keras", "float32", "int8"} and report["frames"] == 6
+    assert report["parity_with_keras"]["float32"]["max_abs_map_diff_max"] < 1e-3
+    assert (tmp_path / "evaluation" / "froc.png").is_file()
+
+
+def test_task_map_refuses_a_size_off_the_grid_and_a_class_folder_dataset(tmp_path, synthetic_dir):
+    odd = runner.invoke(app, ["train", str(tmp_path), "--task", "map", "--image-size", "100"])
+    assert odd.exit_code != 0 and "multiple of 32" in odd.output
+    folders = runner.invoke(app, ["train", str(synthetic_dir), "--task", "map", "--image-size", "64",
+                                  "--output-dir", str(tmp_path / "runs")])
+    assert folders.exit_code == 1 and "error:" in folders.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
