@@ -634,7 +634,7 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
     if show_header:
         show_dicom_headers(files)
     fields = ["file", "frame", "sop_instance_uid", "label"] + [f"p_{label}" for label in classifier.labels] + [
-        "inference_ms", "true_label", "error"]
+        "inference_ms", "true_label", "size_note", "error"]
     table = ResultsCsv.create(csv_file, fields) if csv_file is not None else None  # a taken name: refused now
     results, rows, notes, done = [], [], [], set()
     positive = classifier.positive_label

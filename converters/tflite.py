@@ -158,6 +158,25 @@ def graph_threshold(run, temperature: float) -> Optional[float]:
     return float(1 / (1 + np.exp(-run.temperature * np.log(t / (1 - t)) / temperature)))
 
 
+def trained_image_sizes(run: TrainedRun) -> Optional[list[int]]:
+    """[shortest side, longest side] of the run's training images (headers only): the device
+    notes an image far outside it (``edge.classifier.size_note``). None when the files are gone."""
+    from PIL import Image
+
+    sides = []
+    try:
+        samples = subset(run.split(), "train")
+    except DataError:
+        return None
+    for sample in samples:
+        try:
+            with Image.open(sample.path) as image:
+                sides.append(image.size)
+        except OSError:
+            continue
+    return [min(min(side) for side in sides), max(max(side) for side in sides)] if sides else None
+
+
 def build_metadata(source: ConversionSource, image_size: int, labels: Sequence[str], precision: str = "") -> ModelMetadata:
     """Everything but the precision is shared by the variants of one conversion (one hash of the source)."""
     training = {}
@@ -165,6 +184,8 @@ def build_metadata(source: ConversionSource, image_size: int, labels: Sequence[s
         training = {key: getattr(source.run.config, key) for key in TRAINING_SUMMARY_KEYS}
         training["test_accuracy"] = source.run.metrics.get("accuracy")
         training["data_dir"] = " + ".join(Path(folder).name for folder in source.run.config.data_dirs)
+        if source.run.task == "classify":
+            training["image_sizes"] = trained_image_sizes(source.run)
     return ModelMetadata(
         labels=list(labels),
         input_size=image_size,

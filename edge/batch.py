@@ -65,7 +65,9 @@ def classify_path(classifier: Classifier, path: Path, threshold: Optional[float]
     """An image's result, or a DICOM file's, one per frame (a cine's ``frames`` only, when given);
     raises ImageError / PredictionError."""
     if not is_dicom(path):
-        yield FileResult(path, prediction=classifier.predict(path, threshold), true_label=true_label)
+        prediction = classifier.predict(path, threshold)
+        yield FileResult(path, prediction=prediction, true_label=true_label,
+                         notes=(prediction.size_note,) if prediction.size_note else ())
         return
     dicom = open_dicom(path)
     notes = dicom.notes
@@ -83,7 +85,7 @@ def result_row(result: FileResult, labels: Sequence[str]) -> dict:
             "label": p.label if p else None,
             **{f"p_{label}": p.probabilities[label] if p else None for label in labels},
             "inference_ms": round(p.inference_ms, 3) if p else None,
-            "true_label": result.true_label, "error": result.error}
+            "true_label": result.true_label, "size_note": p.size_note if p else None, "error": result.error}
 
 
 def results_document(classifier: Classifier, threshold: Optional[float], rows: list[dict], failed: int,

@@ -72,9 +72,9 @@ def benchmark_model(
         classifier.invoke(tensor)
         invoke_ms.append((time.perf_counter() - tick) * 1000)
     if getattr(classifier, "scan", None):
-        from edge.scanner import frame_image
+        from edge.imaging import rgb_image
 
-        whole = frame_image(frame) if frame else rng.integers(0, 256, (FRAME_SIDE, FRAME_SIDE, 3), dtype=np.uint8)
+        whole = rgb_image(frame) if frame else rng.integers(0, 256, (FRAME_SIDE, FRAME_SIDE, 3), dtype=np.uint8)
         pipeline_ms = [classifier.scan(whole).total_ms for _ in range(max(1, runs // 2))]
     else:
         pipeline_ms = [classifier.predict(image).total_ms for _ in range(max(1, runs // 2))]

@@ -15,7 +15,7 @@ import numpy as np
 
 from edge.decision import decide, positive_index
 from edge.errors import ModelError, PredictionError
-from edge.imaging import RESIZE_METHOD, RESIZE_METHODS, ImageSource, load_image
+from edge.imaging import RESIZE_METHOD, RESIZE_METHODS, ImageSource, load_image, resize_rgb, rgb_image
 from edge.metadata import ModelMetadata, check_unique_labels, metadata_from_bytes, read_model_bytes
 from edge.native_log import quiet_native_stderr
 from edge.reference import release_warning
@@ -32,6 +32,23 @@ class Prediction:
     positive_probability: float
     inference_ms: float
     total_ms: float
+    size_note: Optional[str] = None  # the image is far outside the sizes the model was trained on
+
+
+SIZE_MARGIN = 2.0  # an image more than this factor beyond the trained sizes gets a note
+
+
+def size_note(size: tuple[int, int], trained: Optional[Sequence[int]]) -> Optional[str]:
+    """A note for an image far outside the range of sizes (shorter..longer side, pixels) the model
+    was trained on, e.g. a whole 512 px frame given to a classifier of 32-166 px patches: its
+    answer is about a patch that is not there. None inside the range or when the range is unknown."""
+    if not trained or len(trained) != 2:
+        return None
+    low, high = trained
+    if max(size) <= SIZE_MARGIN * high and min(size) >= low / SIZE_MARGIN:
+        return None
+    return (f"a {size[0]}x{size[1]} image, far outside the {low}-{high} px images this model was trained on: "
+            "its answer is about a patch; to find stenoses on a whole frame use `artery-edge scan`")
 
 
 def quantize(values: np.ndarray, dtype: np.dtype, scale: float, zero_point: int) -> np.ndarray:
@@ -184,7 +201,8 @@ class Classifier:
         """Classify one image. The positive class wins iff its probability >= ``threshold``
         (default: the model's stored operating point; arg-max for a model without one)."""
         start = time.perf_counter()
-        tensor = self.input_tensor(self.preprocess(source))
+        image = rgb_image(source)
+        tensor = self.input_tensor(resize_rgb(image, self.input_size, self.resize_method))
         invoke_start = time.perf_counter()
         probabilities = self.invoke(tensor)
         inference_ms = (time.perf_counter() - invoke_start) * 1000
@@ -196,6 +214,7 @@ class Classifier:
             positive_probability=float(probabilities[self.labels.index(self.positive_label)]),
             inference_ms=inference_ms,
             total_ms=(time.perf_counter() - start) * 1000,
+            size_note=size_note(image.size, self.metadata.training.get("image_sizes") if self.metadata else None),
         )
 
     def decide(self, probabilities: np.ndarray, threshold: Optional[float] = None) -> int:

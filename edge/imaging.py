@@ -197,13 +197,15 @@ def resize_rgb(image: Image.Image, size: int, method: str = RESIZE_METHOD) -> np
     return np.asarray(image, dtype=np.uint8)
 
 
+def rgb_image(source: ImageSource) -> Image.Image:
+    """A file, Pillow image or HxWx3 (or HxW grey) array as an upright RGB Pillow image at its own size."""
+    if isinstance(source, np.ndarray):
+        return to_rgb(Image.fromarray(np.ascontiguousarray(source.astype(np.uint8, copy=False))))
+    if isinstance(source, Image.Image):
+        return to_rgb(upright(source))
+    return open_image(source)
+
+
 def load_image(source: ImageSource, size: int, method: str = RESIZE_METHOD) -> np.ndarray:
     """Decode a file, Pillow image or HxWx3 RGB array and resize it: uint8 (size, size, 3)."""
-    if isinstance(source, np.ndarray):
-        image = Image.fromarray(np.ascontiguousarray(source.astype(np.uint8, copy=False)))
-        image = to_rgb(image)
-    elif isinstance(source, Image.Image):
-        image = to_rgb(upright(source))
-    else:
-        image = open_image(source)
-    return resize_rgb(image, size, method)
+    return resize_rgb(rgb_image(source), size, method)

@@ -103,9 +103,9 @@ def scan_path(scanner: FrameScanner, path: Path, threshold: Optional[float], fra
         yield from scan_video(scanner, path, threshold, max_frames)
         return
     if not is_dicom(path):
-        from edge.scanner import frame_image
+        from edge.imaging import rgb_image
 
-        image = frame_image(path)
+        image = rgb_image(path)
         yield ScanResult(path, scanner.scan(image, threshold), image=image)
         return
     dicom = open_dicom(path)

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PIL import Image
 
 from edge.classifier import Classifier
 from edge.errors import ModelError
-from edge.imaging import ImageSource, open_image, resize_rgb, to_rgb, upright
+from edge.imaging import ImageSource, resize_rgb, rgb_image
 from edge.lesions import FoundLesion, decode_map
 
 
@@ -38,15 +37,6 @@ class FrameScan:
     def peak(self) -> float:
         """The highest stenosis probability anywhere in the frame."""
         return float(self.probability_map.max())
-
-
-def frame_image(source: ImageSource) -> Image.Image:
-    """A file, Pillow image or HxWx3 array as an upright RGB Pillow image at its own size."""
-    if isinstance(source, np.ndarray):
-        return to_rgb(Image.fromarray(np.ascontiguousarray(source.astype(np.uint8, copy=False))))
-    if isinstance(source, Image.Image):
-        return to_rgb(upright(source))
-    return open_image(source)
 
 
 class FrameScanner(Classifier):
@@ -87,7 +77,7 @@ class FrameScanner(Classifier):
     def scan(self, source: ImageSource, threshold: Optional[float] = None) -> FrameScan:
         """The lesions of one frame at ``threshold`` (default: the model's stored one)."""
         start = time.perf_counter()
-        image = frame_image(source)
+        image = rgb_image(source)
         tensor = self.input_tensor(resize_rgb(image, self.input_size, self.resize_method))
         invoke_start = time.perf_counter()
         probability_map = self.invoke(tensor)[..., 0]

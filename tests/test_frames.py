@@ -258,3 +258,19 @@ def test_scan_a_video_with_no_frames_is_an_error(tmp_path, map_model):
     writer.release()
     result = runner.invoke(app, ["scan", str(path), "--model", str(map_model)])
     assert result.exit_code == 1 and "error:" in result.output
+
+
+def test_the_patch_classifier_says_when_it_is_shown_a_whole_frame(tmp_path):
+    meta = ModelMetadata(labels=["Healthy", "Unhealthy"], input_size=8, precision="int8",
+                         training={"image_sizes": [8, 24]})
+    model = build_tiny_classifier(tmp_path / "c.tflite", "uint8", metadata=meta)
+    Image.fromarray(frame_with_blobs(20, [])).save(tmp_path / "patch.png")
+    Image.fromarray(frame_with_blobs(200, [])).save(tmp_path / "frame.png")
+    result = runner.invoke(app, ["infer", "--model", str(model), "--image", str(tmp_path / "patch.png"),
+                                 "--image", str(tmp_path / "frame.png"), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {Path(r["file"]).name: r for r in json.loads(result.stdout)["results"]}
+    assert rows["patch.png"]["size_note"] is None
+    assert "200x200" in rows["frame.png"]["size_note"] and "artery-edge scan" in rows["frame.png"]["size_note"]
+    table = runner.invoke(app, ["infer", "--model", str(model), "--image", str(tmp_path / "frame.png")])
+    assert "note: a 200x200 image, far outside the 8-24 px" in table.output
