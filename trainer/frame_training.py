@@ -294,7 +294,8 @@ def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_d
         test_images, _ = frame_arrays(split.test, config.image_size, config.target)
         metrics["test"] = frame_scores(predict_maps(model, test_images), split.test, threshold,
                                        min_area(config.image_size))
-    runs.save_keras(model, run_dir / runs.MODEL_FILE)
+    # the same layers in an uncompiled model: the file holds no optimizer state (a third of the size)
+    runs.save_keras(keras.Model(model.inputs, model.outputs, name=model.name), run_dir / runs.MODEL_FILE)
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
     runs.write_json(run_dir / runs.RUN_FILE, {
         "task": "map", "class_names": [LESION_LABEL], "image_size": config.image_size, "threshold": threshold,
