@@ -67,7 +67,10 @@ def adapted(imagenet_run, site, tmp_path_factory):
     # the recipe as `adapt` runs it (its epochs, rates, blend), at another input size
     config = adaptation_config([site[0]], imagenet_run.run_dir, 32, output_dir=str(out), sample_grid_size=0,
                                seed=TEST_SEED)
-    return train(config, log=lambda message: None, verbose=0)
+    messages: list[str] = []
+    result = train(config, log=messages.append, verbose=0)
+    (out / "train.log").write_text("\n".join(messages))  # what the user read
+    return result
 
 
 @needs_imagenet
@@ -84,6 +87,8 @@ def test_adaptation_records_its_parent_and_refits_the_threshold(imagenet_run, si
     # published split kept: validation- files chose epochs, temperature and threshold; no test split
     assert run["counts"] == {"train": 150, "validation": 50, "test": 0}
     assert adapted.metrics["evaluated_on"] == "validation" and adapted.metrics["n"] == 50
+    said = (adapted.run_dir.parent / "train.log").read_text()  # no "test ECE" where there is no test split
+    assert "validation ECE" in said and "test ECE" not in said, said
     parent_run = json.loads((imagenet_run.run_dir / "run.json").read_text())
     assert run["threshold"] is not None and run["threshold"] != parent_run["threshold"]
     assert run["temperature"] != parent_run["temperature"]

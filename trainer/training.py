@@ -225,9 +225,10 @@ def class_weights(samples: list, n_classes: int, how: str) -> Optional[dict[int,
     return {c: float(len(samples) / (n_classes * counts[c])) for c in range(n_classes) if counts[c]}
 
 
-def calibrate(model, val_ds, test_ds, split: dict, log: Log) -> dict:
-    """Fit the temperature on the validation split; the test split's calibrated probabilities
-    and its expected calibration error before and after (15 bins)."""
+def calibrate(model, val_ds, test_ds, split: dict, log: Log, evaluated_on: str) -> dict:
+    """Fit the temperature on the validation split; the evaluated split's (``split["test"]``: the
+    test split, or the validation split when there is none) calibrated probabilities and its
+    expected calibration error before and after (15 bins), named as the split it is."""
     from trainer.calibration import expected_calibration_error, fit_temperature, softmax
     from trainer.model import serving_model
 
@@ -240,7 +241,8 @@ def calibrate(model, val_ds, test_ds, split: dict, log: Log) -> dict:
     before = expected_calibration_error(softmax(test_logits), test_labels)
     probabilities = softmax(test_logits, temperature)
     after = expected_calibration_error(probabilities, test_labels)
-    log(f"calibration: temperature {temperature:.3f} (fitted on validation); test ECE {before:.4f} -> {after:.4f}")
+    log(f"calibration: temperature {temperature:.3f} (fitted on validation); {evaluated_on} ECE {before:.4f} -> "
+        f"{after:.4f}" + (" (no test split: measured where it was fitted)" if evaluated_on == "validation" else ""))
     return {"temperature": round(temperature, 6), "ece_uncalibrated": before, "ece": after,
             "test_probabilities": probabilities, "validation_probabilities": softmax(val_logits, temperature)}
 
@@ -459,7 +461,7 @@ def final_metrics(model, val_ds, test_ds, evaluated_on: str, data: RunData, conf
     point picks on validation."""
     split = data.split
     loss = model.evaluate(test_ds, verbose=0)[0]
-    calibration = calibrate(model, val_ds, test_ds, {**split, "test": split[evaluated_on]}, log)
+    calibration = calibrate(model, val_ds, test_ds, {**split, "test": split[evaluated_on]}, log, evaluated_on)
     threshold = operating_point(calibration.pop("validation_probabilities"),
                                 np.array([s.label for s in split["validation"]]), data.class_names,
                                 config.operating_point, log)
