@@ -258,6 +258,7 @@ def test_uploads_in_flight_are_bounded_and_their_slots_come_back(tmp_path):
         status, _, raw = request(base, "POST", "/v1/predict", body, headers)
         assert status == 400 and "forged line" in json.loads(raw)["error"], raw
     log = next(tmp_path.glob("serve-*.log")).read_text()
+    assert " 500 " not in log, log  # a client gone mid-body ends its request; 500 is for a model failure
     assert "x.png\\r\\n2099-01-01 00:00:00 ERROR forged line\\x1b[2J" in log, log
     assert not any(line.startswith("2099-01-01") for line in log.splitlines()) and "\x1b" not in log
 
@@ -282,3 +283,22 @@ def test_serve_says_so_when_its_token_file_is_world_readable(tmp_path):
     with server_process(tmp_path, "--token-file", str(token)):
         pass
     assert f"warning: --token-file {token} can be read by other users" in next(tmp_path.glob("serve-*.log")).read_text()
+
+
+def test_a_stop_during_an_upload_answers_503_and_exits_at_once(tmp_path):
+    """SIGTERM while a body is still arriving: that client gets 503 (retry later; 500 would say
+    the model failed) and the process exits 0 within seconds."""
+    import signal
+    import time
+
+    with server_process(tmp_path) as (process, base):
+        connection = stalled_upload(base, 2**20)
+        time.sleep(0.5)  # the request is in flight
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        connection.settimeout(10)
+        answer = connection.recv(200)
+        process.wait(10)
+        connection.close()
+    assert answer.startswith(b"HTTP/1.1 503 "), answer
+    assert process.returncode == 0 and time.monotonic() - started < 3

@@ -48,6 +48,7 @@ SHOWN_ERROR_CHARS = 160  # of a parser's message about a client's header: never 
 KEEPALIVE = timedelta(seconds=15)
 QUEUE_SIZE = 256  # decisions waiting for a slow stream client; beyond it they are dropped for that client
 NO_CAMERA = "no camera: serve was started without --camera or --video (uploads only)"
+STOPPING = "the server is stopping; retry when it is back"
 ASSETS = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8"}
 SECURITY_HEADERS = {
@@ -124,6 +125,7 @@ class ServerState:
     feed: Optional[LiveFeed] = None
     hub: Hub = field(default_factory=Hub)
     uploads: int = 0  # Predict bodies being received now (MAX_UPLOADS)
+    stopping: bool = False  # SIGINT/SIGTERM came: requests still open get 503, not 500 (a model failure)
     assets: dict = field(default_factory=load_assets)
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "artery-edge-predict"))
 
@@ -143,6 +145,8 @@ class Base(tornado.web.RequestHandler):
             self.set_header(name, value)
 
     def prepare(self) -> None:
+        if self.state.stopping:
+            raise api_error(503, STOPPING)
         if self.state.token is None and not is_loopback(self.request.host_name):
             raise api_error(403, f"host {self.request.host_name!r} refused: without --token-file only "
                                  "localhost / 127.0.0.1 / [::1] are served")
@@ -159,6 +163,14 @@ class Base(tornado.web.RequestHandler):
         scheme, _, credentials = self.request.headers.get("Authorization", "").strip().partition(" ")
         given = credentials.strip() if scheme.lower() == "bearer" else self.get_cookie(COOKIE, "")  # RFC 9110: any case
         return hmac.compare_digest(given.encode("utf-8", "replace"), self.state.token.encode())
+
+    def send_error(self, status_code: int = 500, **kwargs) -> None:
+        """A request cut off by the server's stop (its task cancelled) is answered 503, retry later:
+        500 says the model failed."""
+        if status_code == 500 and self.state.stopping:
+            error = api_error(503, STOPPING)
+            status_code, kwargs = 503, {"exc_info": (type(error), error, None)}
+        super().send_error(status_code, **kwargs)
 
     def write_error(self, status_code: int, **kwargs) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -183,6 +195,7 @@ class Base(tornado.web.RequestHandler):
 
     def on_connection_close(self) -> None:
         self.closed = True
+        super().on_connection_close()  # a streamed body's reader is told, so its request ends here
 
 
 class NotFound(Base):

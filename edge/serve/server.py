@@ -107,6 +107,7 @@ async def run(options: ServeOptions, state, announce: Callable[[str], None]) -> 
     try:
         await stop.wait()
     finally:
+        state.stopping = True  # what is still open is answered 503 as it ends (edge.serve.app)
         server.stop()
         if state.feed is not None:
             state.feed.stop()
