@@ -71,6 +71,9 @@ BAD_REQUESTS = [
     ("CORS preflight OPTIONS from another origin", "OPTIONS", "/v1/predict", None,
      {"Origin": EVIL, "Access-Control-Request-Method": "POST"}, 403, "cross-origin"),
     ("cross-origin POST of an image", "POST", "/v1/predict", GOOD, {**FORM, "Origin": EVIL}, 403, "cross-origin"),
+    ("another site's <img> on the stream (no Origin, Sec-Fetch-Site)", "GET", "/v1/stream", None,
+     {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "image"}, 403, "cross-site"),
+    ("a sibling site's fetch of the model", "GET", "/v1/model", None, {"Sec-Fetch-Site": "same-site"}, 403, "cross-site"),
     ("foreign Host header (DNS rebinding)", "GET", "/v1/model", None, {"Host": "evil.example:8000"}, 403, "host"),
     ("live stream without a camera", "GET", "/v1/stream", None, {}, 404, "no camera"),
     ("decision stream without a camera", "GET", "/v1/decisions", None, {}, 404, "no camera"),
@@ -121,6 +124,12 @@ def test_garbage_and_silent_connections_do_not_stop_it(server):
 def test_a_good_upload_after_all_that_is_classified(server):
     status, _, raw = request(server, "POST", "/v1/predict", *upload("ok.png", png_bytes(7)))
     assert status == 200 and json.loads(raw)["results"][0]["file"] == "ok.png"
+
+
+def test_the_page_itself_and_tools_without_fetch_metadata_are_served(server):
+    for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}, {}):
+        assert request(server, "GET", "/v1/model", headers=headers)[0] == 200, headers
+    assert request(server, "GET", "/", headers={"Sec-Fetch-Site": "cross-site"})[0] == 200  # a link to the page
 
 
 def test_no_cors_header_even_for_a_cross_origin_read(server):

@@ -154,6 +154,10 @@ class Base(tornado.web.RequestHandler):
         if self.request.method not in ("GET", "HEAD") and origin is not None \
                 and urlsplit(origin).netloc.lower() != self.request.host.lower():
             raise api_error(403, "cross-origin request refused")
+        # A browser names where a request comes from: another site's page (an <img> on /v1/stream holds a
+        # stream slot; no Origin header is sent for it) is refused; curl and the like send none.
+        if not self.public and self.request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            raise api_error(403, "cross-site request refused (Sec-Fetch-Site)")
         if not self.public and not self.authorized():
             raise api_error(401, "access token required: Authorization: Bearer <token from --token-file>")
 
