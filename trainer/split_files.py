@@ -33,7 +33,7 @@ def read_split(path: Path, root: Path, class_names: Sequence[str]) -> list[Sampl
         raise DataError(f"no split manifest at {path}")
     index = {name: i for i, name in enumerate(class_names)}
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.DictReader(handle))
         for line, row in zip(row_lines(path), rows):
             check_row(path, line, row, ("file", "class", "subset"))
@@ -47,7 +47,7 @@ def read_split(path: Path, root: Path, class_names: Sequence[str]) -> list[Sampl
 
 def split_class_names(path: Path) -> list[str]:
     """The class names of a split manifest, sorted as the scan sorts them."""
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         names = {row.get("class") for row in csv.DictReader(handle)}
     if None in names or "" in names:
         raise DataError(f"{path}: a row has no class (short row)")
@@ -60,7 +60,7 @@ def split_from_file(samples: Sequence[Sample], split_file: Path, root: Path) -> 
     assigned samples and how many scanned files the CSV does not list (left out)."""
     split_file = Path(split_file)
     try:
-        with open(split_file, newline="", encoding="utf-8") as handle:
+        with open(split_file, newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's BOM is no text
             rows = list(csv.DictReader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"split file {split_file}: {exc}") from None
@@ -93,7 +93,7 @@ def split_from_file(samples: Sequence[Sample], split_file: Path, root: Path) -> 
 def row_lines(path: Path) -> list[int]:
     """The line number each data row of a CSV starts on (a quoted field may span lines; blank
     lines hold no row), for error messages that point at the right line."""
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         starts, previous = [], 0
         for row in reader:

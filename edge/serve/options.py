@@ -41,7 +41,7 @@ def is_loopback(host: str) -> bool:
 def read_token(path: Path) -> str:
     """The token in ``path`` (surrounding whitespace dropped), refused when short or unprintable."""
     try:
-        token = Path(path).read_text(encoding="utf-8").strip()
+        token = Path(path).read_text(encoding="utf-8-sig").strip()  # Notepad's BOM is not part of it
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise EdgeError(f"--token-file {path}: cannot read it ({reason.lower()})") from None
