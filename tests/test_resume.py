@@ -141,3 +141,29 @@ def test_resume_of_damaged_state_moved_data_or_a_busy_run_is_one_error_line(tmp_
     (tmp_path / "data").rename(tmp_path / "moved")
     assert "images are not where it trained" in resume_error(run_dir)
     assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "backup", "config.json", "split.csv"]
+
+
+def test_best_keras_is_written_atomically_and_only_when_val_loss_improves(tmp_path, monkeypatch):
+    """A save that fails half-way (a full disk, a kill) leaves the previous best.keras whole and
+    no partial file beside it; a worse epoch writes nothing (issue 36: Keras' ModelCheckpoint wrote
+    in place, and the cut file read as "made for another architecture")."""
+    import keras
+
+    from trainer.resume import BestModel
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    best = BestModel(tmp_path / "best.keras", best=2.0)  # a resumed run's best so far
+    best.set_model(model)
+    best.on_epoch_end(0, {"val_loss": 2.5})
+    assert not (tmp_path / "best.keras").exists()
+    best.on_epoch_end(1, {"val_loss": 1.0})
+    saved = (tmp_path / "best.keras").read_bytes()
+
+    def full_disk(path, *args, **kwargs):
+        Path(path).write_bytes(b"PK\x03\x04 half a model")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model, "save", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        best.on_epoch_end(2, {"val_loss": 0.5})
+    assert (tmp_path / "best.keras").read_bytes() == saved and sorted(tmp_path.iterdir()) == [tmp_path / "best.keras"]

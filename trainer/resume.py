@@ -26,7 +26,7 @@ import numpy as np
 
 from edge.atomic import atomic_path, write_text
 from trainer.config import ConfigError
-from trainer.runs import BACKUP_DIR
+from trainer.runs import BACKUP_DIR, save_keras
 
 STATE_FILE = "state.json"
 
@@ -166,10 +166,27 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         }
 
 
+class BestModel(keras.callbacks.Callback):
+    """``best.keras``: the model at its lowest ``val_loss`` so far, written atomically
+    (``trainer.runs.save_keras``). Keras' ModelCheckpoint writes in place: a kill or a full disk
+    mid-save left a truncated file, later read as "made for another architecture". ``best``
+    starts at a resumed run's, so it is not overwritten with a worse model."""
+
+    def __init__(self, path: Path, best: Optional[float] = None) -> None:
+        super().__init__()
+        self.path, self.best = Path(path), np.inf if best is None else float(best)
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        current = (logs or {}).get("val_loss")
+        if current is not None and current < self.best:
+            self.best = float(current)
+            save_keras(self.model, self.path)
+
+
 class SaveState(keras.callbacks.Callback):
     """Writes the run state once per epoch (after EarlyStopping and the checkpoint updated theirs)."""
 
-    def __init__(self, state: RunState, checkpoint: keras.callbacks.ModelCheckpoint) -> None:
+    def __init__(self, state: RunState, checkpoint: BestModel) -> None:
         super().__init__()
         self.state, self.checkpoint = state, checkpoint
 

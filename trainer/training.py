@@ -104,11 +104,10 @@ def stage_callbacks(config: TrainConfig, run_dir: Path, tb_dir: Path, state, chi
     checkpoint, CSV history and TensorBoard span both stages (TensorBoard on the chief only)."""
     import keras
 
-    from trainer.resume import ResumableEarlyStopping, SaveState
+    from trainer.resume import BestModel, ResumableEarlyStopping, SaveState
 
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        str(run_dir / runs.BEST_MODEL_FILE), monitor="val_loss", save_best_only=True,
-        initial_value_threshold=state.data.get("checkpoint_best"))  # a resumed run keeps its best
+    # best.keras written atomically; a resumed run keeps its best
+    checkpoint = BestModel(run_dir / runs.BEST_MODEL_FILE, state.data.get("checkpoint_best"))
     csv_log = keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY_CSV), append=True)
 
     def for_stage(stage: int) -> list:
