@@ -13,7 +13,7 @@ import json
 import os
 from inspect import Parameter, signature
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 import typer
 
@@ -548,36 +548,54 @@ def infer(
                                "classify, from 1 (e.g. 1,4-6; default all)."),
     show_header: bool = typer.Option(
         False, "--show-header", help="Print each DICOM file's header on stderr, identifying values masked."),
+    persist: Optional[str] = typer.Option(
+        None, "--persist", help="Camera/video with a whole-frame model: keep a lesion only when seen in N of the "
+                                "last M frames, e.g. 2/3."),
 ) -> None:
-    """Classify image files (DICOM too), a camera or a video with a .tflite model (no TensorFlow needed)."""
-    from edge.camera import parse_camera
+    """Classify image files (DICOM too), a camera or a video with a .tflite model (no TensorFlow needed);
+    with a whole-frame model, mark the lesions of a camera or video live (files: `scan`)."""
+    from edge.bench import open_model
     from edge.classifier import Classifier
+    from edge.scan_batch import Persistence
     from edge.stream import check_stream_options
     from edge.text import terminal
 
-    sources = [bool(image), camera is not None, video is not None]
-    if sum(sources) != 1:
-        fail("give exactly one of --image, --camera or --video", 2)
+    source = stream_source(bool(image), camera, video, csv_file, every, persist)
     if threshold is not None and not 0 <= threshold <= 1:
         fail("--threshold must lie between 0 and 1", 2)
     check_threads(threads)
-    source = video if camera is None else parse_camera(camera)
-    if csv_file is not None and not image:
-        fail("--csv applies to --image only (use --json for camera/video results)", 2)
-    if image and every is not None:
-        fail("--every applies to --camera / --video only", 2)
     picked, limit = frame_options(bool(image), frames)
     check_stream_options(limit, crop, 1 if every is None else every)
-    if (camera is not None or video is not None) and display and not display_available():
+    persistence = Persistence.parse(persist) if persist else None
+    if source is not None and display and not display_available():
         fail("no display found (DISPLAY / WAYLAND_DISPLAY unset): add --no-display", 2)
     model = model or reference_model_announced()
-    classifier = Classifier(model, labels=parse_labels(labels), threads=threads)
+    # files are for patch classifiers: a whole-frame model is one error line pointing to `scan`
+    classifier = (Classifier(model, labels=parse_labels(labels), threads=threads) if image
+                  else open_model(model, parse_labels(labels), threads))
     typer.echo(terminal(f"model {model.name}: {classifier.precision}, backend {classifier.backend}"), err=True)
     if classifier.warning:  # a modified packaged reference run anyway: said here and in --json
         typer.echo(terminal(classifier.warning), err=True)
     if image:
         raise typer.Exit(infer_files(classifier, image, threshold, json_output, csv_file, picked, show_header))
-    infer_stream(classifier, source, threshold, json_output, crop, display, every or 1, limit, show_header)
+    infer_stream(classifier, source, threshold, json_output, crop, display, every or 1, limit, show_header, persistence)
+
+
+def stream_source(image: bool, camera: Optional[str], video: Optional[Path], csv_file: Optional[Path],
+                  every: Optional[int], persist: Optional[str]) -> Optional[Union[int, str, Path]]:
+    """The camera or video to stream (None with --image), once the options that belong to one
+    kind of source are checked against the one given (exit 2)."""
+    from edge.camera import parse_camera
+
+    if sum([image, camera is not None, video is not None]) != 1:
+        fail("give exactly one of --image, --camera or --video", 2)
+    if csv_file is not None and not image:
+        fail("--csv applies to --image only (use --json for camera/video results)", 2)
+    if image and every is not None:
+        fail("--every applies to --camera / --video only", 2)
+    if image and persist is not None:
+        fail("--persist applies to --camera / --video (files: scan --persist)", 2)
+    return None if image else video if camera is None else parse_camera(camera)
 
 
 MAX_THREADS = 256
@@ -692,11 +710,15 @@ def show_dicom_headers(paths) -> None:
             typer.echo(f"  {terminal(line)}", err=True)
 
 
-def infer_stream(classifier, source, threshold, json_output, crop, display, every, frames, show_header=False) -> None:
+def infer_stream(classifier, source, threshold, json_output, crop, display, every, frames, show_header=False,
+                 persistence=None) -> None:
     from edge.dicom import is_dicom, open_cine
-    from edge.stream import frame_record, run_stream
+    from edge.scanner import FrameScanner
+    from edge.stream import frame_record, frame_text, run_stream
     from edge.text import terminal
 
+    if persistence is not None and not isinstance(classifier, FrameScanner):
+        fail("--persist applies to whole-frame models (their lesions); this model classifies patches", 2)
     if isinstance(source, Path) and is_dicom(source):  # a cine plays at its own frame rate
         if show_header:
             show_dicom_headers([source])
@@ -705,16 +727,13 @@ def infer_stream(classifier, source, threshold, json_output, crop, display, ever
         for note in source.notes:
             typer.echo(f"note: {terminal(note)}", err=True)
 
-    def report(number: int, prediction, fps: float) -> None:
+    def report(number: int, result, fps: float) -> None:
         if display or number % max(1, every) != 0:
             return
-        if json_output:
-            typer.echo(json.dumps(frame_record(number, prediction, fps)))
-        else:
-            typer.echo(f"frame {number}: {terminal(prediction.label)} p({terminal(classifier.positive_label)})="
-                       f"{prediction.positive_probability:.3f} {fps:.1f} FPS")
+        typer.echo(json.dumps(frame_record(number, result, fps)) if json_output
+                   else terminal(frame_text(number, result, fps, classifier.positive_label)))
 
-    stats = run_stream(classifier, source, report, display, frames, crop, threshold)
+    stats = run_stream(classifier, source, report, display, frames, crop, threshold, persistence)
     typer.echo(f"{stats.frames} frames, {stats.fps:.1f} FPS", err=True)
 
 

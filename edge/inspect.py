@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-from edge.classifier import Classifier
+from edge.bench import open_model
 from edge.text import terminal
 
 
@@ -25,8 +25,9 @@ def op_counts(interpreter) -> dict[str, int]:
 
 
 def summarize(model_path: Path) -> dict:
-    """The model's metadata (None if it carries none), tensors, op counts, size and backend."""
-    classifier = Classifier(model_path)
+    """The model's metadata (None if it carries none), tensors, op counts, size and backend; a
+    whole-frame model too (``serve`` describes either)."""
+    classifier = open_model(model_path, None, None)
     interpreter = classifier.interpreter
     return {
         "model": str(model_path),

@@ -9,7 +9,8 @@ box is given in the frame's pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Sequence
 
 import numpy as np
 
@@ -27,6 +28,17 @@ class FoundLesion:
 
     def as_dict(self) -> dict:
         return {"box": [round(v, 1) for v in self.box], "score": round(self.score, 4)}
+
+    def moved(self, dx: float, dy: float) -> "FoundLesion":
+        """The same lesion with its box shifted: found in a crop, placed in the frame it was cut from."""
+        x0, y0, x1, y1 = self.box
+        return replace(self, box=(x0 + dx, y0 + dy, x1 + dx, y1 + dy))
+
+
+def boxes_text(lesions: Sequence[FoundLesion]) -> str:
+    """Lesions on one line for people (``scan``'s table, ``infer``'s live lines): ``[x0, y0, x1, y1]
+    score`` each, "; " between."""
+    return "; ".join(f"[{', '.join(f'{v:.0f}' for v in lesion.box)}] {lesion.score:.2f}" for lesion in lesions)
 
 
 def label_regions(mask: np.ndarray) -> tuple[np.ndarray, int]:

@@ -16,11 +16,14 @@ MAP_FLOOR = 0.2  # probabilities below this are not tinted: the frame stays read
 
 
 def draw_scan(frame: Image.Image, scan: FrameScan) -> Image.Image:
-    """``frame`` (RGB, any size) with the map tinted over it and a box + score per lesion."""
+    """``frame`` (RGB, any size) with the map tinted over the part it covers (``scan.region``, else
+    all of it) and a box + score per lesion."""
     frame = frame.convert("RGB")
+    left, top, right, bottom = scan.region or (0, 0, *frame.size)
     probability = Image.fromarray(scan.probability_map.astype(np.float32), mode="F").resize(
-        frame.size, Image.Resampling.BILINEAR)
-    alpha = np.clip((np.asarray(probability) - MAP_FLOOR) / (1 - MAP_FLOOR), 0, 1)[..., None] * 0.6
+        (right - left, bottom - top), Image.Resampling.BILINEAR)
+    alpha = np.zeros((frame.size[1], frame.size[0], 1), np.float32)
+    alpha[top:bottom, left:right, 0] = np.clip((np.asarray(probability) - MAP_FLOOR) / (1 - MAP_FLOOR), 0, 1) * 0.6
     pixels = np.asarray(frame, np.float32)
     tinted = Image.fromarray(np.rint(pixels * (1 - alpha) + MAP_COLOUR * alpha).astype(np.uint8))
     draw = ImageDraw.Draw(tinted)

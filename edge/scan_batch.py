@@ -149,6 +149,18 @@ def scan_row(result: ScanResult) -> dict:
             "total_ms": round(scan.total_ms, 3) if scan else None, "error": result.error}
 
 
+def scan_document(scanner: FrameScanner, threshold: Optional[float], rows: list[dict], failed: int = 0,
+                  problems: Sequence[str] = (), persistence: Optional[Persistence] = None,
+                  notes: Sequence[str] = ()) -> dict:
+    """The whole ``scan --json`` document (``serve`` answers an upload to a whole-frame model with
+    the same one); ``notes`` (how a DICOM file was windowed) only when there are some."""
+    return {"model": str(scanner.model_path), "backend": scanner.backend,
+            "threshold": threshold if threshold is not None else scanner.threshold,
+            "persist": f"{persistence.seen}/{persistence.window}" if persistence else None,
+            "results": rows, "failed": failed, "problems": list(problems),
+            **({"notes": list(notes)} if notes else {}), **({"warning": scanner.warning} if scanner.warning else {})}
+
+
 def overlay_name(result: ScanResult) -> str:
     """The overlay's file name: the frame's stem (and frame number), as PNG."""
     stem = Path(result.path).stem

@@ -12,9 +12,10 @@ from typing import Optional
 from edge import atomic
 from edge.batch import expand_inputs
 from edge.imaging import display_path
+from edge.lesions import boxes_text
 from edge.overlay import draw_scan
 from edge.progress import progress_bar
-from edge.scan_batch import VIDEO_EXTENSIONS, ScanResult, overlay_name, scan_inputs, scan_row
+from edge.scan_batch import VIDEO_EXTENSIONS, ScanResult, overlay_name, scan_document, scan_inputs, scan_row
 from edge.scan_options import ScanOptions
 from edge.scanner import FrameScanner
 from edge.text import terminal
@@ -95,17 +96,11 @@ def run_scan(options: ScanOptions) -> int:
                 continue
             if not options.json_output:
                 frame = "" if result.frame is None else f" frame {result.frame}"
-                boxes = "; ".join(f"[{', '.join(f'{v:.0f}' for v in lesion.box)}] {lesion.score:.2f}"
-                                  for lesion in result.scan.lesions)
+                boxes = boxes_text(result.scan.lesions)
                 print(terminal(f"{len(result.scan.lesions):>7}{result.scan.peak:>8.3f}{result.scan.total_ms:>9.1f}  "
                                f"{row['file']}{frame}{'  ' + boxes if boxes else ''}"))
     if options.json_output:
-        document = {"model": str(model), "backend": scanner.backend,
-                    "threshold": options.threshold if options.threshold is not None else scanner.threshold,
-                    "persist": (f"{options.persistence.seen}/{options.persistence.window}"
-                                if options.persistence else None),
-                    "results": rows, "failed": failed, "problems": problems,
-                    **({"warning": scanner.warning} if scanner.warning else {})}
+        document = scan_document(scanner, options.threshold, rows, failed, problems, options.persistence)
         print(json.dumps(document, indent=2))
     if failed:
         say(f"{failed} input(s) failed")

@@ -25,13 +25,16 @@ from edge.lesions import FoundLesion, decode_map
 @dataclass
 class FrameScan:
     """One scanned frame: its lesions (best first, boxes in the frame's pixels), the probability
-    map at the model's resolution, the frame's size and how long it took."""
+    map at the model's resolution, the frame's size and how long it took. ``region`` is the
+    part of the frame the map covers (x0, y0, x1, y1): a live view scans a camera frame's
+    centre square, yet its boxes and overlay belong to the whole frame; None: all of it."""
 
     lesions: list[FoundLesion]
     probability_map: np.ndarray
     frame_size: tuple[int, int]
     inference_ms: float
     total_ms: float
+    region: Optional[tuple[int, int, int, int]] = None
 
     @property
     def peak(self) -> float:
@@ -74,14 +77,20 @@ class FrameScanner(Classifier):
     def _resolve_labels(self, labels) -> list[str]:
         return list(self.metadata.labels) if self.metadata else ["stenosis"]
 
-    def scan(self, source: ImageSource, threshold: Optional[float] = None) -> FrameScan:
-        """The lesions of one frame at ``threshold`` (default: the model's stored one)."""
+    def scan(self, source: ImageSource, threshold: Optional[float] = None,
+             region: Optional[tuple[int, int, int, int]] = None) -> FrameScan:
+        """The lesions of one frame at ``threshold`` (default: the model's stored one); with
+        ``region`` only that part of it is scanned, its boxes given in the whole frame's pixels."""
         start = time.perf_counter()
         image = rgb_image(source)
-        tensor = self.input_tensor(resize_rgb(image, self.input_size, self.resize_method))
+        part = image.crop(region) if region else image
+        tensor = self.input_tensor(resize_rgb(part, self.input_size, self.resize_method))
         invoke_start = time.perf_counter()
         probability_map = self.invoke(tensor)[..., 0]
         inference_ms = (time.perf_counter() - invoke_start) * 1000
         at = self.threshold if threshold is None else threshold
-        lesions = decode_map(probability_map, at, image.size, self.min_area)
-        return FrameScan(lesions, probability_map, image.size, inference_ms, (time.perf_counter() - start) * 1000)
+        lesions = decode_map(probability_map, at, part.size, self.min_area)
+        if region:
+            lesions = [lesion.moved(region[0], region[1]) for lesion in lesions]
+        return FrameScan(lesions, probability_map, image.size, inference_ms, (time.perf_counter() - start) * 1000,
+                         region)

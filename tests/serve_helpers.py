@@ -109,6 +109,47 @@ def write_video(path: Path, frames: int = 30, fps: float = 10.0, size: tuple[int
     return path
 
 
+def read_events(base: str, until, timeout: float = 90) -> list[tuple[str, dict]]:
+    """Server-sent events from /v1/decisions until ``until(events)`` holds."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    connection.request("GET", "/v1/decisions")
+    response = connection.getresponse()
+    assert response.status == 200 and response.getheader("Content-Type") == "text/event-stream"
+    events, kind = [], None
+    try:
+        while not until(events):
+            line = response.fp.readline().decode().rstrip("\n")
+            if line.startswith("event: "):
+                kind = line[len("event: "):]
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line[len("data: "):])))
+    finally:
+        connection.close()
+    return events
+
+
+def mjpeg_frames(base: str, count: int, timeout: float = 60) -> list[Image.Image]:
+    """The first ``count`` JPEG frames of /v1/stream, checked to be MJPEG."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    connection.request("GET", "/v1/stream")
+    response = connection.getresponse()
+    assert response.getheader("Content-Type") == "multipart/x-mixed-replace; boundary=frame"
+    frames = []
+    try:
+        while len(frames) < count:
+            header = b""
+            while not header.endswith(b"\r\n\r\n"):
+                header += response.fp.readline()
+            length = int(re.search(rb"Content-Length: (\d+)", header).group(1))
+            frames.append(Image.open(io.BytesIO(response.fp.read(length))))
+            response.fp.readline()
+    finally:
+        connection.close()
+    return frames
+
+
 def wait_until(condition, timeout: float, what: str, interval: float = 0.2):
     """Poll ``condition()`` until it returns something truthy; fail saying ``what`` was awaited."""
     deadline = time.monotonic() + timeout

@@ -6,8 +6,6 @@ API keeps answering. The feed's re-open logic is also tested alone, with a fake 
 from __future__ import annotations
 
 import hashlib
-import http.client
-import io
 import json
 import re
 import threading
@@ -15,11 +13,11 @@ from importlib import resources
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from edge import Classifier, EdgeError, ModelMetadata
 from tests.bad_inputs import LABELS, cli
-from tests.serve_helpers import get_json, multipart, png_bytes, request, running_server, wait_until, write_video
+from tests.serve_helpers import (get_json, mjpeg_frames, multipart, png_bytes, read_events, request, running_server,
+                                 wait_until, write_video)
 from tests.tflite_builder import build_tiny_classifier
 
 pytest.importorskip("tornado", reason="the serve extra (tornado) is not installed")
@@ -39,26 +37,6 @@ def live(tmp_path_factory, tiny_model):
     video = write_video(folder / "short.avi", frames=20, fps=10)
     with running_server(folder, "--model", str(tiny_model), "--video", str(video)) as base:
         yield base
-
-
-def read_events(base: str, until, timeout: float = 90) -> list[tuple[str, dict]]:
-    """Server-sent events from /v1/decisions until ``until(events)`` holds."""
-    host, port = base.removeprefix("http://").rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    connection.request("GET", "/v1/decisions")
-    response = connection.getresponse()
-    assert response.status == 200 and response.getheader("Content-Type") == "text/event-stream"
-    events, kind = [], None
-    try:
-        while not until(events):
-            line = response.fp.readline().decode().rstrip("\n")
-            if line.startswith("event: "):
-                kind = line[len("event: "):]
-            elif line.startswith("data: "):
-                events.append((kind, json.loads(line[len("data: "):])))
-    finally:
-        connection.close()
-    return events
 
 
 def test_predict_answers_with_the_document_infer_json_prints(live, tiny_model, tmp_path):
@@ -85,20 +63,7 @@ def test_model_names_the_file_and_its_sha256(live, tiny_model):
 
 
 def test_the_stream_is_mjpeg_of_the_video(live):
-    host, port = live.removeprefix("http://").rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    connection.request("GET", "/v1/stream")
-    response = connection.getresponse()
-    assert response.getheader("Content-Type") == "multipart/x-mixed-replace; boundary=frame"
-    frames = []
-    while len(frames) < 2:
-        header = b""
-        while not header.endswith(b"\r\n\r\n"):
-            header += response.fp.readline()
-        length = int(re.search(rb"Content-Length: (\d+)", header).group(1))
-        frames.append(Image.open(io.BytesIO(response.fp.read(length))))
-        response.fp.readline()
-    connection.close()
+    frames = mjpeg_frames(live, 2)
     assert all(f.format == "JPEG" and f.size == (160, 120) for f in frames)
 
 

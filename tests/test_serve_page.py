@@ -2,7 +2,8 @@
 Selenium), as a person uses it: the live view of a video file shows decisions, says "camera
 lost" when the video ends and goes live again; an image uploaded through the form gets the
 label the API gives; with a token the page asks for it once; without a camera it says so and
-still classifies uploads. Screenshots land in tmp_path (their paths are printed). TF-free."""
+still classifies uploads; with a whole-frame model it shows lesions (live and for an uploaded
+frame) instead of a label. Screenshots land in tmp_path (their paths are printed). TF-free."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import json
 import shutil
 
 import pytest
+from PIL import Image
 
 from edge.reference import packaged_reference
 from tests.serve_helpers import multipart, png_bytes, request, running_server, write_video
+from tests.test_frames import MAP_META
+from tests.test_live_frames import STEADY, frame_pixels, write_clip
+from tests.tflite_builder import build_tiny_map_model
 
 pytest.importorskip("tornado", reason="the serve extra (tornado) is not installed")
 pytest.importorskip("cv2", reason="OpenCV writes the test video (dev extra)")
@@ -113,3 +118,27 @@ def test_with_a_token_the_page_asks_once_and_without_a_camera_says_so(tmp_path, 
         wait_for(browser, lambda d: "no camera" in text(d, "camera-status"), "the page without a second prompt")
         assert not browser.find_element(By.ID, "login").is_displayed()
         assert browser.execute_script("return document.cookie") == ""  # the token is not readable by scripts
+
+
+def test_with_a_whole_frame_model_the_page_shows_lesions(tmp_path, browser):
+    model = build_tiny_map_model(tmp_path / "map.tflite", 32, "uint8", metadata=MAP_META)
+    frame = tmp_path / "frame.png"
+    Image.fromarray(frame_pixels([STEADY])).save(frame)
+    with running_server(tmp_path, "--model", str(model), "--video", str(write_clip(tmp_path / "run.avi", 40))) as base:
+        browser.get(base + "/")
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#decisions tbody tr"), "a live scan")
+        assert text(browser, "ov-label") in ("1 lesion", "2 lesions") and text(browser, "ov-p").startswith("peak ")
+        assert text(browser, "label-head") == "lesions" and text(browser, "chart-title").startswith("peak")
+        assert "on the stenosis map" in text(browser, "model")
+        wait_for(browser, lambda d: d.execute_script("return document.getElementById('frame').naturalWidth") > 0,
+                 "the MJPEG frame with the map drawn")
+        assert text(browser, "upload-title") == "Scan a frame"
+        browser.find_element(By.ID, "upload-file").send_keys(str(frame))
+        browser.find_element(By.ID, "upload-button").click()
+        shown = wait_for(browser, lambda d: text(d, "upload-label"), "the uploaded frame's lesions")
+        status, _, body = request(base, "POST", "/v1/predict", *multipart("image", "frame.png", frame.read_bytes()))
+        (lesion,) = json.loads(body)["results"][0]["lesions"]
+        assert status == 200 and shown == "1 lesion"
+        assert f"[{', '.join(str(int(v + 0.5)) for v in lesion['box'])}] {lesion['score']:.3f}" in text(
+            browser, "upload-detail")
+        screenshot(browser, tmp_path / "serve-whole-frame.png")

@@ -6,7 +6,8 @@ a token (loopback only) a request must name a loopback host, so a web page elsew
 rebind its name to 127.0.0.1 and read the API; a state-changing request from another origin is
 refused; no CORS header is ever sent. Every error is a JSON ``{"error", "status"}`` document and
 the server keeps serving. Uploads go through ``classify_path`` on a file, the very path
-``infer --image`` takes (its decompression-bomb and format guards included; a DICOM file too).
+``infer --image`` takes (its decompression-bomb and format guards included; a DICOM file too),
+or with a whole-frame model through ``scan_path``, the path ``scan`` takes.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from edge.batch import classify_path, result_row, results_document
 from edge.classifier import Classifier
 from edge.dicom import is_dicom, looks_like_dicom
 from edge.errors import ImageError, PredictionError
+from edge.scan_batch import scan_document, scan_path, scan_row
+from edge.scanner import FrameScanner
 from edge.serve.live import LiveFeed
 from edge.serve.options import is_loopback
 
@@ -73,20 +76,26 @@ def load_assets() -> dict[str, tuple[bytes, str]]:
 
 
 def classify_upload(classifier: Classifier, data: bytes, name: str) -> dict:
-    """``infer --json``'s document for one uploaded image (a DICOM file: one row per frame). The
-    bytes go to a private temporary file and through infer's own path (``classify_path``):
-    its decoding, limits and errors, unchanged."""
+    """``infer --json``'s document for one uploaded image, or with a whole-frame model ``scan
+    --json``'s (a DICOM file: one row per frame). The bytes go to a private temporary file and
+    through the command's own path (``classify_path`` / ``scan_path``): its decoding, limits
+    and errors, unchanged."""
     dicom = is_dicom(name) or looks_like_dicom(data)
+    scanning = isinstance(classifier, FrameScanner)
+    rows, notes = [], []
     with tempfile.NamedTemporaryFile(prefix="artery-edge-upload-", suffix=".dcm" if dicom else "") as spool:
         spool.write(data)
         spool.flush()
+        path = Path(spool.name)
         try:
-            results = list(classify_path(classifier, Path(spool.name)))
+            for result in scan_path(classifier, path, None, None, None) if scanning else classify_path(classifier, path):
+                result = replace(result, path=Path(name))
+                rows.append(scan_row(result) if scanning else result_row(result, classifier.labels))
+                notes += [note.replace(spool.name, name) for note in result.notes]
         except ImageError as exc:
             raise ImageError(str(exc).replace(spool.name, name)) from None
-    rows = [result_row(replace(result, path=Path(name)), classifier.labels) for result in results]
-    notes = [note.replace(spool.name, name) for result in results for note in result.notes]
-    return results_document(classifier, None, rows, 0, [], notes)
+    return scan_document(classifier, None, rows, notes=notes) if scanning else \
+        results_document(classifier, None, rows, 0, [], notes)
 
 
 class Hub:
@@ -346,7 +355,8 @@ class Stream(Base):
 
 class Decisions(Base):
     """Server-sent events: ``status`` when the camera's state changes, ``decision`` per frame
-    (``infer --json``'s line: frame, time, label, probabilities, fps)."""
+    (``infer --json``'s line: frame, time, label, probabilities, fps; a whole-frame model's has
+    lesions, peak and frame_size in place of label and probabilities)."""
 
     async def get(self) -> None:
         feed = self.require_feed()

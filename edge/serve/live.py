@@ -1,6 +1,7 @@
 """The live feed behind ``serve``: infer's camera loop (``edge.stream.run_stream``) in a thread,
-the latest frame kept as JPEG for ``/v1/stream``, recent decisions kept for the page, and the
-camera re-opened whenever it is lost (unplugged, a video that ended), so the service outlives it.
+the latest frame kept as JPEG for ``/v1/stream`` (with a whole-frame model, the map and boxes
+drawn on it), recent decisions kept for the page, and the camera re-opened whenever it is lost
+(unplugged, a video that ended), so the service outlives it.
 
 No web library here: the server is told of every decision, frame and state change through one
 ``publish(kind, data)`` callback, called from the feed's thread.
@@ -20,10 +21,11 @@ import numpy as np
 from PIL import Image
 
 from edge.camera import Frames, OpenCVFrames, import_cv2, open_camera, open_video
-from edge.classifier import Classifier, Prediction
+from edge.classifier import Classifier
 from edge.errors import EdgeError
+from edge.scanner import FrameScan
 from edge.serve.options import Source
-from edge.stream import frame_record, run_stream, utc_now
+from edge.stream import Result, frame_record, lesions_text, marked_frame, run_stream, utc_now
 
 log = logging.getLogger("artery_edge.serve")
 
@@ -94,6 +96,14 @@ def encode_jpeg(bgr: np.ndarray) -> bytes:
     return out.getvalue()
 
 
+def chart_point(now: float, result: Result) -> tuple[float, float, str]:
+    """One point of the page's chart: p(positive) and the label, or a whole-frame model's peak
+    probability and lesion count (the same threshold line applies to both)."""
+    if isinstance(result, FrameScan):
+        return round(now, 3), round(result.peak, 4), lesions_text(result)
+    return round(now, 3), round(result.positive_probability, 4), result.label
+
+
 class LiveFeed:
     """Classify a frame source continuously in a thread; re-open it after ``retry_s`` when lost
     (doubling up to ``max_retry_s`` while it stays away)."""
@@ -139,18 +149,20 @@ class LiveFeed:
         log.log(logging.WARNING if state == "lost" else logging.INFO, "camera %s: %s", state, message)
         self.publish("status", status)
 
-    def _on_prediction(self, number: int, prediction: Prediction, fps: float) -> None:
-        record = frame_record(number, prediction, fps)
+    def _on_prediction(self, number: int, result: Result, fps: float) -> None:
+        record = frame_record(number, result, fps)
         now = time.time()
         frame = self._tap.last if self._tap is not None else None
         with self._lock:
             encode = frame is not None and time.monotonic() - self._watched < WATCH_SECONDS
+        if encode and isinstance(result, FrameScan):
+            frame = marked_frame(frame, result)
         jpeg = encode_jpeg(frame) if encode else None
         with self._lock:
             self._status["frames"] += 1
             self._recent.append(record)
             if not self._chart or now - self._chart[-1][0] >= CHART_STEP_SECONDS:
-                self._chart.append((round(now, 3), round(prediction.positive_probability, 4), prediction.label))
+                self._chart.append(chart_point(now, result))
             while self._chart and now - self._chart[0][0] > CHART_SECONDS:
                 self._chart.popleft()
             if jpeg is not None:

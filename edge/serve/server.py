@@ -7,6 +7,7 @@ import logging
 import signal
 from typing import Callable
 
+from edge.bench import open_model
 from edge.classifier import Classifier
 from edge.errors import EdgeError
 from edge.metadata import sha256_of_file
@@ -26,11 +27,14 @@ def import_tornado():
 
 
 def describe_model(classifier: Classifier) -> dict:
-    """``GET /v1/model``: what ``inspect --json`` says of the model, its positive class and SHA-256."""
+    """``GET /v1/model``: what ``inspect --json`` says of the model, its positive class, SHA-256
+    and task (``classify``, or ``map`` for a whole-frame model: the page shows lesions then)."""
     from edge.inspect import summarize
 
     path = classifier.model_path
-    return {**summarize(path), "positive_label": classifier.positive_label, "sha256": sha256_of_file(path)}
+    task = classifier.metadata.task if classifier.metadata else "classify"
+    return {**summarize(path), "positive_label": classifier.positive_label, "sha256": sha256_of_file(path),
+            "task": task}
 
 
 def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
@@ -48,7 +52,7 @@ def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
     logging.getLogger("artery_edge.serve").setLevel(logging.INFO)
     from edge.serve.app import ServerState
 
-    classifier = Classifier(options.model, threads=options.threads)
+    classifier = open_model(options.model, None, options.threads)  # a patch classifier or a whole-frame model
     if classifier.warning:  # a modified packaged reference run anyway: said here and in every answer
         announce(classifier.warning)
     state = ServerState(classifier, describe_model(classifier), token, options.max_upload_bytes)
@@ -89,7 +93,7 @@ async def run(options: ServeOptions, state, announce: Callable[[str], None]) -> 
 
     loop = IOLoop.current()
     if options.source is not None:
-        state.feed = LiveFeed(Classifier(options.model, threads=options.threads), source_opener(options.source),
+        state.feed = LiveFeed(open_model(options.model, None, options.threads), source_opener(options.source),
                               lambda kind, data: loop.add_callback(state.hub.publish, kind, data), crop=options.crop)
     sockets = bind(options)
     server = HTTPServer(make_app(state), max_body_size=2 * options.max_upload_bytes,

@@ -8,6 +8,7 @@ const CHART_STEP = 0.5;
 const RECENT = 20;
 let model = null;
 let positive = "Unhealthy";
+let isMap = false;  // a whole-frame model: frames carry lesions (boxes drawn on the stream), not a label
 let chart = [];   // [unix seconds, p(positive), label]
 let recent = [];  // newest first
 let renderQueued = false;
@@ -41,6 +42,19 @@ $("login-form").addEventListener("submit", async (event) => {
 
 function fmt(p) { return Number(p).toFixed(3); }
 
+function lesionCount(lesions) {
+  return lesions.length === 0 ? "no lesion" : `${lesions.length} lesion${lesions.length > 1 ? "s" : ""}`;
+}
+
+// One frame's answer as the page shows it: the label and p(positive), or the lesion count and
+// the map's peak for a whole-frame model (its chart and threshold line read the same way).
+function headline(record) {
+  if (isMap) return { text: lesionCount(record.lesions), p: record.peak, flagged: record.lesions.length > 0 };
+  return { text: record.label, p: record.probabilities[positive], flagged: record.label === positive };
+}
+
+function pText(p) { return isMap ? `peak ${fmt(p)}` : `p(${positive}) ${fmt(p)}`; }
+
 function showModel(info) {
   const meta = info.metadata || {};
   const parent = meta.parent || {};
@@ -49,7 +63,8 @@ function showModel(info) {
     ["labels", info.labels.join(", ")],
     ["positive class", info.positive_label],
     ["precision", info.precision],
-    ["threshold", info.threshold === null ? "arg-max (none stored)" : `${fmt(info.threshold)} on p(${info.positive_label})`],
+    ["threshold", info.threshold === null ? "arg-max (none stored)"
+      : `${fmt(info.threshold)} on ${isMap ? "the stenosis map" : `p(${info.positive_label})`}`],
     ["input", meta.input_size ? `${meta.input_size} px ${meta.color_order}` : info.inputs[0].shape.join("x")],
     ["SHA-256", info.sha256],
     ["backend", info.backend],
@@ -89,7 +104,8 @@ function addDecision(record) {
   recent.length = Math.min(recent.length, RECENT);
   const now = Date.parse(record.time) / 1000;
   if (!chart.length || now - chart[chart.length - 1][0] >= CHART_STEP) {
-    chart.push([now, record.probabilities[positive], record.label]);
+    const shown = headline(record);
+    chart.push([now, shown.p, shown.text]);
   }
   while (chart.length && now - chart[0][0] > CHART_SECONDS) chart.shift();
   if (!renderQueued) {
@@ -102,23 +118,23 @@ function render() {
   renderQueued = false;
   const last = recent[0];
   if (last) {
-    const isPositive = last.label === positive;
-    $("ov-label").textContent = last.label;
-    $("ov-label").className = isPositive ? "positive" : "negative";
-    $("ov-p").textContent = `p(${positive}) ${fmt(last.probabilities[positive])}`;
+    const shown = headline(last);
+    $("ov-label").textContent = shown.text;
+    $("ov-label").className = shown.flagged ? "positive" : "negative";
+    $("ov-p").textContent = pText(shown.p);
     $("ov-fps").textContent = `${Number(last.fps).toFixed(1)} FPS`;
   }
   const body = $("decisions").tBodies[0];
   body.replaceChildren(...recent.map((record) => {
+    const shown = headline(record);
     const row = document.createElement("tr");
-    const cells = [record.time.slice(11, 23), record.frame, record.label, fmt(record.probabilities[positive]),
-                   Number(record.fps).toFixed(1)];
+    const cells = [record.time.slice(11, 23), record.frame, shown.text, fmt(shown.p), Number(record.fps).toFixed(1)];
     for (const value of cells) {
       const cell = document.createElement("td");
       cell.textContent = value;
       row.append(cell);
     }
-    row.cells[2].className = record.label === positive ? "positive" : "";
+    row.cells[2].className = shown.flagged ? "positive" : "";
     return row;
   }));
   drawChart();
@@ -173,14 +189,21 @@ $("upload-form").addEventListener("submit", async (event) => {
   const detail = $("upload-detail");
   label.textContent = "";
   label.className = "";
-  detail.textContent = "classifying…";
+  detail.textContent = isMap ? "scanning…" : "classifying…";
   try {
     const answer = await api("/v1/predict", { method: "POST", body: new FormData($("upload-form")) });
     const result = answer.results[0];
-    label.textContent = result.label;
-    label.className = result.label === positive ? "positive" : "";
     const frames = answer.results.length > 1 ? ` · frame ${result.frame} of ${answer.results.length} (all in the API's answer)` : "";
-    detail.textContent = `p(${positive}) ${fmt(result["p_" + positive])} · ${result.inference_ms} ms · ${result.file}${frames}`;
+    if (isMap) {
+      label.textContent = lesionCount(result.lesions);
+      label.className = result.lesions.length ? "positive" : "";
+      const boxes = result.lesions.map((l) => `[${l.box.map(Math.round).join(", ")}] ${fmt(l.score)}`).join("; ");
+      detail.textContent = `${boxes ? boxes + " · " : ""}peak ${fmt(result.peak)} · ${result.inference_ms} ms · ${result.file}${frames}`;
+    } else {
+      label.textContent = result.label;
+      label.className = result.label === positive ? "positive" : "";
+      detail.textContent = `p(${positive}) ${fmt(result["p_" + positive])} · ${result.inference_ms} ms · ${result.file}${frames}`;
+    }
   } catch (error) {
     detail.textContent = "error: " + error.message;
     detail.className = "error";
@@ -201,8 +224,12 @@ async function start() {
   $("login").hidden = true;
   $("main").hidden = false;
   positive = model.positive_label;
-  $("chart-title").textContent = `p(${positive}) over the last 5 minutes`;
-  $("p-head").textContent = `p(${positive})`;
+  isMap = model.task === "map";
+  $("chart-title").textContent = `${isMap ? `peak p(${positive}) on the frame` : `p(${positive})`} over the last 5 minutes`;
+  $("p-head").textContent = isMap ? "peak" : `p(${positive})`;
+  $("label-head").textContent = isMap ? "lesions" : "label";
+  $("upload-title").textContent = isMap ? "Scan a frame" : "Classify an image";
+  $("upload-button").textContent = isMap ? "Scan" : "Classify";
   $("ov-threshold").textContent = model.threshold === null ? "arg-max" : `threshold ${fmt(model.threshold)}`;
   showModel(model);
   const status = await api("/v1/status");
