@@ -69,3 +69,24 @@ def test_tf_config_names_the_chief():
     spec = '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": %d}}'
     assert read_tf_config(spec % 0).is_chief and not read_tf_config(spec % 1).is_chief
     assert read_tf_config(spec % 1).workers == 2
+
+
+@pytest.mark.parametrize("changes", [
+    {"init_blend": 1.5, "init_from": "parent"}, {"teacher_weight": 2.0}, {"batch_size": 0}, {"label_smoothing": 0.7},
+    {"warmup_epochs": -1.0}, {"seed": -1}, {"dropout": 1.0}, {"steps_per_execution": 0},
+])
+def test_a_number_out_of_its_range_exits_2_as_every_commands_range_errors(changes):
+    """The CLI exits 2 for an OptionError (every command's range errors); train's were exit 1."""
+    from edge.errors import OptionError
+
+    with pytest.raises(OptionError):
+        TrainConfig(**changes).validate()
+
+
+def test_a_bad_name_or_file_stays_exit_1():
+    from edge.errors import OptionError
+
+    for changes in ({"run_name": "../x"}, {"weights": "/no/such/file.h5"}, {"schedule": "linear"}):
+        with pytest.raises(ConfigError) as caught:
+            TrainConfig(**changes).validate()
+        assert not isinstance(caught.value, OptionError), changes

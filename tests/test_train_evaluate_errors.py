@@ -44,20 +44,22 @@ def test_evaluate_skips_an_unreadable_test_image(converted_run, synthetic_dir, t
     assert f"warning: skipping {data / victim}" in result.stderr and "Traceback" not in result.stderr
 
 
-# options checked only after the run folder existed: now nothing is created
-@pytest.mark.parametrize("extra, message", [
-    (["--alpha", "inf"], "alpha must be a finite number"), (["--zoom", "-2"], "zoom must lie between"),
-    (["--brightness", "2"], "brightness must lie between"), (["--seed", "4294967296"], "seed must lie between"),
-    (["--image-size", "100000"], "image size"), (["--run-name", "../x"], "plain folder name"),
-    (["--weights", "GARBAGE"], "not an HDF5 file"),
+# options checked only after the run folder existed: now nothing is created. A number out of its
+# range exits 2, as every command's range errors do (issue 36: --init-blend and --teacher-weight exited 1)
+@pytest.mark.parametrize("extra, message, code", [
+    (["--alpha", "inf"], "alpha must be a finite number", 2), (["--zoom", "-2"], "zoom must lie between", 2),
+    (["--brightness", "2"], "brightness must lie between", 2), (["--seed", "4294967296"], "seed must lie between", 2),
+    (["--image-size", "100000"], "image size", 2), (["--init-blend", "1.5"], "init-blend must lie in", 2),
+    (["--teacher", "elsewhere", "--teacher-weight", "2"], "teacher-weight must lie in", 2),
+    (["--run-name", "../x"], "plain folder name", 1), (["--weights", "GARBAGE"], "not an HDF5 file", 1),
 ])
-def test_bad_train_options_leave_no_run(synthetic_dir, tmp_path, extra, message):
+def test_bad_train_options_leave_no_run(synthetic_dir, tmp_path, extra, message, code):
     garbage = tmp_path / "garbage.h5"
     garbage.write_bytes(b"nope")
     extra = [str(garbage) if a == "GARBAGE" else a for a in extra]
     result = runner.invoke(app, ["train", str(synthetic_dir), "--output-dir", str(tmp_path / "models"),
                                  "--image-size", "32", "--alpha", "0.35", "--weights", tiny_weights(), *extra])
-    assert result.exit_code == 1 and len(error_lines(result.output)) == 1 and message in error_lines(result.output)[0]
+    assert result.exit_code == code and len(error_lines(result.output)) == 1 and message in error_lines(result.output)[0]
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
     assert not (tmp_path / "x").exists()
 

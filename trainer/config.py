@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from edge.errors import ArteryEdgeError
+from edge.errors import ArteryEdgeError, OptionError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,6 +26,10 @@ OPERATING_POINTS = "argmax, youden, accuracy, sensitivity=X or specificity=X"
 
 class ConfigError(ArteryEdgeError, ValueError):
     """A bad hyperparameter or config file; the message is one line for the user."""
+
+
+class RangeError(ConfigError, OptionError):
+    """A number outside the range it means something in: exit 2, as every command's range errors."""
 
 
 @dataclass
@@ -96,32 +100,32 @@ class TrainConfig:
         for name in ("alpha", "dropout", "l2", "learning_rate", "fine_tune_learning_rate", "rotation", "zoom",
                      "contrast", "brightness", "val_fraction", "test_fraction"):
             if not math.isfinite(getattr(self, name)):
-                raise ConfigError(f"{name.replace('_', '-')} must be a finite number, found {getattr(self, name)}")
+                raise RangeError(f"{name.replace('_', '-')} must be a finite number, found {getattr(self, name)}")
         if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
-            raise ConfigError(f"image size {self.image_size} must lie between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} px")
+            raise RangeError(f"image size {self.image_size} must lie between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} px")
         if not 0 <= self.seed < 2**32:
-            raise ConfigError(f"seed must lie between 0 and {2**32 - 1}")
+            raise RangeError(f"seed must lie between 0 and {2**32 - 1}")
         if self.learning_rate <= 0 or self.fine_tune_learning_rate <= 0 or self.l2 < 0:
-            raise ConfigError("learning rates must be positive and l2 >= 0")
+            raise RangeError("learning rates must be positive and l2 >= 0")
         if self.patience < 0 or self.sample_grid_size < 0:
-            raise ConfigError("patience and sample-grid-size must be >= 0")
+            raise RangeError("patience and sample-grid-size must be >= 0")
         for name in ("rotation", "zoom", "contrast", "brightness", "site_augmentation"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"{name} must lie between 0 (off) and 1, found {getattr(self, name)}")
+                raise RangeError(f"{name} must lie between 0 (off) and 1, found {getattr(self, name)}")
         if self.batch_size < 1:
-            raise ConfigError("batch size must be at least 1")
+            raise RangeError("batch size must be at least 1")
         if not 0 < self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
-            raise ConfigError("validation fraction must lie between 0 and 1, test fraction in [0, 1) (0: no test split)")
+            raise RangeError("validation fraction must lie between 0 and 1, test fraction in [0, 1) (0: no test split)")
         if self.val_fraction + self.test_fraction >= 1:
-            raise ConfigError("validation + test fractions must leave some training data")
+            raise RangeError("validation + test fractions must leave some training data")
         if self.alpha <= 0:
-            raise ConfigError("alpha must be positive")
+            raise RangeError("alpha must be positive")
         if not 0 <= self.dropout < 1:
-            raise ConfigError("dropout must be in [0, 1)")
+            raise RangeError("dropout must be in [0, 1)")
         if self.epochs < 0 or self.fine_tune_epochs < 0 or self.epochs + self.fine_tune_epochs == 0:
-            raise ConfigError("epochs must be >= 0 and at least one stage must train")
+            raise RangeError("epochs must be >= 0 and at least one stage must train")
         if self.fine_tune_at < 0:
-            raise ConfigError("fine-tune-at must be a layer index >= 0")
+            raise RangeError("fine-tune-at must be a layer index >= 0")
 
     def _check_names_and_files(self) -> None:
         """The run's folder name, and a weights file given by path."""
@@ -139,26 +143,26 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, found {self.schedule!r}")
         if not (math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0):
-            raise ConfigError("warmup-epochs must be a number >= 0")
+            raise RangeError("warmup-epochs must be a number >= 0")
         if self.warmup_epochs and self.schedule != "cosine":
             raise ConfigError("warmup-epochs applies to --schedule cosine only (constant has no warm-up)")
         shortest = min(n for n in (self.epochs, self.fine_tune_epochs) if n > 0)  # one trains (_check_ranges)
         if self.warmup_epochs and self.warmup_epochs >= shortest:
-            raise ConfigError(f"warmup-epochs {self.warmup_epochs:g} must be shorter than each training stage "
+            raise RangeError(f"warmup-epochs {self.warmup_epochs:g} must be shorter than each training stage "
                               f"(the shortest has {shortest} epochs): the learning rate would never decay")
         if not (math.isfinite(self.label_smoothing) and 0 <= self.label_smoothing < 0.5):
-            raise ConfigError("label-smoothing must lie in [0, 0.5)")
+            raise RangeError("label-smoothing must lie in [0, 0.5)")
         if not (math.isfinite(self.cluster_timeout) and self.cluster_timeout > 0):
-            raise ConfigError("cluster-timeout must be a number of seconds > 0")
+            raise RangeError("cluster-timeout must be a number of seconds > 0")
         if self.steps_per_execution < 1:
-            raise ConfigError("steps-per-execution must be at least 1")
+            raise RangeError("steps-per-execution must be at least 1")
         if not (math.isfinite(self.teacher_weight) and 0 < self.teacher_weight <= 1):
-            raise ConfigError(f"teacher-weight must lie in (0, 1] (the teachers' share of each target), "
+            raise RangeError(f"teacher-weight must lie in (0, 1] (the teachers' share of each target), "
                               f"found {self.teacher_weight}")
         if self.replay < 0 or (self.replay and not self.init_from):
             raise ConfigError("replay must be >= 0 and needs init-from (it samples the parent run's training split)")
         if not (math.isfinite(self.init_blend) and 0 < self.init_blend <= 1):
-            raise ConfigError(f"init-blend must lie in (0, 1] (the parent's share of the starting base weights), "
+            raise RangeError(f"init-blend must lie in (0, 1] (the parent's share of the starting base weights), "
                               f"found {self.init_blend}")
         if self.init_blend < 1 and not (self.init_from and self.weights != "none"):
             raise ConfigError("init-blend < 1 needs init-from and pretrained --weights (the parent's base is blended "
