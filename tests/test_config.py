@@ -90,3 +90,14 @@ def test_a_bad_name_or_file_stays_exit_1():
         with pytest.raises(ConfigError) as caught:
             TrainConfig(**changes).validate()
         assert not isinstance(caught.value, OptionError), changes
+
+
+@pytest.mark.parametrize("text, ignored", [
+    ("epochs = 3\n[train]\nalpha = 0.35\n", "epochs"),  # a key above the table
+    ("[train]\nalpha = 0.35\n[convert]\nquantize = 'int8'\n", "convert"),  # another command's table
+])
+def test_keys_a_config_file_would_ignore_are_refused(tmp_path, text, ignored):
+    """With a [train] table only it is read: anything beside it had no effect, without a word."""
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(ConfigError, match=f"{ignored} outside the \\[train\\] table would be ignored"):
+        load_config_file(tmp_path / "c.toml")

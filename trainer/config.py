@@ -289,6 +289,10 @@ def load_config_file(path: Optional[Path]) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # an editor's BOM is no TOML
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path}: {exc}") from None
+    outside = sorted(set(data) - {"train"}) if "train" in data else []
+    if outside:  # with a [train] table only it is read: the rest would be ignored without a word
+        raise ConfigError(f"config file {path}: {', '.join(outside)} outside the [train] table would be ignored; "
+                          f"move it into [train] or remove it")
     data = data.get("train", data)
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: [train] must be a table of options")
