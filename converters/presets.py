@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 import numpy as np
 
 from converters.float16_keep import SMALL_WEIGHT_ELEMENTS, restore_small_weights
+from edge.native_log import quiet_native_stderr
 from edge.precisions import PRECISIONS, Precision
 
 RepresentativeData = Callable[[], Iterator[list]]
@@ -67,9 +68,11 @@ class QuantizationPreset:
 
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[SIGNATURE])
         self.configure(converter, representative)
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        # TF prints the traced signature on stdout, its quantizer "fully_quantize: 0, ..." on file
+        # descriptor 2 (past every log setting): kept off the terminal, shown if the conversion fails
+        with contextlib.redirect_stdout(io.StringIO()), quiet_native_stderr(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")  # we calibrate
-            return converter.convert()  # TF prints the traced signature on stdout
+            return converter.convert()
 
     def run(self, job: ExportJob) -> tuple[bytes, dict]:
         """This precision's flatbuffer and what was done beyond the converter's defaults."""

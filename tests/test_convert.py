@@ -129,6 +129,17 @@ def test_cli_report_json_and_out_dir(converted_run, tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
 
 
+def test_convert_prints_no_native_quantizer_line(trained_run, tmp_path, capfd):
+    """The converter's C++ prints "fully_quantize: 0, inference_type: 6, ..." on file descriptor 2,
+    past every log setting: kept off the terminal (ARTERY_EDGE_VERBOSE=1 shows it)."""
+    result = runner.invoke(app, ["convert", str(trained_run.run_dir), "--quantize", "int8", "--calibration-images",
+                                 "8", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    native = capfd.readouterr()
+    assert "fully_quantize" not in native.out + native.err, native
+    assert json.loads(result.stdout)[0]["precision"] == "int8"
+
+
 @pytest.mark.parametrize(
     "setup, args, message",
     [
