@@ -27,7 +27,7 @@ from edge.imaging import COLOR_ORDER, INPUT_RANGE, RESIZE_METHOD, load_image
 from edge import atomic
 from edge.errors import ArteryEdgeError
 from edge.metadata import ModelMetadata, read_metadata, sha256_of_file
-from edge.provenance import RunIdentity, check_keras, check_labels
+from edge.provenance import RunIdentity, check_keras, check_labels, check_recorded_model
 from edge.decision import positive_index
 from edge.progress import progress_bar
 from trainer.runs import MODEL_FILE, RUN_FILE, TrainedRun, load_keras_model as load_keras_file, load_run
@@ -259,6 +259,8 @@ def convert(source_path: Path, options: Optional[ConvertOptions] = None) -> list
     existing = [str(t) for t in targets.values() if t.exists()]
     if existing and not options.force:
         raise ConversionError(f"refusing to overwrite {', '.join(existing)} (use --force)")
+    if source.run is not None:  # the run's model.keras must be the one it finished with (run.json's hash)
+        check_recorded_model(source.model_path, RunIdentity.of(source.run), source.run.model_sha256)
     if source.run is not None and options.labels:
         check_labels(options.labels, RunIdentity.of(source.run))
     class_names = list(options.labels) if options.labels else (source.run.class_names if source.run else None)

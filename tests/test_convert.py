@@ -209,3 +209,21 @@ def test_convert_never_replaces_and_cleans_up(tmp_path):
     stale.write_bytes(b"killed mid-write")
     alive.write_bytes(b"still being written")
     assert remove_stale_temporaries(tmp_path) == [stale] and alive.exists()
+
+
+def test_a_run_whose_model_keras_was_replaced_is_not_converted(tmp_path):
+    """run.json records its model's SHA-256: another model.keras in its place is refused before
+    any file is written (as a parent, a teacher or evaluated: tests/test_runs_as_inputs.py)."""
+    from converters.options import ConvertOptions
+    from converters.tflite import convert
+    from edge.metadata import sha256_of_file
+    from edge.provenance import ForeignModelError
+    from tests.test_runs_as_inputs import fake_run
+
+    run = fake_run(tmp_path)
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "model_sha256": sha256_of_file(run / "model.keras")}))
+    (run / "model.keras").write_bytes(b"another run's model")
+    with pytest.raises(ForeignModelError, match="is not the model the run .* finished with"):
+        convert(run, ConvertOptions(["float32"], out_dir=tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
