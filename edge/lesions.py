@@ -108,3 +108,13 @@ def decode_map(probabilities: np.ndarray, threshold: float, frame_size: tuple[in
                          float(score[i]), int(area[i]))
              for i in range(count) if area[i] >= min_area]
     return sorted(found, key=lambda lesion: -lesion.score)
+
+
+def kept_map(probabilities: np.ndarray, threshold: float, min_area: int) -> np.ndarray:
+    """The map with every region below ``min_area`` (at ``threshold``) set to 0: what the lesions
+    :func:`decode_map` reports cover, for drawing or scoring their outlines."""
+    labels, count = label_regions(probabilities >= threshold)
+    if count == 0:
+        return np.zeros_like(probabilities)
+    small = np.flatnonzero(np.bincount(labels.ravel(), minlength=count + 1)[1:] < min_area) + 1
+    return np.where(np.isin(labels, small) | (labels == 0), 0, probabilities).astype(probabilities.dtype)

@@ -11,55 +11,19 @@ The frames enter every model through the same decode and resize (``edge.imaging`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-from PIL import Image
 
-from edge.annotations import Frame, draw_lesions, load_frames
+from edge.annotations import Frame, load_frames
 from edge.imaging import load_image
-from edge.lesions import FoundLesion, decode_map
+from edge.lesions import FoundLesion
 from edge.precisions import model_files
-from trainer.frame_metrics import arcade_f1, average_precision, count_lesions, iou
+from trainer.frame_metrics import FrameScores, average_precision, iou, score_maps
 from trainer.runs import TrainedRun, load_run
 
 FROC_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
-
-
-@dataclass
-class FrameScores:
-    """One model's per-frame figures at one threshold."""
-
-    f1: np.ndarray  # NaN where a frame has neither truth nor mark
-    found: np.ndarray
-    truths: np.ndarray
-    false: np.ndarray
-    marks: list[list[FoundLesion]]
-
-
-def full_size(probability: np.ndarray, frame: Frame) -> np.ndarray:
-    return np.asarray(Image.fromarray(probability.astype(np.float32), mode="F").resize(
-        (frame.width, frame.height), Image.Resampling.BILINEAR))
-
-
-def score_maps(maps: Sequence[np.ndarray], frames: Sequence[Frame], threshold: float, min_area: int,
-               with_f1: bool = True) -> FrameScores:
-    f1, found, truths, false, marks = [], [], [], [], []
-    for probability, frame in zip(maps, frames):
-        lesions = decode_map(probability, threshold, (frame.width, frame.height), min_area)
-        counts = count_lesions(lesions, frame.lesions)
-        if with_f1:
-            outlines = [draw_lesions([t], (frame.width, frame.height), (frame.width, frame.height)) > 0
-                        for t in frame.lesions]
-            value = arcade_f1(full_size(probability, frame) >= threshold, outlines)
-            f1.append(math.nan if value is None else value)
-        found.append(counts.found)
-        truths.append(counts.truths)
-        false.append(counts.false)
-        marks.append(lesions)
-    return FrameScores(np.array(f1), np.array(found), np.array(truths), np.array(false), marks)
 
 
 def bootstrap_interval(statistic: Callable[[np.ndarray], float], groups: np.ndarray, rounds: int,

@@ -274,3 +274,18 @@ def test_the_patch_classifier_says_when_it_is_shown_a_whole_frame(tmp_path):
     assert "200x200" in rows["frame.png"]["size_note"] and "artery-edge scan" in rows["frame.png"]["size_note"]
     table = runner.invoke(app, ["infer", "--model", str(model), "--image", str(tmp_path / "frame.png")])
     assert "note: a 200x200 image, far outside the 8-24 px" in table.output
+
+
+def test_arcade_f1_scores_the_lesions_the_device_reports(tmp_path):
+    """A region too small to be reported (min_area) is not counted as a false outline either."""
+    from edge.annotations import Frame
+    from trainer.frame_metrics import score_maps
+
+    probability = np.zeros((16, 16), np.float32)
+    probability[4:8, 4:8] = 0.9  # the true lesion, exactly
+    probability[12, 12] = 0.9  # one stray map pixel
+    frame = Frame(tmp_path / "f.png", 16, 16, (Lesion((4, 4, 8, 8), ((4, 4), (7, 4), (7, 7), (4, 7))),))  # Pillow fills 4..7
+    every = score_maps([probability], [frame], 0.5, min_area=1)
+    reported = score_maps([probability], [frame], 0.5, min_area=4)
+    assert every.f1[0] < 0.6 and len(every.marks[0]) == 2 and every.false[0] == 1
+    assert reported.f1[0] == 1.0 and len(reported.marks[0]) == 1 and reported.false[0] == 0

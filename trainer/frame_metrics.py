@@ -15,13 +15,15 @@ contains no true centre is *false* (the rule of the FROC and recall figures). AP
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
+from PIL import Image
 
-from edge.annotations import Lesion
-from edge.lesions import FoundLesion, label_regions
+from edge.annotations import Frame, Lesion, draw_lesions
+from edge.lesions import FoundLesion, decode_map, kept_map, label_regions
 
 
 def arcade_f1(predicted: np.ndarray, truths: Sequence[np.ndarray]) -> Optional[float]:
@@ -99,3 +101,46 @@ def average_precision(frames: Sequence[tuple[Sequence[FoundLesion], Sequence[Les
     envelope = np.maximum.accumulate(precision[::-1])[::-1]
     steps = np.diff(np.concatenate([[0.0], recall]))
     return float(np.sum(steps * envelope))
+
+
+@dataclass
+class FrameScores:
+    """One model's per-frame figures at one threshold and minimum area."""
+
+    f1: np.ndarray  # NaN where a frame has neither truth nor mark
+    found: np.ndarray
+    truths: np.ndarray
+    false: np.ndarray
+    marks: list[list[FoundLesion]]
+
+    def summary(self) -> dict:
+        return {"arcade_f1": float(np.nanmean(self.f1)) if np.isfinite(self.f1).any() else math.nan,
+                "recall": float(self.found.sum() / self.truths.sum()) if self.truths.sum() else math.nan,
+                "false_per_frame": float(self.false.mean()) if len(self.false) else math.nan,
+                "frames": len(self.found), "lesions": int(self.truths.sum())}
+
+
+def full_size(probability: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A model-resolution map bilinearly up-sampled to the frame (the outlines ARCADE scores)."""
+    return np.asarray(Image.fromarray(probability.astype(np.float32), mode="F").resize(
+        (width, height), Image.Resampling.BILINEAR))
+
+
+def score_maps(maps: Sequence[np.ndarray], frames: Sequence[Frame], threshold: float, min_area: int,
+               with_f1: bool = True) -> FrameScores:
+    """Every frame scored as the device reports it: the lesions of :func:`edge.lesions.decode_map`,
+    and for ARCADE's F1 their regions (those of at least ``min_area`` map pixels) up-sampled to the frame."""
+    f1, found, truths, false, marks = [], [], [], [], []
+    for probability, frame in zip(maps, frames):
+        size = (frame.width, frame.height)
+        lesions = decode_map(probability, threshold, size, min_area)
+        counts = count_lesions(lesions, frame.lesions)
+        if with_f1:
+            outlines = [draw_lesions([truth], size, size) > 0 for truth in frame.lesions]
+            value = arcade_f1(full_size(kept_map(probability, threshold, min_area), *size) >= threshold, outlines)
+            f1.append(math.nan if value is None else value)
+        found.append(counts.found)
+        truths.append(counts.truths)
+        false.append(counts.false)
+        marks.append(lesions)
+    return FrameScores(np.array(f1, float), np.array(found), np.array(truths), np.array(false), marks)

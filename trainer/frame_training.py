@@ -26,20 +26,19 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from edge.annotations import Frame, draw_lesions, load_frames
+from edge.annotations import Frame, load_frames
 from edge.atomic import atomic_path, write_text
 from edge.imaging import load_image
-from edge.lesions import decode_map
 from edge.metadata import sha256_of_file
 from trainer import runs
 from trainer.config import ConfigError, TrainConfig
-from trainer.frame_metrics import arcade_f1, count_lesions
+from trainer.frame_metrics import score_maps
 
 Log = Callable[[str], None]
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.10, 0.91, 0.05))
 LESION_LABEL = "stenosis"  # the one class of the map
 THRESHOLD_RULE = "arcade-f1"  # the threshold with the best mean ARCADE F1 on validation
-MIN_AREA_FRACTION = 0.0002  # a region smaller than this share of the map is noise (13 px at 256)
+MIN_AREA_FRACTIONS = (0.0002, 0.0005, 0.001, 0.002, 0.004)  # of the map: 13 to 262 px at 256
 STATE_FILE = "frame_state.json"
 BACKUP_DIR = runs.BACKUP_DIR
 GAMMA_RANGE = (0.7, 1.4)
@@ -153,38 +152,21 @@ def predict_maps(model, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
                            for i in range(0, len(images), batch_size)])
 
 
-def min_area(map_size: int) -> int:
-    return max(1, round(MIN_AREA_FRACTION * map_size * map_size))
+def area_options(map_size: int) -> tuple[int, ...]:
+    """The minimum lesion areas (map pixels) the threshold search tries: :data:`MIN_AREA_FRACTIONS`
+    of the map. ARCADE's F1 counts every false region as a 0, so the smallest ones matter."""
+    return tuple(sorted({max(1, round(f * map_size * map_size)) for f in MIN_AREA_FRACTIONS}))
 
 
-def frame_scores(maps: Sequence[np.ndarray], frames: Sequence[Frame], threshold: float, area: int) -> dict:
-    """Mean ARCADE F1 (the map up-sampled to each frame), recall and false lesions per frame."""
-    from PIL import Image
-
-    f1s, found, truths, false = [], 0, 0, 0
-    for prob, frame in zip(maps, frames):
-        full = np.asarray(Image.fromarray(prob.astype(np.float32), mode="F").resize(
-            (frame.width, frame.height), Image.Resampling.BILINEAR))
-        outlines = [draw_lesions([lesion], (frame.width, frame.height), (frame.width, frame.height)) > 0
-                    for lesion in frame.lesions]
-        score = arcade_f1(full >= threshold, outlines)
-        if score is not None:
-            f1s.append(score)
-        counts = count_lesions(decode_map(prob, threshold, (frame.width, frame.height), area), frame.lesions)
-        found, truths, false = found + counts.found, truths + counts.truths, false + counts.false
-    return {"arcade_f1": float(np.mean(f1s)) if f1s else math.nan,
-            "recall": found / truths if truths else math.nan,
-            "false_per_frame": false / max(1, len(frames)), "frames": len(frames), "lesions": truths}
-
-
-def choose_threshold(maps: np.ndarray, frames: Sequence[Frame], log: Log) -> tuple[float, dict]:
-    """The threshold of the best mean ARCADE F1 on validation (:data:`THRESHOLD_RULE`)."""
-    area = min_area(maps.shape[1])
-    table = {t: frame_scores(maps, frames, t, area) for t in THRESHOLDS}
-    best = max(THRESHOLDS, key=lambda t: (table[t]["arcade_f1"], -t))
-    log(f"threshold: {THRESHOLD_RULE} on validation -> {best:.2f} (F1 {table[best]['arcade_f1']:.3f}, "
-        f"recall {table[best]['recall']:.3f}, {table[best]['false_per_frame']:.2f} false per frame)")
-    return best, table[best]
+def choose_decoding(maps: np.ndarray, frames: Sequence[Frame], log: Log) -> tuple[float, int, dict]:
+    """The threshold and minimum area of the best mean ARCADE F1 on validation (:data:`THRESHOLD_RULE`);
+    ties go to the higher threshold and the larger area (fewer marks)."""
+    table = {(t, a): score_maps(maps, frames, t, a).summary() for t in THRESHOLDS for a in area_options(maps.shape[1])}
+    threshold, area = max(table, key=lambda key: (table[key]["arcade_f1"], key))
+    best = table[(threshold, area)]
+    log(f"decoding: {THRESHOLD_RULE} on validation -> threshold {threshold:.2f}, min area {area} map px "
+        f"(F1 {best['arcade_f1']:.3f}, recall {best['recall']:.3f}, {best['false_per_frame']:.2f} false per frame)")
+    return threshold, area, best
 
 
 class StageState:
@@ -287,19 +269,18 @@ def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_d
     if history:
         plot_history(history, stage1, run_dir / runs.HISTORY_PLOT)
     maps = predict_maps(model, val_images)
-    threshold, val_scores = choose_threshold(maps, split.val, log)
+    threshold, area, val_scores = choose_decoding(maps, split.val, log)
     metrics = {"task": "map", "evaluated_on": "validation", "threshold": threshold,
-               "operating_point": THRESHOLD_RULE, "min_area": min_area(config.image_size), **val_scores}
+               "operating_point": THRESHOLD_RULE, "min_area": area, **val_scores}
     if split.test:
         test_images, _ = frame_arrays(split.test, config.image_size, config.target)
-        metrics["test"] = frame_scores(predict_maps(model, test_images), split.test, threshold,
-                                       min_area(config.image_size))
+        metrics["test"] = score_maps(predict_maps(model, test_images), split.test, threshold, area).summary()
     # the same layers in an uncompiled model: the file holds no optimizer state (a third of the size)
     runs.save_keras(keras.Model(model.inputs, model.outputs, name=model.name), run_dir / runs.MODEL_FILE)
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
     runs.write_json(run_dir / runs.RUN_FILE, {
         "task": "map", "class_names": [LESION_LABEL], "image_size": config.image_size, "threshold": threshold,
-        "operating_point": THRESHOLD_RULE, "decoding": {"min_area": min_area(config.image_size)},
+        "operating_point": THRESHOLD_RULE, "decoding": {"min_area": area},
         "target": config.target, "model_sha256": sha256_of_file(run_dir / runs.MODEL_FILE), "frames": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "seconds": round(time.monotonic() - started, 1)})
     return RunResult(run_dir, metrics, history, stage1, time.monotonic() - started)
