@@ -19,6 +19,7 @@ from edge.errors import ModelError
 METADATA_NAME = "artery_edge"
 METADATA_FORMAT = 1
 TFLITE_IDENTIFIER = b"TFL3"
+TASKS = ("classify", "map")
 
 
 def load_schema():
@@ -55,6 +56,8 @@ class ModelMetadata:
     threshold: Optional[float] = None  # positive iff p(positive_label) >= it (chosen on validation); None: arg-max
     file_sha256: str = ""  # of the whole file with this field zeroed: any flipped bit is refused at load
     parent: dict[str, Any] = field(default_factory=dict)  # adapted from: run name, model_sha256, data ({}: none)
+    task: str = "classify"  # or "map": a whole-frame lesion map (edge.scanner), one label, a map threshold
+    decoding: dict[str, Any] = field(default_factory=dict)  # map: min_area (map pixels) of a lesion
     format: int = METADATA_FORMAT
 
     def to_json(self) -> str:
@@ -96,7 +99,9 @@ class ModelMetadata:
             raise ValueError(f"threshold must be a number in [0, 1], found {self.threshold!r}")
         if self.threshold is not None and self.positive_label is None:
             raise ValueError("a threshold needs a positive_label")
-        for name in ("training", "quantization", "parent"):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, found {self.task!r}")
+        for name in ("training", "quantization", "parent", "decoding"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be an object")
 
