@@ -166,12 +166,12 @@ def converted_run(trained_run, tmp_path_factory, request):
 
 
 @pytest.fixture(scope="session")
-def imagenet_run(trained_run, synthetic_dir, tmp_path_factory, request):
+def imagenet_run(synthetic_dir, tmp_path_factory, request):
     """The tiny run started from ImageNet weights, for the few tests that need a pretrained model
     (accuracy bounds, blending toward the pretrained weights): the session's run when it had
     them, else one trained here from ../shared's file; skipped, saying why, without it."""
     if tiny_weights() != "none":
-        return trained_run
+        return request.getfixturevalue("trained_run")
     if not WEIGHTS_035.is_file():
         pytest.skip(f"ImageNet weights not found at {WEIGHTS_035} (../shared is absent): "
                     f"a tiny model trained from scratch is not accurate enough for this test")
@@ -179,8 +179,8 @@ def imagenet_run(trained_run, synthetic_dir, tmp_path_factory, request):
 
 
 @pytest.fixture(scope="session")
-def imagenet_converted_run(imagenet_run, trained_run, tmp_path_factory, request):
+def imagenet_converted_run(imagenet_run, tmp_path_factory, request):
     """:func:`imagenet_run` converted to every precision (the session's conversions when it is the session's run)."""
-    if imagenet_run is trained_run:
+    if tiny_weights() != "none":
         return request.getfixturevalue("converted_run")
     return converted_once("imagenet_converted_run", imagenet_run, "imagenet_run", tmp_path_factory, request)
