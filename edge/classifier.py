@@ -106,7 +106,7 @@ class Classifier:
         outputs = self.interpreter.get_output_details()
         shape = tuple(int(s) for s in inputs[0]["shape"]) if len(inputs) == 1 else ()
         if len(inputs) != 1 or len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or shape[1] != shape[2] or shape[1] < 1:
-            found = ", ".join(str(tuple(i["shape"])) for i in inputs) or "none"
+            found = ", ".join(str(tuple(int(d) for d in i["shape"])) for i in inputs) or "none"  # 1, not np.int32(1)
             raise ModelError(
                 f"{self.model_path}: expected one square RGB image input (1, H, W, 3), found {found}"
             )

@@ -135,7 +135,8 @@ def run_stream(
 
     ``source``: a camera index, ``"pi"`` (the Pi camera module), a video path (any other
     string or path) or an open ``Frames``. ``on_prediction(frame_number, result, fps)``
-    is called for every frame. ``persistence``: a whole-frame model's lesions are kept only
+    is called for every frame; ``fps`` is a running average of the frames handled per second
+    (reading included: a source's own rate when the model keeps up). ``persistence``: a whole-frame model's lesions are kept only
     when seen in N of the last M frames of this run.
     """
     check_stream_options(max_frames, crop)
@@ -148,19 +149,20 @@ def run_stream(
     else:
         capture = source
     frames, fps, start = 0, 0.0, time.perf_counter()
+    last = start
     window = "artery-edge"
     try:
         while max_frames is None or frames < max_frames:
             frame = capture.read()
             if frame is None:
                 break
-            tick = time.perf_counter()
             rgb = np.ascontiguousarray(frame[..., ::-1])  # BGR -> RGB, as cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             result = look(classifier, rgb, crop, threshold)
             if keep is not None and isinstance(result, FrameScan):
                 result = replace(result, lesions=keep(result.lesions))
             frames += 1
-            instant = 1.0 / max(time.perf_counter() - tick, 1e-6)
+            now = time.perf_counter()  # the rate frames are delivered (a 25 fps video: 25), not 1 / model time
+            instant, last = 1.0 / max(now - last, 1e-6), now
             fps = instant if frames == 1 else 0.9 * fps + 0.1 * instant
             on_prediction(frames, result, fps)
             if display:

@@ -86,7 +86,7 @@ class EvaluateOptions:
         for flag, value in (("--data", self.data_dir), ("--threshold", self.threshold),
                             ("--target-sensitivity", self.target_sensitivity), ("--prevalence", self.prevalence)):
             if value is not None:
-                words += [flag, repr(value) if isinstance(value, float) else str(value)]
+                words += [flag, repr(float(value)) if isinstance(value, float) else str(value)]  # 0.5, not np.float64(0.5)
         if self.bootstrap_rounds != DEFAULT_BOOTSTRAP:
             words += ["--bootstrap", str(self.bootstrap_rounds)]
         return shlex.join(words)

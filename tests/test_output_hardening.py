@@ -110,6 +110,14 @@ def test_the_card_names_the_threshold_given_and_reproduces_every_option(tmp_path
     assert words[words.index("--bootstrap") + 1] == "10"
 
 
+def test_the_reproduce_command_writes_numbers_as_typed_whatever_their_type():
+    """A NumPy float given by a caller is written 0.25, not np.float64(0.25)."""
+    from evaluation.options import EvaluateOptions
+
+    words = shlex.split(EvaluateOptions(None, None, np.float64(0.25), None, 100, np.float32(0.5)).command(Path("r")))
+    assert words[words.index("--threshold") + 1] == "0.25" and words[words.index("--prevalence") + 1] == "0.5"
+
+
 @FAST
 @given(st.one_of(st.none(), st.floats(allow_nan=True)), st.one_of(st.none(), st.floats(allow_nan=True)),
        st.integers(-5, 200_000), st.one_of(st.none(), st.floats(allow_nan=True)))

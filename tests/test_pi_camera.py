@@ -146,6 +146,19 @@ def test_the_same_loop_gives_the_same_answers_for_picamera2_and_opencv(model, pi
     assert results["pi"] == expected
 
 
+def test_fps_is_the_rate_frames_are_delivered_not_one_over_the_model_time(model):
+    """A 25 fps source (serve's paced video) and a model far faster than 40 ms: every frame's
+    fps reads about 25, as the page shows it, not 1 / inference time (hundreds)."""
+    from edge.serve.live import Paced
+
+    queue = iter(bgr_frames(12))
+    capture = types.SimpleNamespace(read=lambda: (True, next(queue)), release=lambda: None)
+    rates: list[float] = []
+    run_stream(Classifier(model), Paced(OpenCVFrames(capture, "25 fps"), 25.0), lambda n, p, fps: rates.append(fps),
+               display=False, max_frames=12)
+    assert len(rates) == 12 and all(15 < fps < 30 for fps in rates[2:]), rates
+
+
 def test_four_channel_frames_are_cut_to_three(model, picamera2, monkeypatch):
     monkeypatch.setattr(StandInPicamera2, "frames", bgr_frames(2, channels=4))
     result = runner.invoke(app, ["infer", "--model", str(model), "--camera", "pi", "--no-display", "--frames", "2",
