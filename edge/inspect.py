@@ -9,7 +9,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from edge.bench import open_model
+from edge.metadata import sha256_of_file
+from edge.reference import reference_location
 from edge.text import terminal
+
+CARD = "MODEL_CARD.md"
+REFERENCE_CARD = "models/reference/MODEL_CARD.md in the artery-edge repository (not installed with the package)"
 
 
 def tensor_summary(detail: dict) -> dict:
@@ -22,6 +27,20 @@ def op_counts(interpreter) -> dict[str, int]:
     """Ops of the graph by kind (XNNPACK's DELEGATE node left out: it is not a model op)."""
     ops = Counter(op["op_name"] for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE")
     return dict(sorted(ops.items(), key=lambda item: (-item[1], item[0])))
+
+
+def model_card(model_path: Path) -> str:
+    """Where the card with this file's measured figures is: a MODEL_CARD.md beside the model (or in
+    its run's evaluation folder) that lists the file's SHA-256, the repository's card for the
+    packaged reference model, or "" (a card that does not list the file is not its card)."""
+    model_path = Path(model_path)
+    if model_path.resolve() == reference_location().resolve():
+        return REFERENCE_CARD
+    digest = sha256_of_file(model_path)
+    for card in (model_path.parent / CARD, model_path.parent / "evaluation" / CARD):
+        if card.is_file() and digest in card.read_text(encoding="utf-8", errors="replace"):
+            return str(card)
+    return ""
 
 
 def summarize(model_path: Path) -> dict:
@@ -40,6 +59,7 @@ def summarize(model_path: Path) -> dict:
         "inputs": [tensor_summary(d) for d in interpreter.get_input_details()],
         "outputs": [tensor_summary(d) for d in interpreter.get_output_details()],
         "ops": op_counts(interpreter),
+        "card": model_card(model_path),
     }
 
 
@@ -65,4 +85,6 @@ def format_summary(summary: dict) -> str:
             lines.append(f"{kind[:-1]}: {t['name']} {t['dtype']} {t['shape']}{quant}")
     lines.append("ops: " + ", ".join(f"{name} {count}" for name, count in summary["ops"].items())
                  + f" ({sum(summary['ops'].values())} in all)")
+    lines.append(f"card (how it was trained and measured): {summary['card']}" if summary["card"] else
+                 f"card: none found (no {CARD} beside the model lists its SHA-256)")
     return "\n".join(terminal(line) for line in lines)

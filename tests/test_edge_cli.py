@@ -169,3 +169,19 @@ def test_a_model_without_class_names_gets_a_hint_naming_real_options(tmp_path, c
     line = one_error_line(cli(*[{"MODEL": str(model), "IMAGE": str(image)}.get(a, a) for a in command]))
     assert "no artery-edge metadata with class names" in line
     assert "infer and benchmark take them as --labels" in line and "pass --labels" not in line
+
+
+def test_inspect_names_the_card_that_lists_the_files_sha256(model):
+    """The card whose figures belong to this file: one beside it (or in its run's evaluation
+    folder) that lists its SHA-256; a card of another file is not named; the packaged reference
+    model's card is the repository's."""
+    from edge.metadata import sha256_of_file
+
+    card = model.parent / "evaluation" / "MODEL_CARD.md"
+    card.parent.mkdir()
+    card.write_text("| `model_int8.tflite` | `" + "0" * 64 + "` |\n")
+    assert "card: none found" in runner.invoke(app, ["inspect", str(model)]).stdout
+    card.write_text(f"| `model_int8.tflite` | `{sha256_of_file(model)}` |\n")
+    shown = runner.invoke(app, ["inspect", str(model), "--json"]).stdout
+    assert json.loads(shown)["card"] == str(card)
+    assert "models/reference/MODEL_CARD.md" in runner.invoke(app, ["inspect"]).stdout
