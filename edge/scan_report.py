@@ -53,6 +53,7 @@ def write_overlay(result: ScanResult, out: Path, taken: set[str]) -> Optional[st
     taken.add(name)
     buffer = io.BytesIO()
     draw_scan(result.image, result.scan).save(buffer, format="PNG")
+    out.mkdir(parents=True, exist_ok=True)  # made with its first overlay: a scan that found no frame leaves no folder
     atomic.write_bytes(out / name, buffer.getvalue(), overwrite=False)
     return str(out / name)
 
@@ -71,8 +72,6 @@ def run_scan(options: ScanOptions) -> int:
     if not files:
         say("error: no frames found in the given paths")
         return 1
-    if options.out is not None:
-        options.out.mkdir(parents=True, exist_ok=True)
     rows, taken, failed = [], set(), len(problems)
     if not options.json_output:
         print(f"{'lesions':>7}{'peak':>8}{'ms':>9}  file")

@@ -225,6 +225,14 @@ def test_scan_cli_table_json_and_overlays_never_replaced(tmp_path, map_model):
     assert (out / "one.png").read_bytes() == before
 
 
+@pytest.mark.parametrize("name, data", [("text.png", b"hello"), ("empty.png", b""), ("fake.mp4", b"not a video")])
+def test_scan_out_is_not_made_when_no_frame_could_be_read(tmp_path, map_model, name, data):
+    (tmp_path / name).write_bytes(data)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["scan", str(tmp_path / name), "--model", str(map_model), "--out", str(out)])
+    assert result.exit_code == 1 and not out.exists(), result.output
+
+
 @pytest.mark.parametrize("arguments, message, code", [
     (["--threshold", "1.5"], "--threshold must lie", 2),
     (["--persist", "3/2"], "--persist 3/2", 2),
