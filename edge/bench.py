@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from edge.classifier import Classifier
-from edge.errors import EdgeError
+from edge.errors import EdgeError, OptionError
 
 
 def peak_rss_mb() -> float:
@@ -101,7 +101,13 @@ def benchmark_models(
     models: Sequence[Path], runs: int = 100, warmup: int = 10, threads: Optional[int] = None,
     labels: Optional[list[str]] = None, frame: Optional[Path] = None,
 ) -> list[dict]:
-    """Benchmark each model in its own subprocess so peak RSS is per model."""
+    """Benchmark each model in its own subprocess so peak RSS is per model; ``frame`` is refused
+    when no model is a whole-frame one (it would be ignored)."""
+    from edge.metadata import read_metadata
+
+    if frame is not None and not any(getattr(read_metadata(m), "task", "classify") == "map" for m in models):
+        raise OptionError("--frame applies to whole-frame models only (it times their scan): "
+                          "leave it out for a patch classifier")
     results = []
     for model in models:
         command = [sys.executable, "-m", "edge.bench", str(model), "--runs", str(runs), "--warmup", str(warmup)]

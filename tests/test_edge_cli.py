@@ -185,3 +185,11 @@ def test_inspect_names_the_card_that_lists_the_files_sha256(model):
     shown = runner.invoke(app, ["inspect", str(model), "--json"]).stdout
     assert json.loads(shown)["card"] == str(card)
     assert "models/reference/MODEL_CARD.md" in runner.invoke(app, ["inspect"]).stdout
+
+
+def test_benchmark_refuses_frame_for_a_patch_classifier_before_any_work(model, tmp_path):
+    """--frame times a whole-frame model's scan; given with patch classifiers only it would be ignored."""
+    Image.new("RGB", (64, 64)).save(tmp_path / "frame.png")
+    result = runner.invoke(app, ["benchmark", "--model", str(model), "--frame", str(tmp_path / "frame.png")])
+    assert result.exit_code == 2 and error_lines(result.output) == [
+        "error: --frame applies to whole-frame models only (it times their scan): leave it out for a patch classifier"]
