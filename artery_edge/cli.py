@@ -136,13 +136,15 @@ def synth(
     """Write a synthetic angiography-like patch dataset (Healthy / Unhealthy = local narrowing), or
     whole frames with their narrowings' outlines (--frames)."""
     from edge.progress import progress_bar
+    from edge.text import terminal
     from trainer.synthetic import synthesize_dataset
     from trainer.synthetic_frames import synthesize_frames
 
     make = synthesize_frames if frames else synthesize_dataset
     with progress_bar("synthesizing") as progress:
         counts = make(out, count, size, seed, progress=progress)
-    typer.echo(f"wrote {sum(counts.values())} images to {out} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")
+    typer.echo(terminal(f"wrote {sum(counts.values())} images to {out} "
+                        f"({', '.join(f'{k}: {v}' for k, v in counts.items())})"))
 
 
 # `train`'s options: a flag per TrainConfig field (keyed by the field's name), its default read there.

@@ -87,3 +87,11 @@ def test_synth_into_an_empty_folder_or_onto_a_file(tmp_path):
     (tmp_path / "plain").write_text("mine")
     result = runner.invoke(cli.app, ["synth", "--out", str(tmp_path / "plain"), "--count", "1", "--size", "16"])
     assert result.exit_code == 1 and "file exists" in result.output and (tmp_path / "plain").read_text() == "mine"
+
+
+def test_a_folder_name_with_control_characters_cannot_forge_a_line(tmp_path):
+    """synth's closing line escapes --out as every command escapes a path on the terminal."""
+    out = tmp_path / "a\nerror: forged\x1b[2J"
+    result = runner.invoke(cli.app, ["synth", "--out", str(out), "--count", "1", "--size", "16"])
+    assert result.exit_code == 0 and out.is_dir(), result.output
+    assert not any(line.startswith("error:") for line in result.output.splitlines()) and "\x1b" not in result.output
