@@ -90,7 +90,7 @@ demo: $(VENV)/.installed weights
 	$(VENV)/bin/artery-edge infer --model $$device $$held_out && \
 	echo "== Grad-CAM: where the Keras model looks ==" && \
 	$(VENV)/bin/artery-edge explain --run $$run $$held_out && \
-	{ [ ! -f $(DEMO)/data/narrowings.csv ] || $(VENV)/bin/python benchmarks/gradcam_localisation.py --run $$run --data $(DEMO)/data $(if $(GRADCAM_MIN),--min $(GRADCAM_MIN)); } && \
+	{ [ ! -f $(DEMO)/data/narrowings.csv ] || $(VENV)/bin/python studies/gradcam_localisation.py --run $$run --data $(DEMO)/data $(if $(GRADCAM_MIN),--min $(GRADCAM_MIN)); } && \
 	$(VENV)/bin/artery-edge benchmark $$models && \
 	echo "demo run: $$run (plots: history.png, samples*.png, evaluation/ with MODEL_CARD.md, explain/)"
 

@@ -1,5 +1,5 @@
 """The one registry of TFLite precisions: their names and file names. Everything else (CLI,
-converter, evaluation, benchmarks) asks here; how each is converted, and which convert options
+converter, evaluation, benchmarks, studies) asks here; how each is converted, and which convert options
 it takes, is ``converters.presets`` (keyed by these names; TensorFlow stays out of ``edge``)."""
 
 from __future__ import annotations

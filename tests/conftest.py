@@ -35,6 +35,9 @@ HAS_TF = importlib.util.find_spec("tensorflow") is not None
 # (e.g. `ARTERY_EDGE_TEST_SEED=7 pytest -m parity`).
 TEST_SEED = int(os.environ.get("ARTERY_EDGE_TEST_SEED", "42"))
 
+# tests/probes/ holds the hostile-probe harnesses (scripts run by hand, tests/probes.md): never collected.
+collect_ignore = ["probes"]
+
 # A test module that skips as a whole without the train (or quantize) extra says so on its first
 # lines: `pytest.importorskip("tensorflow", reason="... (train extra)")`. Its tests carry the
 # `tf` marker, so the TensorFlow-free set is `pytest -m "not tf"` (Makefile: test-edge).

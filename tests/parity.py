@@ -10,7 +10,7 @@ so nothing here depends on how well it trained. What each precision guarantees:
   most ``max_borderline_flips`` of all images. The mean perturbation is bounded too.
 - int8 on a *trained* model (``trained=True``): accuracy within ``accuracy_points`` of Keras.
 
-Worst values over 20 runs (``benchmarks/parity_seeds.sh``: 5 seeds x 1 and 2 intra-op threads,
+Worst values over 20 runs (``studies/parity_seeds.sh``: 5 seeds x 1 and 2 intra-op threads,
 run twice, the second time with the calibration temperature in the graph), tiny models on
 synthetic files / a 300-image real sample: float32 max 2.1e-5; float16 max 1.7e-2, mean
 1.8e-3, at most 3 flips in 300 (1 %), the farthest 0.012 from 0.5; int8 max 0.42, mean

@@ -76,7 +76,7 @@ def adapted(imagenet_run, site, tmp_path_factory):
 @needs_imagenet
 def test_adaptation_records_its_parent_and_refits_the_threshold(imagenet_run, site, adapted):
     """What adaptation owes every run: the parent recorded, the threshold and temperature re-fitted on
-    the site's validation files. (What it gains on a real site: benchmarks/site_adaptation_cv.py.)"""
+    the site's validation files. (What it gains on a real site: studies/site_adaptation_cv.py.)"""
     from edge.metadata import sha256_of_file
 
     run = json.loads((adapted.run_dir / "run.json").read_text())

@@ -1,4 +1,4 @@
-"""benchmarks/arm64_compare.py: what counts as x86 and arm64 agreeing (TF-free)."""
+"""platform/arm64_compare.py: what counts as x86 and arm64 agreeing (TF-free)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from edge import ModelMetadata
 from tests.tflite_builder import build_tiny_classifier
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "arm64_compare.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "platform" / "arm64_compare.py"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""benchmarks/site_adaptation_errors.py: held-out scores map back to their files."""
+"""studies/site_adaptation_errors.py: held-out scores map back to their files."""
 
 from __future__ import annotations
 
@@ -11,24 +11,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow", reason="the benchmark reads folds with the trainer's modules (train extra)")
+pytest.importorskip("tensorflow", reason="the study reads folds with the trainer's modules (train extra)")
 
 from PIL import Image  # noqa: E402
 
 from trainer.scan import scan_dataset  # noqa: E402
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SCRIPT = BENCHMARKS / "site_adaptation_errors.py"
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+SCRIPT = STUDIES / "site_adaptation_errors.py"
 
 
 @pytest.fixture(scope="module")
 def errors_module():
-    sys.path.insert(0, str(BENCHMARKS))
+    sys.path.insert(0, str(STUDIES))
     spec = importlib.util.spec_from_file_location("site_adaptation_errors", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     yield module
-    sys.path.remove(str(BENCHMARKS))
+    sys.path.remove(str(STUDIES))
 
 
 def write_site(root: Path, per_class: int = 10) -> None:

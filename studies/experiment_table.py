@@ -2,8 +2,8 @@
 from the defaults (trainer.config), its held-out test metrics at the run's stored threshold,
 and its wall time. Add ``--int8`` to read the INT8 column from ``evaluation/metrics.json``.
 
-    python benchmarks/experiment_table.py models/padsd-*            # Markdown on stdout
-    python benchmarks/experiment_table.py models/padsd-* --json
+    python studies/experiment_table.py models/padsd-*            # Markdown on stdout
+    python studies/experiment_table.py models/padsd-* --json
 """
 
 from __future__ import annotations

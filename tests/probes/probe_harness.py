@@ -1,4 +1,4 @@
-"""What the probe harnesses (benchmarks/probe_commands.py, probe_options.py, probe_outputs.py)
+"""What the probe harnesses (tests/probes/probe_commands.py, probe_options.py, probe_outputs.py)
 share: the case registry, the choice of cases, the command runner and the judgement of a
 refusal, and the resumable loop that runs each case under a time limit and writes the results
 after each one (a run cut short loses nothing).

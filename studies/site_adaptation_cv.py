@@ -14,7 +14,7 @@ every model here is measured on held-out folds of the whole site set, several ti
 Inside each training fold, 20 % (stratified) is the inner validation split that picks epochs,
 temperature and threshold, as the site's validation files do in ``adapt``.
 
-    .venv/bin/python benchmarks/site_adaptation_cv.py --parent models/reference \\
+    .venv/bin/python studies/site_adaptation_cv.py --parent models/reference \\
         --data ../shared/data/xca-site-b --folds 5 --repeats 2
 """
 

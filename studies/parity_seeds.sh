@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The parity suite over several seeds and intra-op thread counts: the bounds in tests/parity.py
 # must hold for every model the training can produce, not only for one machine's numbers.
-# Usage: bash benchmarks/parity_seeds.sh [SEEDS] [THREADS]   (default "1 2 3 4 5" and "1 2")
+# Usage: bash studies/parity_seeds.sh [SEEDS] [THREADS]   (default "1 2 3 4 5" and "1 2")
 # Prints every run's parity lines and a pass/fail summary; exits non-zero if any run failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -2,7 +2,7 @@
 alone vs averaged over flips (horizontal, vertical, both): ROC AUC, accuracy at the stored
 threshold, and the latency it costs (invokes per image).
 
-    .venv/bin/python benchmarks/tta_check.py --run models/padsd-e2-128-cosine
+    .venv/bin/python studies/tta_check.py --run models/padsd-e2-128-cosine
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Fixtures for benchmarks/probe_outputs.py (issue 22's probe table, tests/probes.md): runs r1 (a
+"""Fixtures for tests/probes/probe_outputs.py (issue 22's probe table, tests/probes.md): runs r1 (a
 converted tiny run: float32 + dynamic), r2 (another model.keras), r3 (hostile class folder names),
 r4 (a model.keras of another input size), tiny/foreign/swapped/evil .tflite files, odd file names.
 
-usage: python benchmarks/probe_fixtures.py RUN DATA FIXTURES   (RUN trained on DATA, 32 px, converted)
+usage: python tests/probes/probe_fixtures.py RUN DATA FIXTURES   (RUN trained on DATA, 32 px, converted)
 """
 import csv
 import json
@@ -11,7 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402

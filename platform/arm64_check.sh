@@ -2,7 +2,7 @@
 # The edge package on a Raspberry Pi's userland: arm64 Debian (trixie / Python 3.13 and
 # bookworm / Python 3.11) under qemu-user emulation, checked against x86 on the same files.
 #
-#   sudo bash benchmarks/arm64_check.sh [--run DIR] [--dist trixie|bookworm]... [--images DIR]
+#   sudo bash platform/arm64_check.sh [--run DIR] [--dist trixie|bookworm]... [--images DIR]
 #
 # For each Debian release it builds (once; cached in $ARM64_CACHE, default
 # /var/cache/artery-edge-arm64) an arm64 root with debootstrap, then, on every run:
@@ -12,7 +12,7 @@
 #   2. runs the TF-free test files (the Makefile's test-edge selection) in a copy of the checkout;
 #   3. runs `artery-edge infer --json` on a fixed set of images with the float32, float16,
 #      dynamic and int8 models of RUN (default models/reference), converted here on x86 with .venv;
-# and compares every probability with the x86 run of the same files (benchmarks/arm64_compare.py).
+# and compares every probability with the x86 run of the same files (platform/arm64_compare.py).
 # Each root runs on the CPU of the Pi its release shipped for (qemu's CPU model and a matching
 # /proc/cpuinfo, see pi_cpu): bookworm on a Pi 4's Cortex-A72, trixie on a Pi 5's Cortex-A76, so
 # LiteRT's XNNPACK picks the kernels it would pick there (the A76 has dot-product and fp16
@@ -303,6 +303,6 @@ for d in "${DISTS[@]}"; do check_dist "$d" || say "$d: stopped early (see $CACHE
 
 # ---- the table ----
 rc=0
-"$HOST_VENV/bin/python" "$REPO/benchmarks/arm64_compare.py" --stage "$STAGE" $(printf -- '--dist %s ' "${DISTS[@]}") || rc=$?
+"$HOST_VENV/bin/python" "$REPO/platform/arm64_compare.py" --stage "$STAGE" $(printf -- '--dist %s ' "${DISTS[@]}") || rc=$?
 echo "wall time $(( $(date +%s) - START )) s ($( [ -n "$(cut -f2 "$TIMES" | grep -x root_s)" ] && echo "cold: roots built" || echo "warm: cached roots")); logs in $CACHE/logs"
 exit "$rc"

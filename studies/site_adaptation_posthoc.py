@@ -15,7 +15,7 @@ recipe, so one set of models per fold answers them all, and their differences ar
 Every variant but ``single`` takes its threshold by Youden on the fold's inner validation files.
 ``oracle`` is the best accuracy any threshold reaches on the held-out fold: the ranking's ceiling.
 
-    .venv/bin/python benchmarks/site_adaptation_posthoc.py --parent models/reference \\
+    .venv/bin/python studies/site_adaptation_posthoc.py --parent models/reference \\
         --data ../shared/data/xca-site-b --repeats 1 --out /tmp/posthoc.json
 """
 

@@ -2,7 +2,7 @@
 on cine runs? Scans each run of a VOC folder (one sub-folder per run, frames in name order, as
 ``adsd-frames``) with a whole-frame .tflite once, then applies each rule to the lesion lists.
 
-    python benchmarks/frame_persistence.py --model WHOLE_FRAME.tflite --data ../shared/data/adsd-frames
+    python studies/frame_persistence.py --model WHOLE_FRAME.tflite --data ../shared/data/adsd-frames
 
 Prints recall and false lesions per frame (centre rule, ``trainer.frame_metrics``) per rule; ``--json`` for the table.
 """

@@ -3,7 +3,7 @@ on its evaluated files, the spread of the thresholds, and what an ensemble of th
 logit) would rank. Reads each run's ``evaluation/metrics.json`` and ``probabilities.npz``
 (``artery-edge evaluate --run RUN``); the runs must have been evaluated on the same files.
 
-    .venv/bin/python benchmarks/seed_table.py models/reference models/padsd-e5-128-ft14-spec97-seed7 ...
+    .venv/bin/python studies/seed_table.py models/reference models/padsd-e5-128-ft14-spec97-seed7 ...
 """
 
 from __future__ import annotations

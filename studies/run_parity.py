@@ -2,7 +2,7 @@
 Keras (the run's temperature) against each ``model_<precision>.tflite`` beside it, end to end
 from the same files, e.g. an adapted run on its new site's patches.
 
-    .venv/bin/python benchmarks/run_parity.py --run models/site-b --data ../shared/data/xca-site-b
+    .venv/bin/python studies/run_parity.py --run models/site-b --data ../shared/data/xca-site-b
 """
 
 from __future__ import annotations

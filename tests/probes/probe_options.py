@@ -1,9 +1,9 @@
 """Issue 22, third round: the train / adapt probes at the level of the functions the commands
 call (config merge and checks, run loading, teachers, replay), TensorFlow-free, so an old tree
 can be observed in seconds on a busy machine where each `train` would take minutes. Each case
-names the command it stands for; benchmarks/probe_commands.py runs the same as commands.
+names the command it stands for; tests/probes/probe_commands.py runs the same as commands.
 
-usage: python benchmarks/probe_options.py WORK OUT.json   (run from the source tree under test)
+usage: python tests/probes/probe_options.py WORK OUT.json   (run from the source tree under test)
 """
 import json
 import math

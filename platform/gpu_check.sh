@@ -2,7 +2,7 @@
 # One-command GPU check: train the real 128 px model for a few epochs with --strategy auto
 # --mixed-precision (MirroredStrategy over every visible GPU when there are several) and print
 # training images/s from the per-epoch times. Needs TensorFlow with CUDA and the data:
-#   bash benchmarks/gpu_check.sh [DATA_DIR] [EPOCHS]
+#   bash platform/gpu_check.sh [DATA_DIR] [EPOCHS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/stenosis-patches}

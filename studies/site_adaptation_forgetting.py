@@ -5,7 +5,7 @@ ROC AUC is the figure that compares (it needs no threshold); accuracy, sensitivi
 specificity are each model's own, at its stored threshold, which for an adapted run was
 chosen on the new site and so is not tuned for the original one.
 
-    .venv/bin/python benchmarks/site_adaptation_forgetting.py --parent models/reference \\
+    .venv/bin/python studies/site_adaptation_forgetting.py --parent models/reference \\
         --adapted models/site-b models/site-b-replay
 """
 

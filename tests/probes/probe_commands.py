@@ -2,7 +2,7 @@
 --replay, serve, synth, benchmark, infer --camera and inspect, in one process (TensorFlow
 imported once), each case a command as a user types it. tests/probes.md holds the table.
 
-usage: python benchmarks/probe_commands.py FIXTURES OUT.json ["prefix|prefix"]
+usage: python tests/probes/probe_commands.py FIXTURES OUT.json ["prefix|prefix"]
 Run from the source tree under test (cwd first on sys.path). FIXTURES is made on first use
 (a 32 px synthetic dataset, one tiny run trained on it, copies of it damaged in chosen ways)
 and reused after. Cases already in OUT.json are kept and not run again (a run cut short

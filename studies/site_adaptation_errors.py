@@ -7,7 +7,7 @@ whatever the fold. Prints how many patches are wrong how often (per class) and t
 wrong in most repeats, and draws them beside patches never wrong (``--montage``), because
 whether they share something (a vessel, a border, an exposure) is seen faster than read.
 
-    .venv/bin/python benchmarks/site_adaptation_errors.py --data ../shared/data/xca-site-b \\
+    .venv/bin/python studies/site_adaptation_errors.py --data ../shared/data/xca-site-b \\
         /tmp/cv-blend.json /tmp/cv-blend07.json --montage /tmp/errors.png
 """
 

@@ -7,7 +7,7 @@ BN folding / weight rounding / float16 small weights kept float32), AEQ from our
 Each file gets the same metadata and runs through ``edge.Classifier`` on the run's test
 split, compared with the Keras model's probabilities (same calibration temperature).
 
-    .venv/bin/python benchmarks/quantizer_side_by_side.py --run models/real-128-a1.0-ft20
+    .venv/bin/python studies/quantizer_side_by_side.py --run models/real-128-a1.0-ft20
 
 Prints a Markdown table (``--json`` for the rows) and keeps the files in ``--out``. AEQ rows
 include the float32 conversion they start from, in seconds and in our lines of code.

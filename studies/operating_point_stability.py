@@ -9,7 +9,7 @@ metrics they give, next to the rule's threshold on the whole split. Probabilitie
 the device model (``--model``, default the run's INT8 file, ``DEVICE_DEFAULT``) through ``edge.Classifier``,
 so the figures are the device's.
 
-    .venv/bin/python benchmarks/operating_point_stability.py --run models/reference
+    .venv/bin/python studies/operating_point_stability.py --run models/reference
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ features (scan of frames / folders / videos / DICOM, synth --frames, infer --per
 models live, DICOM into infer), each case a command as a user types it, in one process.
 tests/probes.md holds the table.
 
-usage: python benchmarks/probe_round4.py FIXTURES OUT.json ["prefix|prefix"]
+usage: python tests/probes/probe_round4.py FIXTURES OUT.json ["prefix|prefix"]
 Run from the tree under test in the edge venv. Every case also fails on a traceback, an
 ``np.int32(...)``-like NumPy repr or a raw control character in what the command printed.
 """

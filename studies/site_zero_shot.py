@@ -16,7 +16,7 @@ threshold are measured on every patch of the site:
 It also checks the pipeline's own consistency: Pillow's and TensorFlow's bilinear up-sampling
 of the same 32 px patch (mean absolute difference in 0..255 units).
 
-    .venv/bin/python benchmarks/site_zero_shot.py --parent models/reference --data ../shared/data/xca-site-b
+    .venv/bin/python studies/site_zero_shot.py --parent models/reference --data ../shared/data/xca-site-b
 """
 
 from __future__ import annotations

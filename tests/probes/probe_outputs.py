@@ -2,8 +2,8 @@
 (TensorFlow imported once): each case a command as a user types it, judged against what should
 happen. tests/probes.md holds the table (before / now).
 
-usage: python benchmarks/probe_outputs.py FIXTURES OUT.json ["prefix|prefix"]   (prefixes: which cases, in that order)
-Run from the source tree under test (cwd first on sys.path); fixtures from benchmarks/probe_fixtures.py.
+usage: python tests/probes/probe_outputs.py FIXTURES OUT.json ["prefix|prefix"]   (prefixes: which cases, in that order)
+Run from the source tree under test (cwd first on sys.path); fixtures from tests/probes/probe_fixtures.py.
 The TF-free cases (infer:, inspect:, benchmark:, edge.imaging) need only its .tflite and image files.
 PROBE_SKIP="prefix|prefix" leaves cases out (an old tree's --bootstrap 100000000 would allocate
 ~10 GB at once); PROBE_CASE_LIMIT=SECONDS stops a case that runs longer (an old tree that starts

@@ -2,7 +2,7 @@
 narrowing is, `narrowings.csv`), the share of Unhealthy *test* images of a run whose mean heat
 inside the narrowing's box exceeds the mean heat outside it.
 
-    python benchmarks/gradcam_localisation.py --run demo/models/RUN --data demo/data [--layer NAME] [--min 0.8]
+    python studies/gradcam_localisation.py --run demo/models/RUN --data demo/data [--layer NAME] [--min 0.8]
 
 Exits 1 when ``--min`` is given and the share is below it.
 """

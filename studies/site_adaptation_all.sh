@@ -3,7 +3,7 @@
 # time in $OUT/times: adapt (the README command), convert, parity, infer, inspect, forgetting,
 # the cross-validated table, the zero-shot table.
 #
-#   PARENT=models/reference OUT=/tmp/site-b bash benchmarks/site_adaptation_all.sh
+#   PARENT=models/reference OUT=/tmp/site-b bash studies/site_adaptation_all.sh
 #   CV_SIZE=0 CV_REPEATS=2    adaptation input size (0: the parent's, as `adapt` does) and repeats in the CV
 #   FORGET_LIMIT=2000          a seeded sample of the parent's test files in the forgetting step (0: all)
 #   CV=0                       skip the cross-validation (e.g. run it alongside)
@@ -31,7 +31,7 @@ step() {  # step NAME COMMAND...: log to $OUT/NAME.log, wall time and exit statu
 
 step adapt nice -n 19 "$AE" adapt "$SITE" --from "$PARENT" --output-dir "$(dirname "$RUN")" --run-name "$(basename "$RUN")"
 step convert nice -n 19 "$AE" convert "$RUN" --quantize all
-step parity nice -n 19 "$PY" benchmarks/run_parity.py --run "$RUN" --data "$SITE"
+step parity nice -n 19 "$PY" studies/run_parity.py --run "$RUN" --data "$SITE"
 step infer nice -n 19 "$AE" infer --model "$RUN/model_int8.tflite" --image "$SITE"
 step inspect "$AE" inspect "$RUN/model_int8.tflite"
 ADAPTED=("$RUN")
@@ -40,11 +40,11 @@ if [ -n "${REPLAY:-}" ]; then
     --output-dir "$(dirname "$RUN")" --run-name "$(basename "$RUN")-replay"
   ADAPTED+=("$RUN-replay")
 fi
-step forgetting nice -n 19 "$PY" benchmarks/site_adaptation_forgetting.py --parent "$PARENT" --adapted "${ADAPTED[@]}" \
+step forgetting nice -n 19 "$PY" studies/site_adaptation_forgetting.py --parent "$PARENT" --adapted "${ADAPTED[@]}" \
   --limit "${FORGET_LIMIT:-0}" --out "$OUT/forgetting.json"
 if [ "${CV:-1}" = 1 ]; then
-  step cv nice -n 19 "$PY" benchmarks/site_adaptation_cv.py --parent "$PARENT" --data "$SITE" --folds 5 \
+  step cv nice -n 19 "$PY" studies/site_adaptation_cv.py --parent "$PARENT" --data "$SITE" --folds 5 \
     --repeats "${CV_REPEATS:-2}" --image-size "${CV_SIZE:-0}" --out "$OUT/cv.json" --resume
 fi
-[ "${ZEROSHOT:-1}" = 1 ] && step zeroshot nice -n 19 "$PY" benchmarks/site_zero_shot.py --parent "$PARENT" --data "$SITE" --out "$OUT/zeroshot.json"
+[ "${ZEROSHOT:-1}" = 1 ] && step zeroshot nice -n 19 "$PY" studies/site_zero_shot.py --parent "$PARENT" --data "$SITE" --out "$OUT/zeroshot.json"
 cat "$OUT/times"

@@ -1,4 +1,4 @@
-"""x86 vs arm64: the same models on the same files, every probability compared (benchmarks/arm64_check.sh).
+"""x86 vs arm64: the same models on the same files, every probability compared (platform/arm64_check.sh).
 
 Rules (the parity bands the project already uses, tests/parity.py):
 - float32: the same arithmetic on another instruction set, so every probability within 1e-5
