@@ -28,8 +28,8 @@ import numpy as np
 from PIL import Image
 
 from edge.errors import ImageError, OptionError
-from edge.imaging import (DICOM_EXTENSIONS, MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, RGB_BYTES, check_regular_file,
-                          display_path)
+from edge.image_files import (DICOM_EXTENSIONS, MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, RGB_BYTES, check_regular_file,
+                              display_path)
 
 DICOM_HINT = 'reading DICOM needs the dicom extra: pip install "artery-edge[dicom]"'
 # Frames x rows x columns x bytes per pixel as stored: larger is refused from the header, before

@@ -23,9 +23,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edge.errors import ImageError
+# also named here, where they were first defined (many readers import them from edge.imaging)
+from edge.image_files import (DICOM_EXTENSIONS, MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, RGB_BYTES,  # noqa: F401
+                              check_regular_file, describe_os_error, display_path)
 
-# .dcm: DICOM, decoded by edge.dicom (the dicom extra) and then taking the same path as the rest.
-DICOM_EXTENSIONS = (".dcm",)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif") + DICOM_EXTENSIONS
 # The decoders Pillow may use, whatever a file's name says: a crafted file whose content
 # another of Pillow's many plugins recognises is "not a readable image", never decoded.
@@ -35,13 +36,6 @@ OTHER_IMAGE_EXTENSIONS = (".tif", ".tiff", ".webp", ".heic", ".jp2", ".dng")
 RESIZE_METHOD = "pillow-bilinear"
 COLOR_ORDER = "RGB"
 INPUT_RANGE = (0.0, 255.0)
-# Anything larger is refused as a likely decompression bomb (about 8k x 8k).
-MAX_IMAGE_PIXELS = 64_000_000
-# What a decode may allocate, from the header: the decoded pixels in their mode plus the RGB copy
-# the pipeline makes (Pillow holds RGB at 4 bytes a pixel). 256 MB is a 64 MP 8-bit RGB image; a
-# 16-bit grey one costs 6 bytes a pixel, so a 124 KB 7,999 x 7,999 PNG is refused, not decoded.
-MAX_DECODE_BYTES = 256_000_000
-RGB_BYTES = 4
 # 16-bit grey to 8 bits, rint(v / 65535 * 255), once: a lookup, not a float64 copy of the image
 _GRAY16_TO_8 = np.rint(np.arange(65536) / 65535 * 255).astype(np.uint8)
 
@@ -146,21 +140,6 @@ def open_image(source: Union[str, os.PathLike]) -> Image.Image:
         raise ImageError(f"{shown}: corrupt or truncated image ({type(exc).__name__}: {exc})".splitlines()[0]) from None
 
 
-def check_regular_file(path: Path) -> None:
-    """An :class:`ImageError` for a path that is missing, a folder, not a regular file or empty."""
-    shown = display_path(path)
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        raise ImageError(f"{shown}: {describe_os_error(exc)}") from None
-    if path.is_dir():
-        raise ImageError(f"{shown}: is a directory, not an image")
-    if not path.is_file():
-        raise ImageError(f"{shown}: not a regular file")
-    if stat.st_size == 0:
-        raise ImageError(f"{shown}: empty file (0 bytes)")
-
-
 def pixel_bytes(mode: str) -> int:
     """Bytes a pixel of this Pillow mode takes once decoded (Pillow pads 3-band modes to 4)."""
     return 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
@@ -178,14 +157,6 @@ def check_decode_size(image: Image.Image, shown: str) -> None:
                          f"the {MAX_DECODE_BYTES / 1e6:,.0f} MB limit")
 
 
-def display_path(path: Union[str, os.PathLike]) -> str:
-    """A path as printable text: undecodable bytes of a file name shown as escapes, never an error."""
-    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def describe_os_error(exc: OSError) -> str:
-    return {FileNotFoundError: "no such file", PermissionError: "permission denied"}.get(
-        type(exc), exc.strerror or type(exc).__name__).lower()
 
 
 def resize_rgb(image: Image.Image, size: int, method: str = RESIZE_METHOD) -> np.ndarray:

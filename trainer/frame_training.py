@@ -33,6 +33,7 @@ from edge.metadata import sha256_of_file
 from trainer import runs
 from trainer.config import ConfigError, TrainConfig
 from trainer.frame_metrics import score_maps
+from trainer.runs import RunResult, check_writable, create_run_dir
 
 Log = Callable[[str], None]
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.10, 0.91, 0.05))
@@ -241,7 +242,6 @@ def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_d
 
     from trainer.frame_model import build_frame_model
     from trainer.plots import plot_history
-    from trainer.training import RunResult, check_writable, create_run_dir
 
     started = time.monotonic()
     if config.image_size % 32:

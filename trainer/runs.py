@@ -12,13 +12,16 @@ import contextlib
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from edge.atomic import atomic_path, write_text
 from edge.errors import ArteryEdgeError
 from trainer.config import ConfigError, TrainConfig
+from trainer.keras_files import ModelLoadError, keras_errors
 from trainer.samples import DataError, Sample
 from trainer.scan import common_root
 from trainer.split_files import read_split
@@ -39,10 +42,6 @@ LOCK_FILE = ".lock"  # held by the process training or resuming the run
 MAX_NUMBER = 1000  # name, name-2 ... name-999
 
 
-class ModelLoadError(ArteryEdgeError):
-    """A Keras model or weights file that cannot be loaded; the message is one line."""
-
-
 class RunBusyError(ArteryEdgeError):
     """Another process is training or resuming this run."""
 
@@ -60,6 +59,30 @@ def numbered_folder(base: Path) -> Path:
         except FileExistsError:
             continue
     raise FileExistsError(17, f"no free name among {base.name}, {base.name}-2 ... -{MAX_NUMBER - 1}", str(base))
+
+
+@dataclass
+class RunResult:
+    """What a training returns (``trainer.training.train``, the whole-frame recipe alike)."""
+
+    run_dir: Path
+    metrics: dict
+    history: dict[str, list[float]]
+    stage1_epochs: int
+    seconds: float
+
+
+def create_run_dir(output_dir: Path, run_name: str = "") -> Path:
+    """A new, empty folder under ``output_dir``; an existing one is never reused."""
+    return numbered_folder(Path(output_dir) / (run_name or datetime.now().strftime("run-%Y%m%d-%H%M%S")))
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and prove a file can be written there (an OSError otherwise),
+    so an unwritable output or log folder fails before training, not after it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder):
+        pass
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -238,32 +261,3 @@ def load_keras_model(path: Path):
         raise ModelLoadError(f"no Keras model at {path}")
     with keras_errors(path, "Keras model"):
         return keras.models.load_model(path, compile=False)
-
-
-@contextlib.contextmanager
-def keras_errors(path: Path, what: str) -> Iterator[None]:
-    """Turn whatever Keras raises while reading ``path`` (a model or a weights file) into one
-    :class:`ModelLoadError` line saying why, when it can tell."""
-    try:
-        yield
-    except ArteryEdgeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Keras raises ValueError, OSError, BadZipFile, TypeError ...
-        raise ModelLoadError(f"{path} cannot be loaded as a {what} ({describe_load_error(exc)})") from None
-
-
-def describe_load_error(exc: Exception) -> str:
-    """A short reason for a failed Keras load, in words a user can act on."""
-    import zipfile
-
-    text = str(exc)
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    if "Lambda" in text and "safe_mode" in text:
-        return "it holds a Lambda layer, arbitrary Python code that Keras' safe mode refuses to run"
-    if isinstance(exc, zipfile.BadZipFile) or "zip" in text.lower():
-        return "not a whole .keras archive: damaged, truncated or another format"
-    if "mismatch" in text.lower() or "expected" in text.lower() and "weight" in text.lower():
-        return f"made for another architecture: {first[:160]}"
-    if "unable to synchronously open file" in text or "truncated" in text.lower():
-        return "not a whole HDF5 file: damaged or truncated"
-    return f"{type(exc).__name__}: {first[:160]}" if first else type(exc).__name__

@@ -29,7 +29,7 @@ from trainer.distillation import check_teacher_classes, load_teachers, mixed_tar
     teachers_record
 from trainer.metrics import binary_metrics, confusion_matrix
 from trainer.pipeline import load_arrays, make_dataset
-from trainer.runs import TrainedRun
+from trainer.runs import RunResult, TrainedRun, check_writable, create_run_dir
 from trainer.samples import SUBSETS, DataError, Sample, subset
 from trainer.scan import common_root, scan_dataset
 from trainer.split_files import read_split, split_class_names, split_from_file, write_split
@@ -43,28 +43,6 @@ Log = Callable[[str], None]
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    metrics: dict
-    history: dict[str, list[float]]
-    stage1_epochs: int
-    seconds: float
-
-
-def create_run_dir(output_dir: Path, run_name: str = "") -> Path:
-    """A new, empty folder under ``output_dir``; an existing one is never reused."""
-    return runs.numbered_folder(Path(output_dir) / (run_name or datetime.now().strftime("run-%Y%m%d-%H%M%S")))
-
-
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` if needed and prove a file can be written there (an OSError otherwise),
-    so an unwritable output or log folder fails before training, not after it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=folder):
-        pass
 
 
 def test_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str], loss: float,
