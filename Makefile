@@ -43,7 +43,8 @@ test-edge: $(EDGE_VENV)/.installed
 	$(EDGE_VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not tf" --durations=10
 
 # What a device gets from `pip install "artery-edge[edge]"`: a real (not editable) install in a
-# fresh venv, run from another folder, classifies an image with the packaged reference model.
+# fresh venv, run from another folder, classifies an image with the packaged reference model and
+# scans it with the packaged whole-frame model.
 INSTALL_VENV ?= .venv-install
 test-install:
 	rm -rf $(INSTALL_VENV)
@@ -55,6 +56,9 @@ test-install:
 	@cd /tmp && $(CURDIR)/$(INSTALL_VENV)/bin/artery-edge infer --image /tmp/artery-edge-install-check.png --json > /tmp/artery-edge-install-check.json
 	@$(CURDIR)/$(INSTALL_VENV)/bin/python -c "import json; r = json.load(open('/tmp/artery-edge-install-check.json')); \
 		assert 'site-packages' in r['model'] and r['results'][0]['label'], r; print('fresh edge install classifies with', r['model'])"
+	@cd /tmp && $(CURDIR)/$(INSTALL_VENV)/bin/artery-edge scan /tmp/artery-edge-install-check.png --json > /tmp/artery-edge-install-check.json
+	@$(CURDIR)/$(INSTALL_VENV)/bin/python -c "import json; r = json.load(open('/tmp/artery-edge-install-check.json')); \
+		assert 'site-packages' in r['model'] and r['results'][0]['lesions'] is not None, r; print('and scans whole frames with', r['model'])"
 	rm -rf $(INSTALL_VENV)
 
 # The tests that need TensorFlow; the others ran in test-edge already. They spend most of their

@@ -297,3 +297,35 @@ def test_arcade_f1_scores_the_lesions_the_device_reports(tmp_path):
     reported = score_maps([probability], [frame], 0.5, min_area=4)
     assert every.f1[0] < 0.6 and len(every.marks[0]) == 2 and every.false[0] == 1
     assert reported.f1[0] == 1.0 and len(reported.marks[0]) == 1 and reported.false[0] == 0
+
+
+def test_the_packaged_whole_frame_model_is_the_released_file_and_scans_without_model(tmp_path):
+    """`scan` without --model uses the packaged file, which is the one the code and the card name."""
+    import hashlib
+    import re
+
+    from edge.reference import FRAME_FILE, FRAME_SHA256, packaged_frame_model
+
+    path = packaged_frame_model()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == FRAME_SHA256
+    card = (Path(__file__).resolve().parents[1] / "models" / "frames" / "MODEL_CARD.md").read_text()
+    assert FRAME_SHA256 in re.findall(r"`([0-9a-f]{64})`", card) or FRAME_FILE in card
+    Image.fromarray(frame_with_blobs(512, [])).save(tmp_path / "frame.png")
+    result = runner.invoke(app, ["scan", str(tmp_path / "frame.png"), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert Path(document["model"]) == path and document["results"][0]["lesions"] is not None
+
+
+def test_a_modified_packaged_whole_frame_model_is_refused(tmp_path, monkeypatch):
+    from edge import reference
+
+    copy = tmp_path / reference.FRAME_FILE
+    data = bytearray(reference.packaged_frame_model().read_bytes())
+    data[-100] ^= 1
+    copy.write_bytes(bytes(data))
+    monkeypatch.setattr(reference, "frame_location", lambda: copy)
+    monkeypatch.delenv(reference.ALLOW_MODIFIED, raising=False)
+    Image.fromarray(frame_with_blobs(64, [])).save(tmp_path / "frame.png")
+    result = runner.invoke(app, ["scan", str(tmp_path / "frame.png")])
+    assert result.exit_code == 1 and "is not the released whole-frame model" in result.output

@@ -57,11 +57,15 @@ def test_rounded_model_sits_on_the_int8_grid_and_stays_close():
     assert np.abs(folded.predict(x, verbose=0) - before).max() < 0.05
 
 
-def test_weight_rounding_brings_int8_closer_to_keras(converted_run, synthetic_dir, tmp_path):
+def test_weight_rounding_brings_int8_closer_to_keras(imagenet_converted_run, synthetic_dir, tmp_path):
+    """On a pretrained model, as the project's are. Rounding minimises each layer's output error on
+    the calibration images, which does not bound the end-to-end gap: on the from-scratch tiny run of
+    a fresh clone (BatchNorm statistics learned in a few hundred steps) it was once 0.039 against
+    nearest's 0.036, so that run is not the one to check the method on."""
     from converters.options import ConvertOptions
     from converters.tflite import convert
 
-    run, models = converted_run
+    run, models = imagenet_converted_run
     nearest = Path(convert(run.run_dir, ConvertOptions(["int8"], out_dir=tmp_path, calibration_images=40,
                                                        weight_rounding="nearest"))[0].path)
     assert read_metadata(models["int8"]).quantization["weight_rounding"] == "calibrated"
