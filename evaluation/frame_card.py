@@ -28,8 +28,8 @@ def interval(value: float, ci: Sequence[float]) -> str:
 
 
 def evaluation_section(report: dict) -> list[str]:
-    lines = [f"### {markdown(report['data'])}: {report['frames']} frames, {report['lesions']} lesions "
-             f"({report['runs']} runs)", "",
+    runs = f" ({report['runs']} runs)" if report["bootstrap"]["over"] == "runs" else ""
+    lines = [f"### {markdown(report['data'])}: {report['frames']} frames, {report['lesions']} lesions{runs}", "",
              f"Threshold {report['threshold']:.2f} (stored), 95 % intervals by bootstrap over "
              f"{report['bootstrap']['over']} ({report['bootstrap']['rounds']} rounds). Rule: {report['rule']}.", "",
              "| model | ARCADE F1 (per image) | lesions found | false lesions / frame | AP@0.5 |",
@@ -39,7 +39,8 @@ def evaluation_section(report: dict) -> list[str]:
                      f"{interval(m['recall'], m['recall_ci'])} | "
                      f"{interval(m['false_per_frame'], m['false_per_frame_ci'])} | {m['ap50']:.3f} |")
     for name, p in report.get("parity_with_keras", {}).items():
-        lines.append(f"\n{markdown(name)} against Keras: largest map difference per frame, median "
+        lines.append(f"\n{markdown(name)} against Keras: map difference {p['mean_abs_map_diff']:.5f} on average, "
+                     f"largest per frame median "
                      f"{p['max_abs_map_diff_median']:.4f} (worst {p['max_abs_map_diff_max']:.4f}); lesion lists "
                      f"agree on {p['lesion_lists_agree']:.1%} of frames.")
     return lines + [""]
@@ -71,7 +72,7 @@ def frame_model_card(run_dir: Path, evaluations: Sequence[Path]) -> str:
         "## Training procedure",
         "| setting | value |", "|---|---|",
         *[f"| {key} | {markdown_code(str(getattr(config, key)))} |" for key in RECIPE_KEYS],
-        f"| training time | {record.get('seconds', 0) / 60:.0f} min on the machine named in docs/whole-frames.md |", "",
+        f"| training time | {record.get('seconds', 0) / 60:.0f} min on 2 CPU cores (docs/whole-frames.md) |", "",
         "## Evaluation", "",
     ]
     for folder in evaluations:

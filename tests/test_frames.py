@@ -329,3 +329,16 @@ def test_a_modified_packaged_whole_frame_model_is_refused(tmp_path, monkeypatch)
     Image.fromarray(frame_with_blobs(64, [])).save(tmp_path / "frame.png")
     result = runner.invoke(app, ["scan", str(tmp_path / "frame.png")])
     assert result.exit_code == 1 and "is not the released whole-frame model" in result.output
+
+
+def test_a_resumed_map_run_records_the_time_of_every_process(tmp_path):
+    """``frame_state.json`` carries the stages done and the time spent so far, so the run record of
+    an interrupted and resumed run counts both processes (it once counted the last one only)."""
+    from trainer.frame_training import STATE_FILE, StageState
+
+    first = StageState(tmp_path)
+    first.mark(1, 3)
+    saved = json.loads((tmp_path / STATE_FILE).read_text())
+    (tmp_path / STATE_FILE).write_text(json.dumps({**saved, "seconds": 2370.0}))  # as a killed process left it
+    resumed = StageState(tmp_path)
+    assert resumed.done == {"1": 3} and 2370.0 <= resumed.seconds < 2400.0

@@ -171,19 +171,30 @@ def choose_decoding(maps: np.ndarray, frames: Sequence[Frame], log: Log) -> tupl
 
 
 class StageState:
-    """Which stages are done (``frame_state.json``), for ``--resume``."""
+    """Which stages are done and the training time so far (``frame_state.json``), for ``--resume``:
+    a run interrupted and resumed records the time of all its processes, not of the last one."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / STATE_FILE
-        self.done: dict[str, int] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        saved = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.done: dict[str, int] = {key: saved[key] for key in ("1", "2") if key in saved}
+        self.before = float(saved.get("seconds", 0.0))  # what earlier processes spent
+        self.started = time.monotonic()
+
+    @property
+    def seconds(self) -> float:
+        return self.before + time.monotonic() - self.started
+
+    def save(self) -> None:
+        runs.write_json(self.path, {**self.done, "seconds": round(self.seconds, 1)})
 
     def mark(self, stage: int, epochs: int) -> None:
         self.done[str(stage)] = epochs
-        runs.write_json(self.path, self.done)
+        self.save()
 
 
 def fit_stage(model, config: TrainConfig, stage: int, train, val, run_dir: Path, state: StageState,
-              epochs: int, learning_rate: float, initial_epoch: int, verbose: int) -> int:
+              epochs: int, learning_rate: float, verbose: int) -> int:
     """One stage, resumable: returns the epochs it ran."""
     import keras
 
@@ -200,6 +211,7 @@ def fit_stage(model, config: TrainConfig, stage: int, train, val, run_dir: Path,
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR / f"stage{stage}")),
         keras.callbacks.CSVLogger(str(run_dir / f"history_stage{stage}.csv"), append=True),
+        keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: state.save()),  # the time so far, each epoch
         keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True) if config.patience
         else keras.callbacks.Callback(),
     ]
@@ -243,7 +255,6 @@ def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_d
     from trainer.frame_model import build_frame_model
     from trainer.plots import plot_history
 
-    started = time.monotonic()
     if config.image_size % 32:
         raise ConfigError(f"--task map needs an image size that is a multiple of 32, found {config.image_size}")
     split = split_frames(config)
@@ -260,11 +271,11 @@ def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_d
     train, val, val_images = datasets(config, split, log)
     verbose = verbose if verbose is not None else (1 if sys.stderr.isatty() else 2)
     state = StageState(run_dir)
-    stage1 = fit_stage(model, config, 1, train, val, run_dir, state, config.epochs, config.learning_rate, 0, verbose) \
+    stage1 = fit_stage(model, config, 1, train, val, run_dir, state, config.epochs, config.learning_rate, verbose) \
         if config.epochs else 0
     if config.fine_tune_epochs:
         fit_stage(model, config, 2, train, val, run_dir, state, config.fine_tune_epochs,
-                  config.fine_tune_learning_rate, 0, verbose)
+                  config.fine_tune_learning_rate, verbose)
     history = read_history(run_dir)
     if history:
         plot_history(history, stage1, run_dir / runs.HISTORY_PLOT)
@@ -282,5 +293,5 @@ def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_d
         "task": "map", "class_names": [LESION_LABEL], "image_size": config.image_size, "threshold": threshold,
         "operating_point": THRESHOLD_RULE, "decoding": {"min_area": area},
         "target": config.target, "model_sha256": sha256_of_file(run_dir / runs.MODEL_FILE), "frames": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-        "seconds": round(time.monotonic() - started, 1)})
-    return RunResult(run_dir, metrics, history, stage1, time.monotonic() - started)
+        "seconds": round(state.seconds, 1)})
+    return RunResult(run_dir, metrics, history, stage1, state.seconds)
