@@ -24,14 +24,17 @@ MIN_SIZE = 16
 MAX_SIZE = 512  # rendering holds size^2 x 160 float64 distances, several copies: 0.7 GB peak at 512 px
 
 
-def _vessel_path(rng: np.random.Generator, size: int, points: int = 160) -> np.ndarray:
-    """A smooth curve through the patch centre region, from one border to the opposite one."""
+def vessel_path(rng: np.random.Generator, size: int, points: int = 160, spread: float = 0.1,
+                reach: float = 0.75, bend: float = 0.25) -> np.ndarray:
+    """A smooth curve crossing the image: through a point within ``spread`` of the centre (a
+    share of ``size``), ``reach`` each side of it, bent by up to ``bend``. Patches keep their
+    vessel central; whole frames (``trainer.synthetic_frames``) spread theirs."""
     angle = rng.uniform(0, np.pi)
     direction = np.array([np.cos(angle), np.sin(angle)])
     normal = np.array([-direction[1], direction[0]])
-    centre = size / 2 + rng.uniform(-0.1, 0.1, 2) * size
-    t = np.linspace(-0.75, 0.75, points) * size
-    bend = rng.uniform(-0.25, 0.25) * size * np.sin(np.pi * (t / size + rng.uniform(0, 1)))
+    centre = size / 2 + rng.uniform(-spread, spread, 2) * size
+    t = np.linspace(-reach, reach, points) * size
+    bend = rng.uniform(-bend, bend) * size * np.sin(np.pi * (t / size + rng.uniform(0, 1)))
     return centre + t[:, None] * direction + bend[:, None] * normal
 
 
@@ -43,7 +46,7 @@ def render_patch(rng: np.random.Generator, size: int, stenosis: bool) -> np.ndar
 def render_patch_with_box(rng: np.random.Generator, size: int, stenosis: bool) -> tuple[np.ndarray, tuple]:
     """A patch and the box (x0, y0, x1, y1, pixels) around its narrowing: two widths of the
     narrowing along the vessel, at least the vessel's diameter, each side of its centre."""
-    curve = _vessel_path(rng, size)
+    curve = vessel_path(rng, size)
     radius = np.full(len(curve), rng.uniform(0.07, 0.12) * size)
     radius *= 1 + 0.05 * np.sin(np.linspace(0, rng.uniform(2, 6), len(curve)))
     # drawn for both classes so a Healthy/Unhealthy pair from one seed differs only by the narrowing

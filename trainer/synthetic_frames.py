@@ -15,20 +15,10 @@ import numpy as np
 from PIL import Image
 
 from edge.annotations import COCO_FILE
+from trainer.synthetic import vessel_path
 
 VESSELS = (2, 4)  # vessels per frame, inclusive range
 NEGATIVE_SHARE = 0.2  # frames without a narrowing
-
-
-def _curve(rng: np.random.Generator, size: int, points: int = 120) -> np.ndarray:
-    """A smooth curve crossing the frame."""
-    angle = rng.uniform(0, np.pi)
-    direction = np.array([np.cos(angle), np.sin(angle)])
-    normal = np.array([-direction[1], direction[0]])
-    centre = size / 2 + rng.uniform(-0.25, 0.25, 2) * size
-    t = np.linspace(-0.8, 0.8, points) * size
-    bend = rng.uniform(-0.2, 0.2) * size * np.sin(np.pi * (t / size + rng.uniform(0, 1)))
-    return centre + t[:, None] * direction + bend[:, None] * normal
 
 
 def _outline(curve: np.ndarray, radius: np.ndarray, lo: int, hi: int) -> list[tuple[float, float]]:
@@ -49,7 +39,7 @@ def render_frame(rng: np.random.Generator, size: int, lesions: int) -> tuple[np.
     outlines = []
     count = max(int(rng.integers(VESSELS[0], VESSELS[1] + 1)), lesions)
     for number in range(count):
-        curve = _curve(rng, size)
+        curve = vessel_path(rng, size, 120, spread=0.25, reach=0.8, bend=0.2)
         radius = np.full(len(curve), rng.uniform(0.015, 0.03) * size)
         if number < lesions:
             at = int(rng.uniform(0.3, 0.7) * len(curve))
