@@ -19,6 +19,7 @@ import typer
 
 from converters.options import ConversionError, ConvertOptions, option_default
 from edge.atomic import check_can_create
+from edge.runtime import check_threads
 from edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS
 from trainer.adaptation import ADAPTATION_RECIPE
 from trainer.config import DEFAULTS, flag, merge_config, refuse_options_on_resume
@@ -600,9 +601,6 @@ def stream_source(image: bool, camera: Optional[str], video: Optional[Path], csv
     return None if image else video if camera is None else parse_camera(camera)
 
 
-MAX_THREADS = 256
-
-
 def frame_options(image: bool, frames: Optional[str]) -> tuple[Optional[List[int]], Optional[int]]:
     """``--frames``: with --image the frame numbers of each DICOM cine, else a number of frames."""
     from edge.dicom import parse_frame_numbers
@@ -624,11 +622,6 @@ def reference_model_announced() -> Path:
     path = packaged_reference()
     typer.echo(f"no --model given: using the packaged reference model {path}", err=True)
     return path
-
-
-def check_threads(threads: Optional[int]) -> None:
-    if threads is not None and not 1 <= threads <= MAX_THREADS:
-        fail(f"--threads must lie between 1 and {MAX_THREADS}", 2)
 
 
 def display_available() -> bool:

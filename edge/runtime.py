@@ -11,9 +11,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from edge.errors import ModelError
+from edge.errors import ModelError, OptionError
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+MAX_THREADS = 256
+
+
+def check_threads(threads: Optional[int]) -> None:
+    """``--threads`` of every command that runs a model: None (the runtime's default) or 1..256."""
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise OptionError(f"--threads must lie between 1 and {MAX_THREADS}")
 
 
 def _interpreter_class(backend: str) -> Callable[..., Any]:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from edge.errors import OptionError
+from edge.runtime import check_threads
 from edge.scan_batch import Persistence
 
-MAX_THREADS = 256
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,7 @@ class ScanOptions:
             raise OptionError("give at least one frame, folder, DICOM file or video to scan")
         if threshold is not None and not 0 < threshold < 1:
             raise OptionError("--threshold must lie strictly between 0 and 1")
-        if threads is not None and not 1 <= threads <= MAX_THREADS:
-            raise OptionError(f"--threads must lie between 1 and {MAX_THREADS}")
+        check_threads(threads)
         if max_frames is not None and max_frames < 1:
             raise OptionError("--max-frames must be at least 1")
         if out is not None and out.exists() and not out.is_dir():

@@ -20,7 +20,7 @@ from edge.annotations import Frame, load_frames
 from edge.imaging import load_image
 from edge.lesions import FoundLesion
 from edge.precisions import model_files
-from trainer.frame_metrics import FrameScores, average_precision, iou, score_maps
+from trainer.frame_metrics import FrameScores, average_precision, iou, score_maps, truth_outlines
 from trainer.runs import TrainedRun, load_run
 
 FROC_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
@@ -108,9 +108,9 @@ def evaluate_frames(run_dir: Path, data: Optional[Path] = None, models: Optional
               "rule": "found: a mark's box contains the lesion's centre; false: a mark containing no centre",
               "bootstrap": {"rounds": rounds, "over": "runs" if len(set(groups)) < len(frames) else "frames"},
               "models": {}, "froc": {}, "parity_with_keras": {}}
-    scored = {}
+    scored, outlines = {}, truth_outlines(frames)
     for name, model_maps in maps.items():
-        scored[name] = score_maps(model_maps, frames, at, area)
+        scored[name] = score_maps(model_maps, frames, at, area, outlines=outlines)
         report["models"][name] = summary(scored[name], groups, rounds, truths)
         report["froc"][name] = [
             {"threshold": t, "recall": float(s.found.sum() / max(1, s.truths.sum())),

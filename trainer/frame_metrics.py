@@ -126,18 +126,27 @@ def full_size(probability: np.ndarray, width: int, height: int) -> np.ndarray:
         (width, height), Image.Resampling.BILINEAR))
 
 
+def truth_outlines(frames: Sequence[Frame]) -> list[list[np.ndarray]]:
+    """Each frame's true outlines as frame-sized masks: drawn once, for every threshold and model scored."""
+    return [[draw_lesions([truth], (frame.width, frame.height), (frame.width, frame.height)) > 0
+             for truth in frame.lesions] for frame in frames]
+
+
 def score_maps(maps: Sequence[np.ndarray], frames: Sequence[Frame], threshold: float, min_area: int,
-               with_f1: bool = True) -> FrameScores:
+               with_f1: bool = True, outlines: Optional[Sequence[list[np.ndarray]]] = None) -> FrameScores:
     """Every frame scored as the device reports it: the lesions of :func:`edge.lesions.decode_map`,
-    and for ARCADE's F1 their regions (those of at least ``min_area`` map pixels) up-sampled to the frame."""
+    and for ARCADE's F1 their regions (those of at least ``min_area`` map pixels) up-sampled to the
+    frame, against ``outlines`` (:func:`truth_outlines`, drawn here when not given)."""
+    if with_f1 and outlines is None:
+        outlines = truth_outlines(frames)
     f1, found, truths, false, marks = [], [], [], [], []
-    for probability, frame in zip(maps, frames):
+    for number, (probability, frame) in enumerate(zip(maps, frames)):
         size = (frame.width, frame.height)
         lesions = decode_map(probability, threshold, size, min_area)
         counts = count_lesions(lesions, frame.lesions)
         if with_f1:
-            outlines = [draw_lesions([truth], size, size) > 0 for truth in frame.lesions]
-            value = arcade_f1(full_size(kept_map(probability, threshold, min_area), *size) >= threshold, outlines)
+            value = arcade_f1(full_size(kept_map(probability, threshold, min_area), *size) >= threshold,
+                              outlines[number])
             f1.append(math.nan if value is None else value)
         found.append(counts.found)
         truths.append(counts.truths)

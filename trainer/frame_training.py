@@ -32,7 +32,7 @@ from edge.imaging import load_image
 from edge.metadata import sha256_of_file
 from trainer import runs
 from trainer.config import ConfigError, TrainConfig
-from trainer.frame_metrics import score_maps
+from trainer.frame_metrics import score_maps, truth_outlines
 from trainer.runs import RunResult, check_writable, create_run_dir
 
 Log = Callable[[str], None]
@@ -162,7 +162,9 @@ def area_options(map_size: int) -> tuple[int, ...]:
 def choose_decoding(maps: np.ndarray, frames: Sequence[Frame], log: Log) -> tuple[float, int, dict]:
     """The threshold and minimum area of the best mean ARCADE F1 on validation (:data:`THRESHOLD_RULE`);
     ties go to the higher threshold and the larger area (fewer marks)."""
-    table = {(t, a): score_maps(maps, frames, t, a).summary() for t in THRESHOLDS for a in area_options(maps.shape[1])}
+    outlines = truth_outlines(frames)
+    table = {(t, a): score_maps(maps, frames, t, a, outlines=outlines).summary()
+             for t in THRESHOLDS for a in area_options(maps.shape[1])}
     threshold, area = max(table, key=lambda key: (table[key]["arcade_f1"], key))
     best = table[(threshold, area)]
     log(f"decoding: {THRESHOLD_RULE} on validation -> threshold {threshold:.2f}, min area {area} map px "
@@ -204,7 +206,7 @@ def fit_stage(model, config: TrainConfig, stage: int, train, val, run_dir: Path,
         model.load_weights(run_dir / BACKUP_DIR / f"stage{stage}.weights.h5")
         return state.done[str(stage)]
     set_encoder_trainable(model, stage == 2)
-    steps = int(math.ceil(len(train) if hasattr(train, "__len__") else 1))
+    steps = len(train)  # batches per epoch (the dataset's cardinality is known)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, epochs * steps)) \
         if config.schedule == "cosine" else learning_rate
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=map_loss)
