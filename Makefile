@@ -76,7 +76,7 @@ test-full: $(VENV)/.installed weights
 # (--weights none trains the whole network). One recipe serves both on the synthetic set.
 demo: $(VENV)/.installed weights
 	@[ -d $(DEMO)/data ] || $(VENV)/bin/artery-edge synth --out $(DEMO)/data --count $(DEMO_COUNT) --size 64
-	@weights=$$($(VENV)/bin/python -c "from trainer.model import imagenet_weights_available as ok; print('imagenet' if ok(0.35, 64) else 'none')" 2>/dev/null | tail -n 1); \
+	@weights=$$($(VENV)/bin/python -c "from artery_edge.trainer.model import imagenet_weights_available as ok; print('imagenet' if ok(0.35, 64) else 'none')" 2>/dev/null | tail -n 1); \
 	echo "demo: --weights $$weights"; \
 	$(VENV)/bin/artery-edge train $(DEMO)/data --output-dir $(DEMO)/models --log-dir $(DEMO)/tensorboard \
 		--image-size 64 --alpha 0.35 --weights $$weights --batch-size 32 --patience 10 \
@@ -84,8 +84,8 @@ demo: $(VENV)/.installed weights
 	@run=$$(ls -td $(DEMO)/models/*/ | head -1); run=$${run%/}; \
 	held_out=$$(awk -F, '$$3 ~ /^test/ && NR % 40 == 0 {printf " --image $(DEMO)/data/%s", $$1}' $$run/split.csv); \
 	$(VENV)/bin/artery-edge convert $$run --quantize all && \
-	device=$$($(VENV)/bin/python -c "from edge.precisions import DEVICE_DEFAULT as d; print(d.file('$$run'))") && \
-	models=$$($(VENV)/bin/python -c "from edge.precisions import model_files; print(' '.join('--model ' + str(f) for f in model_files('$$run')))") && \
+	device=$$($(VENV)/bin/python -c "from artery_edge.edge.precisions import DEVICE_DEFAULT as d; print(d.file('$$run'))") && \
+	models=$$($(VENV)/bin/python -c "from artery_edge.edge.precisions import model_files; print(' '.join('--model ' + str(f) for f in model_files('$$run')))") && \
 	$(VENV)/bin/artery-edge evaluate --run $$run && \
 	echo "== the device model, and where its quantization loses precision ==" && \
 	$(VENV)/bin/artery-edge inspect $$device && \

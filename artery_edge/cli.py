@@ -17,12 +17,12 @@ from typing import Callable, List, Optional, Union
 
 import typer
 
-from converters.options import ConversionError, ConvertOptions, option_default
-from edge.atomic import check_can_create
-from edge.runtime import check_threads
-from edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS
-from trainer.adaptation import ADAPTATION_RECIPE
-from trainer.config import DEFAULTS, flag, merge_config, refuse_options_on_resume
+from artery_edge.converters.options import ConversionError, ConvertOptions, option_default
+from artery_edge.edge.atomic import check_can_create
+from artery_edge.edge.runtime import check_threads
+from artery_edge.edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS
+from artery_edge.trainer.adaptation import ADAPTATION_RECIPE
+from artery_edge.trainer.config import DEFAULTS, flag, merge_config, refuse_options_on_resume
 
 app = typer.Typer(
     help="Train a MobileNetV2 angiography patch classifier, convert it to TFLite and run it on edge devices.\n\n"
@@ -38,7 +38,7 @@ TRAIN_HINT = 'TensorFlow is not installed: pip install "artery-edge[train]"'
 
 def show_version(value: bool) -> None:
     if value:
-        from edge.version import __version__
+        from artery_edge.edge.version import __version__
 
         typer.echo(f"artery-edge {__version__}")
         raise typer.Exit()
@@ -50,14 +50,14 @@ def options(
     version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True, help="Print the version."),
 ) -> None:
     if verbose:
-        from edge.native_log import VERBOSE_ENV
+        from artery_edge.edge.native_log import VERBOSE_ENV
 
         os.environ[VERBOSE_ENV] = "1"
 
 
 def fail(message: str, code: int = 1) -> None:
     """``error: message`` on one line (a file name's newline shown as ``\\n``), then exit ``code``."""
-    from edge.text import terminal
+    from artery_edge.edge.text import terminal
 
     typer.echo(f"error: {terminal(message)}", err=True)
     raise typer.Exit(code)
@@ -65,7 +65,7 @@ def fail(message: str, code: int = 1) -> None:
 
 def describe_os_error(exc: OSError) -> str:
     """'permission denied: /path' style, one line, for any OS error (disk full, read-only...)."""
-    from edge.imaging import display_path
+    from artery_edge.edge.imaging import display_path
 
     what = (exc.strerror or type(exc).__name__).lower()
     return f"{what}: {display_path(exc.filename)}" if exc.filename else what
@@ -78,7 +78,7 @@ def user_errors(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from edge.errors import ArteryEdgeError, OptionError
+        from artery_edge.edge.errors import ArteryEdgeError, OptionError
 
         handled: tuple = (ArteryEdgeError, OSError)
         try:
@@ -99,7 +99,7 @@ def require_tensorflow() -> None:
     if importlib.util.find_spec("tensorflow") is None:
         fail(TRAIN_HINT)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edge.native_log import quiet_native_stderr
+    from artery_edge.edge.native_log import quiet_native_stderr
 
     with quiet_native_stderr():
         import tensorflow as tf
@@ -136,10 +136,10 @@ def synth(
 ) -> None:
     """Write a synthetic angiography-like patch dataset (Healthy / Unhealthy = local narrowing), or
     whole frames with their narrowings' outlines (--frames)."""
-    from edge.progress import progress_bar
-    from edge.text import terminal
-    from trainer.synthetic import synthesize_dataset
-    from trainer.synthetic_frames import synthesize_frames
+    from artery_edge.edge.progress import progress_bar
+    from artery_edge.edge.text import terminal
+    from artery_edge.trainer.synthetic import synthesize_dataset
+    from artery_edge.trainer.synthetic_frames import synthesize_frames
 
     make = synthesize_frames if frames else synthesize_dataset
     with progress_bar("synthesizing") as progress:
@@ -295,7 +295,7 @@ def train(
     if (not settings.data_dirs) == (resume is None):
         fail("give DATA folder(s) to train, or --resume RUN_DIR to continue a run (not both)", 2)
     require_tensorflow()
-    from trainer.training import train as run_training
+    from artery_edge.trainer.training import train as run_training
 
     with stdout_for_json(json_output):
         result = run_training(None if resume else settings, resume_dir=resume)
@@ -343,10 +343,10 @@ def adapt(
     """Adapt a trained run to a new site from ~100 labelled patches: `train --init-from` with a
     small-data recipe (trainer/adaptation.py); temperature and threshold re-fitted on the site."""
     require_tensorflow()
-    from trainer.adaptation import adaptation_config
-    from trainer.runs import load_run
-    from trainer.samples import DataError
-    from trainer.training import train as run_training
+    from artery_edge.trainer.adaptation import adaptation_config
+    from artery_edge.trainer.runs import load_run
+    from artery_edge.trainer.samples import DataError
+    from artery_edge.trainer.training import train as run_training
 
     size = image_size
     if size == 0:
@@ -407,14 +407,14 @@ def convert(
     except ConversionError as exc:
         fail(str(exc), 2)
     require_tensorflow()
-    from converters.tflite import convert as run_conversion
+    from artery_edge.converters.tflite import convert as run_conversion
 
     with stdout_for_json(json_output):
         results = run_conversion(source, options)
     if json_output:
         print_json([r.to_dict() for r in results])
         return
-    from edge.text import terminal
+    from artery_edge.edge.text import terminal
 
     typer.echo(f"{'precision':<10}{'size (MB)':>10}{'vs float32':>12}{'time (s)':>10}  file")
     for r in results:
@@ -441,15 +441,15 @@ def evaluate(
     json_output: bool = typer.Option(False, "--json"),
 ) -> None:
     """Keras and every TFLite variant side by side: clinical metrics with 95% CIs and agreement with Keras."""
-    from evaluation.options import EvaluateOptions
-    from edge.text import terminal
+    from artery_edge.evaluation.options import EvaluateOptions
+    from artery_edge.edge.text import terminal
 
     options = EvaluateOptions(models, data, threshold, target_sensitivity, bootstrap, prevalence)  # checked here
     check_can_create(out)  # before the work, not after it
     require_tensorflow()
-    from evaluation.evaluate import evaluate as run_evaluation
-    from evaluation.frames import is_frame_run, run_frame_evaluation
-    from evaluation.report import metrics_table, write_evaluation
+    from artery_edge.evaluation.evaluate import evaluate as run_evaluation
+    from artery_edge.evaluation.frames import is_frame_run, run_frame_evaluation
+    from artery_edge.evaluation.report import metrics_table, write_evaluation
 
     if is_frame_run(run):  # a whole-frame run: lesions and ARCADE's F1, not labels
         folder, lines, report = run_frame_evaluation(run, options, out, quiet=json_output)
@@ -485,13 +485,13 @@ def explain(
     """Grad-CAM heat maps: an overlay PNG per image and one grid with each prediction."""
     check_can_create(out)  # before the work, not after it
     require_tensorflow()
-    from edge.batch import expand_inputs
-    from edge.decision import positive_index
-    from edge.text import terminal
-    from trainer.explain import GRID_FILE
-    from trainer.explain import explain as run_explain
-    from trainer.explain import write_explanations
-    from trainer.runs import load_run
+    from artery_edge.edge.batch import expand_inputs
+    from artery_edge.edge.decision import positive_index
+    from artery_edge.edge.text import terminal
+    from artery_edge.trainer.explain import GRID_FILE
+    from artery_edge.trainer.explain import explain as run_explain
+    from artery_edge.trainer.explain import write_explanations
+    from artery_edge.trainer.runs import load_run
 
     trained = load_run(run)
     files, problems = expand_inputs(image)
@@ -557,11 +557,11 @@ def infer(
 ) -> None:
     """Classify image files (DICOM too), a camera or a video with a .tflite model (no TensorFlow needed);
     with a whole-frame model, mark the lesions of a camera or video live (files: `scan`)."""
-    from edge.bench import open_model
-    from edge.classifier import Classifier
-    from edge.scan_batch import Persistence
-    from edge.stream import check_stream_options
-    from edge.text import terminal
+    from artery_edge.edge.bench import open_model
+    from artery_edge.edge.classifier import Classifier
+    from artery_edge.edge.scan_batch import Persistence
+    from artery_edge.edge.stream import check_stream_options
+    from artery_edge.edge.text import terminal
 
     source = stream_source(bool(image), camera, video, csv_file, every, persist)
     if threshold is not None and not 0 <= threshold <= 1:
@@ -588,7 +588,7 @@ def stream_source(image: bool, camera: Optional[str], video: Optional[Path], csv
                   every: Optional[int], persist: Optional[str]) -> Optional[Union[int, str, Path]]:
     """The camera or video to stream (None with --image), once the options that belong to one
     kind of source are checked against the one given (exit 2)."""
-    from edge.camera import parse_camera
+    from artery_edge.edge.camera import parse_camera
 
     if sum([image, camera is not None, video is not None]) != 1:
         fail("give exactly one of --image, --camera or --video", 2)
@@ -603,7 +603,7 @@ def stream_source(image: bool, camera: Optional[str], video: Optional[Path], csv
 
 def frame_options(image: bool, frames: Optional[str]) -> tuple[Optional[List[int]], Optional[int]]:
     """``--frames``: with --image the frame numbers of each DICOM cine, else a number of frames."""
-    from edge.dicom import parse_frame_numbers
+    from artery_edge.edge.dicom import parse_frame_numbers
 
     if frames is None:
         return None, None
@@ -617,7 +617,7 @@ def frame_options(image: bool, frames: Optional[str]) -> tuple[Optional[List[int
 
 def reference_model_announced() -> Path:
     """The packaged reference model, said on stderr so no one mistakes it for their own."""
-    from edge.reference import packaged_reference
+    from artery_edge.edge.reference import packaged_reference
 
     path = packaged_reference()
     typer.echo(f"no --model given: using the packaged reference model {path}", err=True)
@@ -634,10 +634,10 @@ def display_available() -> bool:
 def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv_file: Optional[Path],
                 frames: Optional[List[int]] = None, show_header: bool = False) -> int:
     """Print a table (or JSON) and stream the CSV; return 1 if any file failed, else 0."""
-    from edge.batch import classify_files, expand_inputs, result_row, results_document
-    from edge.progress import progress_bar
-    from edge.report_csv import ResultsCsv
-    from edge.text import terminal
+    from artery_edge.edge.batch import classify_files, expand_inputs, result_row, results_document
+    from artery_edge.edge.progress import progress_bar
+    from artery_edge.edge.report_csv import ResultsCsv
+    from artery_edge.edge.text import terminal
 
     files, problems = expand_inputs(paths)
     for message in problems:
@@ -689,9 +689,9 @@ def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv
 def show_dicom_headers(paths) -> None:
     """``--show-header``: each DICOM file's header on stderr, identifying values masked (a file
     that cannot be read gets its error line where it is classified)."""
-    from edge.dicom import header_lines, is_dicom, open_dicom
-    from edge.errors import ImageError
-    from edge.text import terminal
+    from artery_edge.edge.dicom import header_lines, is_dicom, open_dicom
+    from artery_edge.edge.errors import ImageError
+    from artery_edge.edge.text import terminal
 
     for path in paths:
         if not is_dicom(path):
@@ -707,10 +707,10 @@ def show_dicom_headers(paths) -> None:
 
 def infer_stream(classifier, source, threshold, json_output, crop, display, every, frames, show_header=False,
                  persistence=None) -> None:
-    from edge.dicom import is_dicom, open_cine
-    from edge.scanner import FrameScanner
-    from edge.stream import frame_record, frame_text, run_stream
-    from edge.text import terminal
+    from artery_edge.edge.dicom import is_dicom, open_cine
+    from artery_edge.edge.scanner import FrameScanner
+    from artery_edge.edge.stream import frame_record, frame_text, run_stream
+    from artery_edge.edge.text import terminal
 
     if persistence is not None and not isinstance(classifier, FrameScanner):
         fail("--persist applies to whole-frame models (their lesions); this model classifies patches", 2)
@@ -753,8 +753,8 @@ def scan(
 ) -> None:
     """Find and mark stenoses on whole angiogram frames: lesions per frame (box in the frame's pixels,
     score), optional overlays. Research tool, not a diagnostic device."""
-    from edge.scan_options import ScanOptions
-    from edge.scan_report import run_scan
+    from artery_edge.edge.scan_options import ScanOptions
+    from artery_edge.edge.scan_report import run_scan
 
     options = ScanOptions.checked(paths, model, threshold, out, persist, frames, max_frames, threads, json_output)
     raise typer.Exit(run_scan(options))
@@ -777,9 +777,9 @@ def serve(
     max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", help="Larger uploads are refused (413)."),
 ) -> None:
     """A page (live view, chart, upload) and an HTTP API on this device (docs/serve.md); needs the serve extra."""
-    from edge.camera import parse_camera
-    from edge.serve import ServeOptions
-    from edge.serve import serve as run_server
+    from artery_edge.edge.camera import parse_camera
+    from artery_edge.edge.serve import ServeOptions
+    from artery_edge.edge.serve import serve as run_server
 
     if camera is not None and video is not None:
         fail("give at most one of --camera or --video", 2)
@@ -806,8 +806,8 @@ def benchmark(
 ) -> None:
     """Latency (p50/p95/mean) of the model alone, of the whole path (pre- and post-processing
     included: 'path ms'), throughput, load time and peak RSS per model, each in a fresh process."""
-    from edge.bench import benchmark_models
-    from edge.metadata import read_model_bytes
+    from artery_edge.edge.bench import benchmark_models
+    from artery_edge.edge.metadata import read_model_bytes
 
     if runs < 1 or warmup < 0:
         fail("--runs must be >= 1 and --warmup >= 0", 2)
@@ -819,7 +819,7 @@ def benchmark(
     if json_output:
         print_json(results)
         return
-    from edge.text import terminal
+    from artery_edge.edge.text import terminal
 
     header = f"{'model':<28}{'precision':>10}{'MB':>7}{'load ms':>9}{'p50 ms':>8}{'p95 ms':>8}{'mean ms':>9}{'path ms':>9}{'img/s':>8}{'RSS MB':>8}  backend"
     typer.echo(header)
@@ -848,7 +848,7 @@ def inspect(
 ) -> None:
     """What a .tflite file is (metadata, tensors, op counts; no TensorFlow needed), or with
     --report where its quantization loses precision, layer by layer."""
-    from edge.text import terminal
+    from artery_edge.edge.text import terminal
 
     if count is not None and count < 1:
         fail("--count must be at least 1", 2)
@@ -856,12 +856,12 @@ def inspect(
         fail("--reference, --data, --count and --out apply to --report only", 2)
     model = model or reference_model_announced()
     if not report:
-        from edge.inspect import format_summary, summarize
+        from artery_edge.edge.inspect import format_summary, summarize
 
         summary = summarize(model)
         typer.echo(json.dumps(summary, indent=2, default=str) if json_output else format_summary(summary))
         return
-    from evaluation.layer_report import check_pair, compare, report_images, write_report
+    from artery_edge.evaluation.layer_report import check_pair, compare, report_images, write_report
 
     reference = reference or FLOAT_REFERENCE.file(model.parent)
     check_pair(model, reference)

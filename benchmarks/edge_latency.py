@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from edge.precisions import PRECISIONS, model_files, precision_of_file
+from artery_edge.edge.precisions import PRECISIONS, model_files, precision_of_file
 
 SMALLEST = next(reversed(PRECISIONS.values()))  # the registry ends with full integer, the device's model
 
@@ -42,7 +42,7 @@ def cold_start(run: Path, image: Path, repeats: int) -> dict:
     cli = str(Path(sys.executable).with_name("artery-edge"))
     edge_cmd = [cli, "infer", "--model", str(SMALLEST.file(run)), "--image", str(image)]
     keras_cmd = [sys.executable, "-c",
-                 "import sys; from trainer.predict import KerasPredictor; "
+                 "import sys; from artery_edge.trainer.predict import KerasPredictor; "
                  f"print(KerasPredictor.from_run({str(run)!r}).predict({str(image)!r}))"]
     edge, tf = [], []
     for _ in range(repeats):
@@ -56,7 +56,7 @@ def cold_start(run: Path, image: Path, repeats: int) -> dict:
 
 
 def classifier_overhead(model: Path, images: list[Path], rounds: int, threads: int) -> dict:
-    from edge import Classifier
+    from artery_edge.edge import Classifier
 
     import numpy as np
     from PIL import Image
@@ -86,8 +86,8 @@ def classifier_overhead(model: Path, images: list[Path], rounds: int, threads: i
 
 
 def precisions_side_by_side(run: Path, images: list[Path], folder: list[Path], rounds: int, threads: int) -> dict:
-    from edge import Classifier
-    from edge.batch import classify_files
+    from artery_edge.edge import Classifier
+    from artery_edge.edge.batch import classify_files
 
     classifiers = {precision_of_file(f): Classifier(f, threads=threads) for f in model_files(run)}
     tensors = {p: [c.input_tensor(c.preprocess(i)) for i in images] for p, c in classifiers.items()}

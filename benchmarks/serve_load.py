@@ -36,8 +36,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge import Classifier  # noqa: E402
-from edge.reference import packaged_reference  # noqa: E402
+from artery_edge.edge import Classifier  # noqa: E402
+from artery_edge.edge.reference import packaged_reference  # noqa: E402
 from tests.serve_helpers import multipart, server_process, write_video  # noqa: E402
 
 def rss_mb(pid: int) -> float:

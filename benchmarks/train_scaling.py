@@ -28,8 +28,8 @@ if not gpus and args["replicas"] > 1:
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args["replicas"])
 import keras
-from trainer.config import TrainConfig
-from trainer.model import build_model, compile_model, set_stage
+from artery_edge.trainer.config import TrainConfig
+from artery_edge.trainer.model import build_model, compile_model, set_stage
 if args["strategy"] == "default":
     strategy = tf.distribute.get_strategy()
 else:

@@ -49,11 +49,11 @@ def main() -> None:
 
     import keras
 
-    from converters.tflite import calibration_samples
-    from trainer.config import TrainConfig
-    from trainer.model import build_model, compile_model, set_stage
-    from trainer.pipeline import make_dataset
-    from trainer.scan import scan_dataset
+    from artery_edge.converters.tflite import calibration_samples
+    from artery_edge.trainer.config import TrainConfig
+    from artery_edge.trainer.model import build_model, compile_model, set_stage
+    from artery_edge.trainer.pipeline import make_dataset
+    from artery_edge.trainer.scan import scan_dataset
 
     samples = calibration_samples(scan_dataset(args.data, validate=False).samples, args.count)
     runners, engaged = {}, {}

@@ -38,11 +38,11 @@ def main() -> None:
 
     import keras
 
-    from converters.tflite import calibration_samples
-    from trainer.config import TrainConfig
-    from trainer.model import build_model, compile_model, set_stage
-    from trainer.pipeline import load_arrays, make_dataset
-    from trainer.scan import scan_dataset
+    from artery_edge.converters.tflite import calibration_samples
+    from artery_edge.trainer.config import TrainConfig
+    from artery_edge.trainer.model import build_model, compile_model, set_stage
+    from artery_edge.trainer.pipeline import load_arrays, make_dataset
+    from artery_edge.trainer.scan import scan_dataset
 
     config = TrainConfig(image_size=args.image_size, alpha=args.alpha, weights=args.weights)
     samples = calibration_samples(scan_dataset(args.data, validate=False).samples, args.count)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import flatbuffers
 import numpy as np
 
-from edge.metadata import TFLITE_IDENTIFIER, load_schema
+from artery_edge.edge.metadata import TFLITE_IDENTIFIER, load_schema
 
 SMALL_WEIGHT_ELEMENTS = 1024
 

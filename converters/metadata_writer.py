@@ -11,7 +11,7 @@ from dataclasses import replace
 import flatbuffers
 import numpy as np
 
-from edge.metadata import (
+from artery_edge.edge.metadata import (
     METADATA_NAME, TFLITE_IDENTIFIER, UNSET_DIGEST, ModelMetadata, digest_field, file_sha256, load_schema,
 )
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from converters.presets import PRESETS, WEIGHT_ROUNDINGS
-from edge.atomic import check_can_create
-from edge.errors import ArteryEdgeError
-from edge.metadata import check_unique_labels
-from edge.precisions import DEVICE_DEFAULT, PRECISIONS, parse_precisions
+from artery_edge.converters.presets import PRESETS, WEIGHT_ROUNDINGS
+from artery_edge.edge.atomic import check_can_create
+from artery_edge.edge.errors import ArteryEdgeError
+from artery_edge.edge.metadata import check_unique_labels
+from artery_edge.edge.precisions import DEVICE_DEFAULT, PRECISIONS, parse_precisions
 
 
 class ConversionError(ArteryEdgeError, ValueError):

@@ -14,9 +14,9 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
 
-from converters.float16_keep import SMALL_WEIGHT_ELEMENTS, restore_small_weights
-from edge.native_log import quiet_native_stderr
-from edge.precisions import PRECISIONS, Precision
+from artery_edge.converters.float16_keep import SMALL_WEIGHT_ELEMENTS, restore_small_weights
+from artery_edge.edge.native_log import quiet_native_stderr
+from artery_edge.edge.precisions import PRECISIONS, Precision
 
 RepresentativeData = Callable[[], Iterator[list]]
 Configure = Callable[[object, Optional[RepresentativeData]], None]
@@ -64,7 +64,7 @@ class QuantizationPreset:
         """The TFLiteConverter run with this preset's settings on a serving SavedModel."""
         import tensorflow as tf
 
-        from converters.saved_model import SIGNATURE
+        from artery_edge.converters.saved_model import SIGNATURE
 
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[SIGNATURE])
         self.configure(converter, representative)
@@ -140,9 +140,9 @@ def int8_ready_model(model, images: np.ndarray, rounding: str):
     reproduce its float outputs on the calibration images (see ``weight_rounding``)."""
     if rounding == "nearest":
         return model, {"weight_rounding": "nearest"}
-    from converters.bn_folding import fold_batchnorm
-    from converters.weight_rounding import round_model
-    from edge.progress import progress_bar
+    from artery_edge.converters.bn_folding import fold_batchnorm
+    from artery_edge.converters.weight_rounding import round_model
+    from artery_edge.edge.progress import progress_bar
 
     folded = fold_batchnorm(model)
     with progress_bar("int8 weight rounding, layers") as progress:

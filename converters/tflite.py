@@ -17,22 +17,22 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from edge.version import __version__
-from converters.metadata_writer import embed_metadata
-from converters.options import ConversionError, ConvertOptions
-from converters.presets import PRESETS, ExportJob, float32_once
-from converters.saved_model import SavedModels
-from edge.precisions import FLOAT_REFERENCE, PRECISIONS
-from edge.imaging import COLOR_ORDER, INPUT_RANGE, RESIZE_METHOD, load_image
-from edge import atomic
-from edge.errors import ArteryEdgeError
-from edge.metadata import ModelMetadata, read_metadata, sha256_of_file
-from edge.provenance import RunIdentity, check_keras, check_labels, check_recorded_model
-from edge.decision import positive_index
-from edge.progress import progress_bar
-from trainer.runs import MODEL_FILE, RUN_FILE, TrainedRun, load_keras_model as load_keras_file, load_run
-from trainer.samples import DataError, Sample, subset
-from trainer.scan import scan_dataset
+from artery_edge.edge.version import __version__
+from artery_edge.converters.metadata_writer import embed_metadata
+from artery_edge.converters.options import ConversionError, ConvertOptions
+from artery_edge.converters.presets import PRESETS, ExportJob, float32_once
+from artery_edge.converters.saved_model import SavedModels
+from artery_edge.edge.precisions import FLOAT_REFERENCE, PRECISIONS
+from artery_edge.edge.imaging import COLOR_ORDER, INPUT_RANGE, RESIZE_METHOD, load_image
+from artery_edge.edge import atomic
+from artery_edge.edge.errors import ArteryEdgeError
+from artery_edge.edge.metadata import ModelMetadata, read_metadata, sha256_of_file
+from artery_edge.edge.provenance import RunIdentity, check_keras, check_labels, check_recorded_model
+from artery_edge.edge.decision import positive_index
+from artery_edge.edge.progress import progress_bar
+from artery_edge.trainer.runs import MODEL_FILE, RUN_FILE, TrainedRun, load_keras_model as load_keras_file, load_run
+from artery_edge.trainer.samples import DataError, Sample, subset
+from artery_edge.trainer.scan import scan_dataset
 
 TRAINING_SUMMARY_KEYS = (
     "alpha", "image_size", "weights", "epochs", "fine_tune_epochs", "learning_rate",
@@ -73,7 +73,7 @@ class ConversionSource:
 def load_keras_model(path: Path, temperature: float = 1.0):
     """Load a Keras model and check it takes one square RGB image; return its serving graph
     (for one of our training models: divided by ``temperature`` before the softmax)."""
-    from trainer.model import AUGMENTATION, float32_twin, is_float32, serving_model
+    from artery_edge.trainer.model import AUGMENTATION, float32_twin, is_float32, serving_model
 
     if path.suffix not in (".keras", ".h5"):
         raise ConversionError(f"{path} is not a Keras model file (.keras or .h5)")
@@ -134,7 +134,7 @@ def build_calibration_images(
 def calibration_frames(run: TrainedRun, count: int, image_size: int) -> np.ndarray:
     """A whole-frame run's calibration set: ``count`` of its training frames, reproducibly
     chosen, decoded as in training (the split is recomputed from its config, as ``--resume`` does)."""
-    from trainer.frame_training import split_frames
+    from artery_edge.trainer.frame_training import split_frames
 
     try:
         frames = split_frames(run.config).train

@@ -22,8 +22,8 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from edge.errors import EdgeError
-from edge.imaging import display_path, iter_image_files
+from artery_edge.edge.errors import EdgeError
+from artery_edge.edge.imaging import display_path, iter_image_files
 
 COCO_FILE = "annotations.json"
 TARGETS = ("outline", "box")  # what a training target marks: the drawn outline, or the whole box

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
-from edge.classifier import Classifier, Prediction
-from edge.dicom import is_dicom, open_dicom
-from edge.errors import ImageError, PredictionError
-from edge.imaging import display_path, iter_image_files
+from artery_edge.edge.classifier import Classifier, Prediction
+from artery_edge.edge.dicom import is_dicom, open_dicom
+from artery_edge.edge.errors import ImageError, PredictionError
+from artery_edge.edge.imaging import display_path, iter_image_files
 
 
 @dataclass

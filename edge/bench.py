@@ -1,6 +1,6 @@
 """Latency benchmark of one .tflite model: size, load time, latency percentiles, peak RSS.
 
-Run as ``python -m edge.bench MODEL`` so each model is measured in a fresh process and
+Run as ``python -m artery_edge.edge.bench MODEL`` so each model is measured in a fresh process and
 its peak RSS is its own; ``benchmark_models`` does that for several models.
 """
 
@@ -18,8 +18,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from edge.classifier import Classifier
-from edge.errors import EdgeError, OptionError
+from artery_edge.edge.classifier import Classifier
+from artery_edge.edge.errors import EdgeError, OptionError
 
 
 def peak_rss_mb() -> float:
@@ -42,8 +42,8 @@ FRAME_SIDE = 512  # a whole-frame model's pipeline is timed on a frame of this s
 
 def open_model(model: Path, labels: Optional[list[str]], threads: Optional[int]) -> Classifier:
     """A classifier, or a :class:`edge.scanner.FrameScanner` for a whole-frame model."""
-    from edge.metadata import read_metadata
-    from edge.scanner import FrameScanner
+    from artery_edge.edge.metadata import read_metadata
+    from artery_edge.edge.scanner import FrameScanner
 
     metadata = read_metadata(model)
     if metadata is not None and metadata.task == "map":
@@ -72,7 +72,7 @@ def benchmark_model(
         classifier.invoke(tensor)
         invoke_ms.append((time.perf_counter() - tick) * 1000)
     if getattr(classifier, "scan", None):
-        from edge.imaging import rgb_image
+        from artery_edge.edge.imaging import rgb_image
 
         whole = rgb_image(frame) if frame else rng.integers(0, 256, (FRAME_SIDE, FRAME_SIDE, 3), dtype=np.uint8)
         pipeline_ms = [classifier.scan(whole).total_ms for _ in range(max(1, runs // 2))]
@@ -103,14 +103,14 @@ def benchmark_models(
 ) -> list[dict]:
     """Benchmark each model in its own subprocess so peak RSS is per model; ``frame`` is refused
     when no model is a whole-frame one (it would be ignored)."""
-    from edge.metadata import read_metadata
+    from artery_edge.edge.metadata import read_metadata
 
     if frame is not None and not any(getattr(read_metadata(m), "task", "classify") == "map" for m in models):
         raise OptionError("--frame applies to whole-frame models only (it times their scan): "
                           "leave it out for a patch classifier")
     results = []
     for model in models:
-        command = [sys.executable, "-m", "edge.bench", str(model), "--runs", str(runs), "--warmup", str(warmup)]
+        command = [sys.executable, "-m", "artery_edge.edge.bench", str(model), "--runs", str(runs), "--warmup", str(warmup)]
         if frame:
             command += ["--frame", str(frame)]
         if threads:

@@ -14,7 +14,7 @@ from typing import Optional, Protocol, Union
 
 import numpy as np
 
-from edge.errors import EdgeError, OptionError
+from artery_edge.edge.errors import EdgeError, OptionError
 
 PI = "pi"  # --camera pi: the Pi camera module through picamera2
 PI_FRAME_SIZE = (640, 480)  # plenty for a centre crop resized to the model's input
@@ -162,7 +162,7 @@ def open_camera(spec: Union[int, str]) -> Frames:
 def open_video(path: str) -> Frames:
     """A video file through OpenCV, or a DICOM cine (``.dcm``) through ``edge.dicom``, delivered
     at its own frame rate."""
-    from edge.dicom import is_dicom, open_cine
+    from artery_edge.edge.dicom import is_dicom, open_cine
 
     if is_dicom(path):
         return open_cine(path)

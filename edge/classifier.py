@@ -13,13 +13,13 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from edge.decision import decide, positive_index
-from edge.errors import ModelError, PredictionError
-from edge.imaging import RESIZE_METHOD, RESIZE_METHODS, ImageSource, load_image, resize_rgb, rgb_image
-from edge.metadata import ModelMetadata, check_unique_labels, metadata_from_bytes, read_model_bytes
-from edge.native_log import quiet_native_stderr
-from edge.reference import release_warning
-from edge.runtime import load_errors, load_interpreter
+from artery_edge.edge.decision import decide, positive_index
+from artery_edge.edge.errors import ModelError, PredictionError
+from artery_edge.edge.imaging import RESIZE_METHOD, RESIZE_METHODS, ImageSource, load_image, resize_rgb, rgb_image
+from artery_edge.edge.metadata import ModelMetadata, check_unique_labels, metadata_from_bytes, read_model_bytes
+from artery_edge.edge.native_log import quiet_native_stderr
+from artery_edge.edge.reference import release_warning
+from artery_edge.edge.runtime import load_errors, load_interpreter
 
 
 @dataclass

@@ -27,8 +27,8 @@ from typing import Any, Iterator, Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from edge.errors import ImageError, OptionError
-from edge.image_files import (DICOM_EXTENSIONS, MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, RGB_BYTES, check_regular_file,
+from artery_edge.edge.errors import ImageError, OptionError
+from artery_edge.edge.image_files import (DICOM_EXTENSIONS, MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, RGB_BYTES, check_regular_file,
                               display_path)
 
 DICOM_HINT = 'reading DICOM needs the dicom extra: pip install "artery-edge[dicom]"'

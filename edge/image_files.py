@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Union
 
-from edge.errors import ImageError
+from artery_edge.edge.errors import ImageError
 
 # .dcm: DICOM, decoded by edge.dicom (the dicom extra) and then taking the same path as the rest.
 DICOM_EXTENSIONS = (".dcm",)

@@ -22,9 +22,9 @@ from typing import Iterator, Optional, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from edge.errors import ImageError
+from artery_edge.edge.errors import ImageError
 # also named here, where they were first defined (many readers import them from edge.imaging)
-from edge.image_files import (DICOM_EXTENSIONS, MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, RGB_BYTES,  # noqa: F401
+from artery_edge.edge.image_files import (DICOM_EXTENSIONS, MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, RGB_BYTES,  # noqa: F401
                               check_regular_file, describe_os_error, display_path)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif") + DICOM_EXTENSIONS
@@ -113,7 +113,7 @@ def open_image(source: Union[str, os.PathLike]) -> Image.Image:
     shown = display_path(path)
     check_regular_file(path)
     if path.suffix.lower() in DICOM_EXTENSIONS:
-        from edge.dicom import dicom_image
+        from artery_edge.edge.dicom import dicom_image
 
         return dicom_image(path)
     try:

@@ -8,10 +8,10 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-from edge.bench import open_model
-from edge.metadata import sha256_of_file
-from edge.reference import reference_location
-from edge.text import terminal
+from artery_edge.edge.bench import open_model
+from artery_edge.edge.metadata import sha256_of_file
+from artery_edge.edge.reference import reference_location
+from artery_edge.edge.text import terminal
 
 CARD = "MODEL_CARD.md"
 REFERENCE_CARD = "models/reference/MODEL_CARD.md in the artery-edge repository (not installed with the package)"

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from edge.errors import ModelError
+from artery_edge.edge.errors import ModelError
 
 METADATA_NAME = "artery_edge"
 METADATA_FORMAT = 1
@@ -144,7 +144,7 @@ def read_model_bytes(path: Path) -> bytes:
     data = path.read_bytes()
     if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
         raise ModelError(f"{path}: not a TFLite model (no TFL3 identifier)")
-    from edge.reference import release_warning
+    from artery_edge.edge.reference import release_warning
 
     release_warning(path, data)  # the packaged reference against the code's hash, whoever reads it
     return data

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from edge.scanner import FrameScan
+from artery_edge.edge.scanner import FrameScan
 
 MAP_COLOUR = np.array([255, 60, 0], np.float32)
 BOX_COLOUR = (255, 220, 0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import ArteryEdgeError
+from artery_edge.edge.errors import ArteryEdgeError
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from edge.errors import ModelError
-from edge.metadata import ModelMetadata, sha256_of_file
+from artery_edge.edge.errors import ModelError
+from artery_edge.edge.metadata import ModelMetadata, sha256_of_file
 
 
 class ForeignModelError(ModelError):

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from edge.errors import ModelError
-from edge.precisions import DEVICE_DEFAULT
+from artery_edge.edge.errors import ModelError
+from artery_edge.edge.precisions import DEVICE_DEFAULT
 
 REFERENCE_FILE = DEVICE_DEFAULT.file_name  # the INT8 file of models/reference
 FRAME_FILE = "frame_int8.tflite"  # the INT8 file of models/frames, the released whole-frame model (`scan`)

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence
 
-from edge.atomic import atomic_path
+from artery_edge.edge.atomic import atomic_path
 
 # A cell starting with one of these is a formula in Excel / LibreOffice ("CSV injection").
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")

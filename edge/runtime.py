@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from edge.errors import ModelError, OptionError
+from artery_edge.edge.errors import ModelError, OptionError
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 MAX_THREADS = 256

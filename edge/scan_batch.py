@@ -15,11 +15,11 @@ from typing import Iterable, Iterator, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from edge.dicom import is_dicom, open_dicom
-from edge.errors import EdgeError, ImageError, OptionError, PredictionError
-from edge.imaging import display_path
-from edge.lesions import FoundLesion
-from edge.scanner import FrameScan, FrameScanner
+from artery_edge.edge.dicom import is_dicom, open_dicom
+from artery_edge.edge.errors import EdgeError, ImageError, OptionError, PredictionError
+from artery_edge.edge.imaging import display_path
+from artery_edge.edge.lesions import FoundLesion
+from artery_edge.edge.scanner import FrameScan, FrameScanner
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
 
@@ -103,7 +103,7 @@ def scan_path(scanner: FrameScanner, path: Path, threshold: Optional[float], fra
         yield from scan_video(scanner, path, threshold, max_frames)
         return
     if not is_dicom(path):
-        from edge.imaging import rgb_image
+        from artery_edge.edge.imaging import rgb_image
 
         image = rgb_image(path)
         yield ScanResult(path, scanner.scan(image, threshold), image=image)
@@ -120,7 +120,7 @@ def scan_path(scanner: FrameScanner, path: Path, threshold: Optional[float], fra
 def scan_video(scanner: FrameScanner, path: Path, threshold: Optional[float],
                max_frames: Optional[int]) -> Iterator[ScanResult]:
     """Every frame of a video file (OpenCV, the ``camera`` extra); an empty video is an error."""
-    from edge.camera import open_video
+    from artery_edge.edge.camera import open_video
 
     video = open_video(str(path))
     number = 0

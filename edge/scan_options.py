@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from edge.errors import OptionError
-from edge.runtime import check_threads
-from edge.scan_batch import Persistence
+from artery_edge.edge.errors import OptionError
+from artery_edge.edge.runtime import check_threads
+from artery_edge.edge.scan_batch import Persistence
 
 
 
@@ -30,7 +30,7 @@ class ScanOptions:
                 max_frames: Optional[int] = None, threads: Optional[int] = None,
                 json_output: bool = False) -> "ScanOptions":
         """Parse and check every value; raises :class:`OptionError` with the line the user reads."""
-        from edge.dicom import parse_frame_numbers
+        from artery_edge.edge.dicom import parse_frame_numbers
 
         if not paths:
             raise OptionError("give at least one frame, folder, DICOM file or video to scan")

@@ -9,16 +9,16 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from edge import atomic
-from edge.batch import expand_inputs
-from edge.imaging import display_path
-from edge.lesions import boxes_text
-from edge.overlay import draw_scan
-from edge.progress import progress_bar
-from edge.scan_batch import VIDEO_EXTENSIONS, ScanResult, overlay_name, scan_document, scan_inputs, scan_row
-from edge.scan_options import ScanOptions
-from edge.scanner import FrameScanner
-from edge.text import terminal
+from artery_edge.edge import atomic
+from artery_edge.edge.batch import expand_inputs
+from artery_edge.edge.imaging import display_path
+from artery_edge.edge.lesions import boxes_text
+from artery_edge.edge.overlay import draw_scan
+from artery_edge.edge.progress import progress_bar
+from artery_edge.edge.scan_batch import VIDEO_EXTENSIONS, ScanResult, overlay_name, scan_document, scan_inputs, scan_row
+from artery_edge.edge.scan_options import ScanOptions
+from artery_edge.edge.scanner import FrameScanner
+from artery_edge.edge.text import terminal
 
 
 def say(message: str) -> None:
@@ -29,7 +29,7 @@ def resolve_model(options: ScanOptions) -> Path:
     """The given model, or the packaged whole-frame model (said on stderr)."""
     if options.model is not None:
         return options.model
-    from edge.reference import packaged_frame_model
+    from artery_edge.edge.reference import packaged_frame_model
 
     path = packaged_frame_model()
     say(f"no --model given: using the packaged whole-frame model {path}")

@@ -16,10 +16,10 @@ from typing import Optional
 
 import numpy as np
 
-from edge.classifier import Classifier
-from edge.errors import ModelError
-from edge.imaging import ImageSource, resize_rgb, rgb_image
-from edge.lesions import FoundLesion, decode_map
+from artery_edge.edge.classifier import Classifier
+from artery_edge.edge.errors import ModelError
+from artery_edge.edge.imaging import ImageSource, resize_rgb, rgb_image
+from artery_edge.edge.lesions import FoundLesion, decode_map
 
 
 @dataclass

@@ -12,13 +12,13 @@ from typing import Callable, Optional, Union
 import numpy as np
 from PIL import Image
 
-from edge.camera import PI, Frames, import_cv2, open_camera, open_video
-from edge.classifier import Classifier, Prediction
-from edge.errors import EdgeError, OptionError
-from edge.lesions import boxes_text
-from edge.overlay import draw_scan
-from edge.scan_batch import Persistence
-from edge.scanner import FrameScan, FrameScanner
+from artery_edge.edge.camera import PI, Frames, import_cv2, open_camera, open_video
+from artery_edge.edge.classifier import Classifier, Prediction
+from artery_edge.edge.errors import EdgeError, OptionError
+from artery_edge.edge.lesions import boxes_text
+from artery_edge.edge.overlay import draw_scan
+from artery_edge.edge.scan_batch import Persistence
+from artery_edge.edge.scanner import FrameScan, FrameScanner
 
 CROPS = ("center", "full")
 Result = Union[Prediction, FrameScan]  # a patch classifier's decision, or a whole-frame model's lesions

@@ -16,16 +16,16 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from edge.decision import decide, positive_index
-from edge.precisions import model_files, precision_of_file
-from edge.progress import progress_bar
-from edge.provenance import RunIdentity, check_tflite
-from edge.text import terminal
-from evaluation.options import EvaluateOptions
-from trainer.metrics import binary_metrics, confusion_matrix
-from trainer.runs import TrainedRun, load_run
-from trainer.samples import DataError, Sample, subset
-from trainer.scan import readable, scan_dataset
+from artery_edge.edge.decision import decide, positive_index
+from artery_edge.edge.precisions import model_files, precision_of_file
+from artery_edge.edge.progress import progress_bar
+from artery_edge.edge.provenance import RunIdentity, check_tflite
+from artery_edge.edge.text import terminal
+from artery_edge.evaluation.options import EvaluateOptions
+from artery_edge.trainer.metrics import binary_metrics, confusion_matrix
+from artery_edge.trainer.runs import TrainedRun, load_run
+from artery_edge.trainer.samples import DataError, Sample, subset
+from artery_edge.trainer.scan import readable, scan_dataset
 
 KERAS = "keras"
 
@@ -62,7 +62,7 @@ class Evaluation:
 def load_keras(run: TrainedRun, logits: bool = False):
     """The run's serving graph with its calibration temperature, as ``convert`` exports it
     (``logits=True``: before the softmax)."""
-    from trainer.model import serving_model
+    from artery_edge.trainer.model import serving_model
 
     return serving_model(run.keras_model(), run.temperature, logits)
 
@@ -70,7 +70,7 @@ def load_keras(run: TrainedRun, logits: bool = False):
 def load_classifier(model_path: Path, run: RunIdentity):
     """An ``edge.Classifier`` for a .tflite converted from ``run``'s model (classes, input size and
     source digest checked by ``edge.provenance``), before any work."""
-    from edge.classifier import Classifier
+    from artery_edge.edge.classifier import Classifier
 
     classifier = Classifier(model_path)
     check_tflite(Path(model_path), classifier.metadata, run)
@@ -94,7 +94,7 @@ def model_names(models: Sequence[Path]) -> list[str]:
 def keras_probabilities(model, image_size: int, samples: Sequence[Sample], batch_size: int = 64,
                         quiet: bool = False) -> np.ndarray:
     """Through the trainer's own tf.data pipeline (same decode and resize as training)."""
-    from trainer.pipeline import make_dataset
+    from artery_edge.trainer.pipeline import make_dataset
 
     dataset = make_dataset(samples, image_size, batch_size)
     return np.asarray(model.predict(dataset, verbose=0 if quiet else 1 if sys.stderr.isatty() else 2))
@@ -113,7 +113,7 @@ def tflite_probabilities(classifier, samples: Sequence[Sample], quiet: bool = Fa
 
 def sensitivity_threshold(labels: np.ndarray, positive_scores: np.ndarray, positive: int, target: float) -> float:
     """``choose_threshold``'s ``sensitivity=target`` on these labels; no positive image is an error here."""
-    from trainer.operating_point import choose_threshold
+    from artery_edge.trainer.operating_point import choose_threshold
 
     if not (labels == positive).any():
         raise DataError("no positive images to set an operating point on")
@@ -156,7 +156,7 @@ def at_prevalence(sensitivity: Optional[float], specificity: Optional[float], pr
 def model_report(scores: Scores, labels: np.ndarray, positive: int, n_classes: int, rounds: int,
                  prevalence: Optional[float] = None) -> dict:
     """One model's metrics (with intervals), confusion matrix and calibration."""
-    from trainer.calibration import expected_calibration_error, reliability
+    from artery_edge.trainer.calibration import expected_calibration_error, reliability
 
     predicted = scores.predicted
     positive_scores = scores.probabilities[:, positive]
@@ -220,7 +220,7 @@ class ModelScorer:
 
     def probabilities(self, samples: Sequence[Sample]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Keras' logits, and every model's probabilities (Keras' with the run's temperature)."""
-        from trainer.calibration import softmax
+        from artery_edge.trainer.calibration import softmax
 
         logits = keras_probabilities(self.keras_logits_model, self.run.image_size, samples, quiet=self.quiet)
         return logits, [softmax(logits, self.run.temperature)] + [
@@ -289,7 +289,7 @@ def evaluate(run_dir: Path, options: Optional[EvaluateOptions] = None, quiet: bo
 def conversion_and_calibration(scorer: ModelScorer, keras_logits: np.ndarray, labels: np.ndarray) -> dict:
     """What each TFLite file's metadata says about its conversion and temperature, and Keras'
     calibration error before the temperature."""
-    from trainer.calibration import expected_calibration_error, softmax
+    from artery_edge.trainer.calibration import expected_calibration_error, softmax
 
     own = dict(zip(scorer.names[1:], (c.metadata for c in scorer.classifiers)))
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from edge.text import markdown
+from artery_edge.edge.text import markdown
 
 
 def cell(value: Optional[float], interval: Optional[Sequence[float]]) -> str:

@@ -2,7 +2,7 @@
 ``metrics.json`` on one or more frame sets): what it is, the data, the recipe, the figures with
 their intervals, speed where measured, the files with their SHA-256, the limits. Nothing typed by hand.
 
-    python -m evaluation.frame_card RUN [EVALUATION_FOLDER ...]
+    python -m artery_edge.evaluation.frame_card RUN [EVALUATION_FOLDER ...]
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from edge.metadata import sha256_of_file
-from edge.text import markdown, markdown_code
-from trainer.runs import load_run
+from artery_edge.edge.metadata import sha256_of_file
+from artery_edge.edge.text import markdown, markdown_code
+from artery_edge.trainer.runs import load_run
 
 RECIPE_KEYS = ("image_size", "alpha", "weights", "target", "epochs", "learning_rate", "fine_tune_epochs",
                "fine_tune_learning_rate", "schedule", "batch_size", "patience", "flip", "rotation", "zoom",

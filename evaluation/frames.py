@@ -16,12 +16,12 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from edge.annotations import Frame, load_frames
-from edge.imaging import load_image
-from edge.lesions import FoundLesion
-from edge.precisions import model_files
-from trainer.frame_metrics import FrameScores, average_precision, iou, score_maps, truth_outlines
-from trainer.runs import TrainedRun, load_run
+from artery_edge.edge.annotations import Frame, load_frames
+from artery_edge.edge.imaging import load_image
+from artery_edge.edge.lesions import FoundLesion
+from artery_edge.edge.precisions import model_files
+from artery_edge.trainer.frame_metrics import FrameScores, average_precision, iou, score_maps, truth_outlines
+from artery_edge.trainer.runs import TrainedRun, load_run
 
 FROC_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
 
@@ -66,14 +66,14 @@ def lists_agree(a: Sequence[FoundLesion], b: Sequence[FoundLesion]) -> bool:
 
 
 def keras_maps(run: TrainedRun, frames: Sequence[Frame]) -> list[np.ndarray]:
-    from trainer.frame_training import predict_maps
+    from artery_edge.trainer.frame_training import predict_maps
 
     images = np.stack([load_image(frame.path, run.image_size) for frame in frames])
     return list(predict_maps(run.keras_model(), images))
 
 
 def tflite_maps(path: Path, frames: Sequence[Frame]) -> list[np.ndarray]:
-    from edge.scanner import FrameScanner
+    from artery_edge.edge.scanner import FrameScanner
 
     scanner = FrameScanner(path)
     return [scanner.scan(frame.path).probability_map for frame in frames]
@@ -83,7 +83,7 @@ def evaluation_frames(run: TrainedRun, data: Optional[Path]) -> tuple[list[Frame
     """The frames to score: ``data`` (COCO or VOC folder), else the run's validation split."""
     if data is not None:
         return load_frames(data), str(data)
-    from trainer.frame_training import split_frames
+    from artery_edge.trainer.frame_training import split_frames
 
     split = split_frames(run.config)
     return (split.test, "test split") if split.test else (split.val, "validation split")
@@ -130,7 +130,7 @@ def evaluate_frames(run_dir: Path, data: Optional[Path] = None, models: Optional
 
 
 def plot_froc(report: dict, path: Path) -> None:
-    from trainer.plots import save_figure
+    from artery_edge.trainer.plots import save_figure
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -164,7 +164,7 @@ def write_frame_evaluation(report: dict, out: Optional[Path], run_dir: Path, dat
     """``metrics.json``, ``report.md`` and ``froc.png`` in a new folder (never overwritten)."""
     import json
 
-    from edge.atomic import new_folder
+    from artery_edge.edge.atomic import new_folder
 
     def fill(folder: Path) -> None:
         (folder / "metrics.json").write_text(json.dumps(report, indent=2))
@@ -183,7 +183,7 @@ def is_frame_run(run_dir: Path) -> bool:
 def run_frame_evaluation(run_dir: Path, options, out: Optional[Path], quiet: bool = False) -> tuple[Path, list[str], dict]:
     """``evaluate`` for a whole-frame run with its options (``EvaluateOptions``): the folder written,
     the lines to print and the report."""
-    from edge.errors import OptionError
+    from artery_edge.edge.errors import OptionError
 
     if options.target_sensitivity is not None or options.prevalence is not None:
         raise OptionError("--target-sensitivity and --prevalence apply to patch classifiers, not whole-frame runs")

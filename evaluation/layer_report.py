@@ -13,13 +13,13 @@ from typing import Sequence
 
 import numpy as np
 
-from edge.atomic import new_folder
-from edge.errors import ArteryEdgeError
-from edge.metadata import read_metadata
-from edge.precisions import FLOAT_REFERENCE, PRECISIONS
-from edge.provenance import RunIdentity, check_tflite, check_twin
-from edge.text import literal_figures, markdown, markdown_code
-from evaluation.formatting import number
+from artery_edge.edge.atomic import new_folder
+from artery_edge.edge.errors import ArteryEdgeError
+from artery_edge.edge.metadata import read_metadata
+from artery_edge.edge.precisions import FLOAT_REFERENCE, PRECISIONS
+from artery_edge.edge.provenance import RunIdentity, check_tflite, check_twin
+from artery_edge.edge.text import literal_figures, markdown, markdown_code
+from artery_edge.evaluation.formatting import number
 
 SHOWN = 25  # layers in the chart
 QUANTIZE_HINT = 'the per-layer report needs LiteRT Quantizer: pip install "artery-edge[quantize]"'
@@ -61,8 +61,8 @@ def check_pair(quantized: Path, reference: Path) -> None:
 def report_images(model: Path, data: Path | None, count: int, seed: int = 0) -> np.ndarray:
     """``count`` images at the model's input size: from ``data`` (class folders or a flat
     folder), else from the training split of the run the model sits in."""
-    from edge.classifier import Classifier
-    from edge.imaging import iter_image_files, load_image
+    from artery_edge.edge.classifier import Classifier
+    from artery_edge.edge.imaging import iter_image_files, load_image
 
     size = Classifier(model).input_size
     if data is not None:
@@ -70,8 +70,8 @@ def report_images(model: Path, data: Path | None, count: int, seed: int = 0) -> 
             raise ReportError(f"--data {data} is not a folder")
         files = sorted(iter_image_files(Path(data), []))
     else:
-        from trainer.runs import load_run
-        from trainer.samples import DataError, subset
+        from artery_edge.trainer.runs import load_run
+        from artery_edge.trainer.samples import DataError, subset
 
         try:
             run = load_run(Path(model).parent)
@@ -106,7 +106,7 @@ def comparable_pair(reference: bytes, quantized: bytes) -> tuple[bytes, bytes]:
     another tensor in each file)."""
     import flatbuffers
 
-    from edge.metadata import TFLITE_IDENTIFIER, load_schema
+    from artery_edge.edge.metadata import TFLITE_IDENTIFIER, load_schema
 
     schema = load_schema()
     models = [schema.ModelT.InitFromPackedBuf(bytearray(data), 0) for data in (reference, quantized)]
@@ -142,7 +142,7 @@ def compare(quantized: Path, reference: Path, images: np.ndarray) -> list[dict]:
         from litert_quantizer.utils.validation_utils import ValidationErrorMetric
     except ImportError:
         raise ReportError(QUANTIZE_HINT) from None
-    from edge.runtime import find_backend
+    from artery_edge.edge.runtime import find_backend
 
     check_pair(quantized, reference)
     reference_bytes, quantized_bytes = comparable_pair(Path(reference).read_bytes(), Path(quantized).read_bytes())

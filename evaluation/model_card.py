@@ -13,9 +13,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Sequence
 
-from edge.metadata import sha256_of_file
-from edge.text import markdown, markdown_code
-from evaluation.formatting import cell, decision_text, number, threshold_text
+from artery_edge.edge.metadata import sha256_of_file
+from artery_edge.edge.text import markdown, markdown_code
+from artery_edge.evaluation.formatting import cell, decision_text, number, threshold_text
 
 METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "roc_auc")
 RECIPE_KEYS = ("image_size", "alpha", "weights", "epochs", "learning_rate", "fine_tune_epochs",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from edge.errors import OptionError
+from artery_edge.edge.errors import OptionError
 
 DEFAULT_BOOTSTRAP = 1000
 MAX_BOOTSTRAP = 100_000  # each resample recomputes every metric: more is hours, not precision

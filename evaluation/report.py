@@ -10,12 +10,12 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from edge.atomic import new_folder
-from edge.text import literal_figures, markdown, markdown_code
-from evaluation.evaluate import Evaluation
-from evaluation.formatting import cell, decision_text, number, threshold_text
-from evaluation.model_card import write_model_card
-from trainer.plots import plot_confusion
+from artery_edge.edge.atomic import new_folder
+from artery_edge.edge.text import literal_figures, markdown, markdown_code
+from artery_edge.evaluation.evaluate import Evaluation
+from artery_edge.evaluation.formatting import cell, decision_text, number, threshold_text
+from artery_edge.evaluation.model_card import write_model_card
+from artery_edge.trainer.plots import plot_confusion
 
 METRIC_ORDER = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "roc_auc")
 
@@ -167,7 +167,7 @@ def write_predictions(path: Path, samples: Sequence, run, scores: Sequence, posi
     disagreements can be looked at one by one). Files are relative to the data folder when inside it."""
     import csv
 
-    from edge.report_csv import spreadsheet_safe
+    from artery_edge.edge.report_csv import spreadsheet_safe
 
     positive_name = run.class_names[positive]
     header = ["file", "true_class"] + [f"{column}_{s.name}" for s in scores

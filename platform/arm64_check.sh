@@ -215,7 +215,7 @@ N_IMAGES=$(find "$STAGE/work/images" -type f | wc -l)
 [ "$N_IMAGES" -gt 0 ] || die "no images found in the class folders of $IMAGES" 2
 FIRST_IMAGE=$(cd "$STAGE/work" && find images -type f | LC_ALL=C sort | head -n 1)
 
-PRECISION_NAMES=$("$HOST_VENV/bin/python" -c "import sys; sys.path.insert(0, '$REPO'); from edge.precisions import PRECISIONS; print(' '.join(PRECISIONS))")
+PRECISION_NAMES=$("$HOST_VENV/bin/python" -c "import sys; sys.path.insert(0, '$REPO'); from artery_edge.edge.precisions import PRECISIONS; print(' '.join(PRECISIONS))")
 KEY=$(sha256sum "$RUN/model.keras" | cut -c1-16)
 MODELS=$CACHE/models/$KEY
 if [ ! -f "$MODELS/.complete" ]; then

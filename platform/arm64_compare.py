@@ -20,9 +20,9 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.classifier import Classifier  # noqa: E402
-from edge.errors import ArteryEdgeError  # noqa: E402
-from edge.precisions import PRECISIONS  # noqa: E402
+from artery_edge.edge.classifier import Classifier  # noqa: E402
+from artery_edge.edge.errors import ArteryEdgeError  # noqa: E402
+from artery_edge.edge.precisions import PRECISIONS  # noqa: E402
 from tests.parity import BOUNDS  # noqa: E402
 
 FLOAT32_MAX_DIFF = 1e-5

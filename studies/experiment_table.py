@@ -12,8 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from edge.precisions import DEVICE_DEFAULT
-from trainer.config import DEFAULTS
+from artery_edge.edge.precisions import DEVICE_DEFAULT
+from artery_edge.trainer.config import DEFAULTS
 
 IGNORED = {"data_dirs", "output_dir", "run_name", "log_dir", "tensorboard", "split_file", "split_pattern"}
 

@@ -14,10 +14,10 @@ import json
 from itertools import groupby
 from pathlib import Path
 
-from edge.annotations import load_frames
-from edge.scan_batch import Persistence
-from edge.scanner import FrameScanner
-from trainer.frame_metrics import count_lesions
+from artery_edge.edge.annotations import load_frames
+from artery_edge.edge.scan_batch import Persistence
+from artery_edge.edge.scanner import FrameScanner
+from artery_edge.trainer.frame_metrics import count_lesions
 
 RULES = ("1/1", "2/2", "2/3", "3/4", "3/5")
 

@@ -19,9 +19,9 @@ from PIL import Image
 
 
 def localisation(run_dir: Path, data: Path, layer=None) -> tuple[float, int, str]:
-    from trainer.explain import default_layer, explain
-    from trainer.model import base_of
-    from trainer.runs import load_run
+    from artery_edge.trainer.explain import default_layer, explain
+    from artery_edge.trainer.model import base_of
+    from artery_edge.trainer.runs import load_run
 
     run = load_run(run_dir)
     with open(data / "narrowings.csv", newline="") as handle:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.classifier import Classifier
-from edge.precisions import DEVICE_DEFAULT
-from trainer.operating_point import choose_threshold
-from trainer.runs import load_run
+from artery_edge.edge.classifier import Classifier
+from artery_edge.edge.precisions import DEVICE_DEFAULT
+from artery_edge.trainer.operating_point import choose_threshold
+from artery_edge.trainer.runs import load_run
 
 RULES = ("youden", "accuracy", "sensitivity=0.9", "specificity=0.97", "specificity=0.975", "specificity=0.98")
 

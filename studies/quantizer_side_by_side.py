@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from edge.precisions import PRECISIONS  # noqa: E402
+from artery_edge.edge.precisions import PRECISIONS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,8 +43,8 @@ def code_lines(*relative: str) -> int:
 
 
 def ours(run: Path, precision: str, out: Path, **options) -> tuple[bytes, float]:
-    from converters.options import ConvertOptions
-    from converters.tflite import convert
+    from artery_edge.converters.options import ConvertOptions
+    from artery_edge.converters.tflite import convert
 
     folder = Path(tempfile.mkdtemp(dir=out))
     start = time.perf_counter()
@@ -89,14 +89,14 @@ def float16_recipe() -> list:
 
 
 def with_metadata(model: bytes, metadata, precision: str, tool: str) -> bytes:
-    from converters.metadata_writer import embed_metadata
+    from artery_edge.converters.metadata_writer import embed_metadata
 
     return embed_metadata(model, replace(metadata, precision=precision, quantization={"tool": tool}))
 
 
 def measure(path: Path, samples, labels: np.ndarray, keras_p: np.ndarray, positive: int, repeats: int) -> dict:
-    from edge.bench import benchmark_model
-    from edge.classifier import Classifier
+    from artery_edge.edge.bench import benchmark_model
+    from artery_edge.edge.classifier import Classifier
 
     classifier = Classifier(path, threads=2)
     p = np.array([classifier.predict(s.path).probabilities[classifier.labels[positive]] for s in samples])
@@ -118,12 +118,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from converters.tflite import ConversionSource, build_metadata, build_calibration_images, graph_threshold
-    from evaluation.evaluate import keras_probabilities, load_keras
-    from trainer.samples import subset
-    from trainer.scan import readable
-    from edge.decision import positive_index
-    from trainer.runs import load_run
+    from artery_edge.converters.tflite import ConversionSource, build_metadata, build_calibration_images, graph_threshold
+    from artery_edge.evaluation.evaluate import keras_probabilities, load_keras
+    from artery_edge.trainer.samples import subset
+    from artery_edge.trainer.scan import readable
+    from artery_edge.edge.decision import positive_index
+    from artery_edge.trainer.runs import load_run
 
     out = args.out or Path(tempfile.mkdtemp(prefix="side-by-side-"))
     out.mkdir(parents=True, exist_ok=True)

@@ -17,11 +17,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from edge.classifier import Classifier  # noqa: E402
-from edge.precisions import PRECISIONS  # noqa: E402
+from artery_edge.edge.classifier import Classifier  # noqa: E402
+from artery_edge.edge.precisions import PRECISIONS  # noqa: E402
 from tests.parity import BOUNDS, check, measure  # noqa: E402
-from trainer.predict import KerasPredictor  # noqa: E402
-from trainer.scan import scan_dataset  # noqa: E402
+from artery_edge.trainer.predict import KerasPredictor  # noqa: E402
+from artery_edge.trainer.scan import scan_dataset  # noqa: E402
 
 
 def main() -> None:

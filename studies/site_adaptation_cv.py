@@ -35,10 +35,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from trainer.metrics import binary_metrics  # noqa: E402
-from trainer.operating_point import choose_threshold  # noqa: E402
-from trainer.samples import Sample  # noqa: E402
-from trainer.scan import scan_dataset  # noqa: E402
+from artery_edge.trainer.metrics import binary_metrics  # noqa: E402
+from artery_edge.trainer.operating_point import choose_threshold  # noqa: E402
+from artery_edge.trainer.samples import Sample  # noqa: E402
+from artery_edge.trainer.scan import scan_dataset  # noqa: E402
 
 METRICS = ("roc_auc", "accuracy", "sensitivity", "specificity")
 INNER_VALIDATION = 0.2
@@ -102,7 +102,7 @@ def figures(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
 
 def device_scores(model_path: Path, files: list[Path]) -> tuple[np.ndarray, float]:
     """p(positive) of each file through the device runtime, and the file's stored threshold."""
-    from edge.classifier import Classifier
+    from artery_edge.edge.classifier import Classifier
 
     classifier = Classifier(model_path)
     scores = np.array([classifier.predict(f).positive_probability for f in files])
@@ -110,7 +110,7 @@ def device_scores(model_path: Path, files: list[Path]) -> tuple[np.ndarray, floa
 
 
 def keras_scores(run_dir: Path, files: list[Path]) -> tuple[np.ndarray, float]:
-    from trainer.predict import KerasPredictor
+    from artery_edge.trainer.predict import KerasPredictor
 
     predictor = KerasPredictor.from_run(run_dir)
     return predictor.probabilities(files)[:, 1], predictor.threshold if predictor.threshold is not None else 0.5
@@ -118,7 +118,7 @@ def keras_scores(run_dir: Path, files: list[Path]) -> tuple[np.ndarray, float]:
 
 def recipe_overrides(pairs: list[str]) -> dict:
     """``KEY=VALUE`` pairs as TrainConfig values, typed like the field's default (both models get them)."""
-    from trainer.config import TYPES as types
+    from artery_edge.trainer.config import TYPES as types
 
     found = {}
     for pair in pairs:
@@ -177,12 +177,12 @@ def main() -> None:
     if not 0 < args.train_share <= 1:
         parser.error(f"--train-share must lie in (0, 1], found {args.train_share:g}")
 
-    from converters.options import ConvertOptions
-    from converters.tflite import convert
-    from trainer.adaptation import ADAPTATION_RECIPE, adaptation_config
-    from trainer.config import TrainConfig
-    from trainer.runs import load_run
-    from trainer.training import train
+    from artery_edge.converters.options import ConvertOptions
+    from artery_edge.converters.tflite import convert
+    from artery_edge.trainer.adaptation import ADAPTATION_RECIPE, adaptation_config
+    from artery_edge.trainer.config import TrainConfig
+    from artery_edge.trainer.runs import load_run
+    from artery_edge.trainer.training import train
 
     start = time.perf_counter()
     parent = load_run(args.parent)

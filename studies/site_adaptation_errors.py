@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from site_adaptation_cv import stratified_folds  # noqa: E402
-from trainer.samples import DataError, Sample  # noqa: E402
-from trainer.scan import scan_dataset  # noqa: E402
+from artery_edge.trainer.samples import DataError, Sample  # noqa: E402
+from artery_edge.trainer.scan import scan_dataset  # noqa: E402
 
 
 def cv_rows(cv_file: Path) -> list[dict]:

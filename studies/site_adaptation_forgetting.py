@@ -23,14 +23,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from trainer.metrics import binary_metrics  # noqa: E402
-from trainer.samples import subset  # noqa: E402
-from trainer.scan import readable  # noqa: E402
+from artery_edge.trainer.metrics import binary_metrics  # noqa: E402
+from artery_edge.trainer.samples import subset  # noqa: E402
+from artery_edge.trainer.scan import readable  # noqa: E402
 
 
 def scores_of(run_dir: Path, files: list[Path], batch_size: int = 64) -> tuple[np.ndarray, float]:
     """p(positive) per file with the run's temperature, and its stored threshold."""
-    from trainer.predict import KerasPredictor
+    from artery_edge.trainer.predict import KerasPredictor
 
     predictor = KerasPredictor.from_run(run_dir)
     scores = predictor.probabilities(files, batch_size)[:, 1]
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    from trainer.runs import load_run
+    from artery_edge.trainer.runs import load_run
 
     start = time.perf_counter()
     parent = load_run(args.parent)

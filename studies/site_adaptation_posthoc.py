@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from site_adaptation_cv import cv_folds, figures  # noqa: E402
-from trainer.operating_point import choose_threshold  # noqa: E402
-from trainer.scan import scan_dataset  # noqa: E402
+from artery_edge.trainer.operating_point import choose_threshold  # noqa: E402
+from artery_edge.trainer.scan import scan_dataset  # noqa: E402
 
 
 def dihedral_views(images: np.ndarray) -> list[np.ndarray]:
@@ -59,7 +59,7 @@ def mixed(models: list, shares: list[float]):
     """A copy of ``models[0]`` whose base and head weights are the ``shares``-weighted mean of the models'."""
     import keras
 
-    from trainer.parent import TRANSFERRED_LAYERS
+    from artery_edge.trainer.parent import TRANSFERRED_LAYERS
 
     out = keras.models.clone_model(models[0])
     out.set_weights(models[0].get_weights())
@@ -115,12 +115,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="Rows as JSON (rewritten after every fold).")
     args = parser.parse_args()
 
-    from edge.imaging import load_image
-    from trainer.adaptation import adaptation_config
-    from trainer.model import build_model, serving_model
-    from trainer.parent import copy_weights, load_parent
-    from trainer.runs import load_keras_model, load_run, read_config
-    from trainer.training import train
+    from artery_edge.edge.imaging import load_image
+    from artery_edge.trainer.adaptation import adaptation_config
+    from artery_edge.trainer.model import build_model, serving_model
+    from artery_edge.trainer.parent import copy_weights, load_parent
+    from artery_edge.trainer.runs import load_keras_model, load_run, read_config
+    from artery_edge.trainer.training import train
 
     start = time.perf_counter()
     parent = load_parent(args.parent)

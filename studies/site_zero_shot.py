@@ -34,10 +34,10 @@ from PIL import Image, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from edge.imaging import open_image  # noqa: E402
-from trainer.metrics import binary_metrics  # noqa: E402
-from trainer.samples import subset  # noqa: E402
-from trainer.scan import scan_dataset  # noqa: E402
+from artery_edge.edge.imaging import open_image  # noqa: E402
+from artery_edge.trainer.metrics import binary_metrics  # noqa: E402
+from artery_edge.trainer.samples import subset  # noqa: E402
+from artery_edge.trainer.scan import scan_dataset  # noqa: E402
 
 RESAMPLE = {"pillow-bilinear": Image.Resampling.BILINEAR, "pillow-bicubic": Image.Resampling.BICUBIC,
             "pillow-nearest": Image.Resampling.NEAREST, "pillow-lanczos": Image.Resampling.LANCZOS}
@@ -77,8 +77,8 @@ def prepare(files: list[Path], size: int, resize: str, contrast: str, reference:
 
 def serving_at(run, size: int):
     """The parent's serving graph (its temperature) with the base re-built for ``size`` px."""
-    from trainer.config import TrainConfig
-    from trainer.model import build_model, serving_model
+    from artery_edge.trainer.config import TrainConfig
+    from artery_edge.trainer.model import build_model, serving_model
 
     parent = run.keras_model()
     if size != run.image_size:
@@ -93,8 +93,8 @@ def serving_at(run, size: int):
 def blended(parent, blend: float):
     """The parent's serving graph, its base ``blend`` x its own weights + the rest ImageNet's, as
     ``adapt --init-blend`` starts (the same :func:`trainer.parent.copy_weights`)."""
-    from trainer.model import build_model, serving_model
-    from trainer.parent import copy_weights
+    from artery_edge.trainer.model import build_model, serving_model
+    from artery_edge.trainer.parent import copy_weights
 
     run = parent.run
     model = build_model(len(run.class_names), run.config.replace(init_from=str(run.run_dir), init_blend=blend))
@@ -104,7 +104,7 @@ def blended(parent, blend: float):
 
 def blend_rows(run, blends: list[float], site: tuple[list[Path], np.ndarray], limit: int) -> list[dict]:
     """Zero-shot AUC on the site and on ``limit`` files of the parent's test split, per blend."""
-    from trainer.parent import load_parent
+    from artery_edge.trainer.parent import load_parent
 
     parent = load_parent(run.run_dir)
     test = subset(run.split(), "test")
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    from trainer.runs import load_run
+    from artery_edge.trainer.runs import load_run
 
     start = time.perf_counter()
     run = load_run(args.parent)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.classifier import Classifier
-from edge.decision import positive_index
-from edge.precisions import DEVICE_DEFAULT
-from trainer.metrics import roc_auc
-from trainer.runs import load_run
-from trainer.samples import subset
-from trainer.scan import readable
+from artery_edge.edge.classifier import Classifier
+from artery_edge.edge.decision import positive_index
+from artery_edge.edge.precisions import DEVICE_DEFAULT
+from artery_edge.trainer.metrics import roc_auc
+from artery_edge.trainer.runs import load_run
+from artery_edge.trainer.samples import subset
+from artery_edge.trainer.scan import readable
 
 VIEWS = {"none": [lambda x: x],
          "h-flip": [lambda x: x, lambda x: x[:, ::-1]],

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge import ModelMetadata
+from artery_edge.edge import ModelMetadata
 from tests.tflite_builder import build_tiny_classifier
 
 LABELS = ["Healthy", "Unhealthy"]

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from edge.precisions import PRECISIONS
+from artery_edge.edge.precisions import PRECISIONS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -77,7 +77,7 @@ def tiny_weights() -> str:
 
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> Path:
-    from trainer.synthetic import synthesize_dataset
+    from artery_edge.trainer.synthetic import synthesize_dataset
 
     root = tmp_path_factory.mktemp("synthetic") / "data"
     synthesize_dataset(root, count=100, size=48, seed=3)
@@ -104,8 +104,8 @@ def built_once(request, tmp_path_factory, name: str) -> Iterator[Path | None]:
 
 
 def tiny_train(out: Path, synthetic_dir: Path, weights: str):
-    from trainer.config import TrainConfig
-    from trainer.training import train
+    from artery_edge.trainer.config import TrainConfig
+    from artery_edge.trainer.training import train
 
     config = TrainConfig(
         data_dirs=[str(synthetic_dir)], output_dir=str(out), log_dir=str(out / "tb"), image_size=48, alpha=0.35,
@@ -136,8 +136,8 @@ def trained_once(name: str, weights: str, synthetic_dir: Path, tmp_path_factory,
 def converted_once(name: str, run, source_name: str, tmp_path_factory, request):
     """``run`` converted to every precision of the registry (under xdist converted once, as
     above, from the common folder ``source_name``, and copied into this worker's run folder)."""
-    from converters.options import ConvertOptions
-    from converters.tflite import convert
+    from artery_edge.converters.options import ConvertOptions
+    from artery_edge.converters.tflite import convert
 
     options = ConvertOptions(list(PRECISIONS), calibration_images=40)
     with built_once(request, tmp_path_factory, name) as common:

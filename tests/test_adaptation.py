@@ -38,7 +38,7 @@ def write_site(raw: Path, out: Path, seed: int, validation_every: int = 4) -> No
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> tuple[Path, Path]:
     """A tiny synthetic 'site' (200 patches: train-/validation-) and 160 held-out patches of it."""
-    from trainer.synthetic import synthesize_dataset
+    from artery_edge.trainer.synthetic import synthesize_dataset
 
     root = tmp_path_factory.mktemp("site")
     synthesize_dataset(root / "raw", count=100, size=32, seed=11)
@@ -50,7 +50,7 @@ def site(tmp_path_factory) -> tuple[Path, Path]:
 
 def accuracy_on(run_dir: Path, folder: Path) -> float:
     """Accuracy at the run's stored threshold, as exported models decide."""
-    from trainer.predict import KerasPredictor
+    from artery_edge.trainer.predict import KerasPredictor
 
     files = sorted(folder.rglob("*.png"))
     called = KerasPredictor.from_run(run_dir).labels(files)
@@ -60,8 +60,8 @@ def accuracy_on(run_dir: Path, folder: Path) -> float:
 @pytest.fixture(scope="module")
 def adapted(imagenet_run, site, tmp_path_factory):
     """The session's tiny run adapted to the site, at another input size (32 px, parent 48 px)."""
-    from trainer.adaptation import adaptation_config
-    from trainer.training import train
+    from artery_edge.trainer.adaptation import adaptation_config
+    from artery_edge.trainer.training import train
 
     out = tmp_path_factory.mktemp("adapted")
     # the recipe as `adapt` runs it (its epochs, rates, blend), at another input size
@@ -77,7 +77,7 @@ def adapted(imagenet_run, site, tmp_path_factory):
 def test_adaptation_records_its_parent_and_refits_the_threshold(imagenet_run, site, adapted):
     """What adaptation owes every run: the parent recorded, the threshold and temperature re-fitted on
     the site's validation files. (What it gains on a real site: studies/site_adaptation_cv.py.)"""
-    from edge.metadata import sha256_of_file
+    from artery_edge.edge.metadata import sha256_of_file
 
     run = json.loads((adapted.run_dir / "run.json").read_text())
     parent = run["parent"]
@@ -93,9 +93,9 @@ def test_adaptation_records_its_parent_and_refits_the_threshold(imagenet_run, si
     assert run["threshold"] is not None and run["threshold"] != parent_run["threshold"]
     assert run["temperature"] != parent_run["temperature"]
     # the base ends where the recipe cuts it (out_relu: whole); its BatchNorm statistics (frozen) are the parent's
-    from trainer.adaptation import ADAPTATION_RECIPE
-    from trainer.model import base_of
-    from trainer.runs import load_run
+    from artery_edge.trainer.adaptation import ADAPTATION_RECIPE
+    from artery_edge.trainer.model import base_of
+    from artery_edge.trainer.runs import load_run
 
     base = base_of(load_run(adapted.run_dir).keras_model())
     cut_at = json.loads((adapted.run_dir / "config.json").read_text())["cut_at"]
@@ -121,7 +121,7 @@ def test_adaptation_raises_accuracy_on_the_site(imagenet_run, site, adapted):
 
 @needs_imagenet
 def test_adapted_model_converts_and_runs_on_the_device_path_naming_its_parent(imagenet_run, adapted, site):
-    from edge.metadata import read_metadata, sha256_of_file
+    from artery_edge.edge.metadata import read_metadata, sha256_of_file
 
     converted = runner.invoke(app, ["convert", str(adapted.run_dir), "--quantize", "int8",
                                     "--calibration-images", "20"])  # the command: stable across refactors
@@ -192,7 +192,7 @@ def test_adapt_refuses_other_classes_a_damaged_model_and_one_class(trained_run, 
 
 
 def test_replay_needs_a_parent():
-    from trainer.config import ConfigError, TrainConfig
+    from artery_edge.trainer.config import ConfigError, TrainConfig
 
     with pytest.raises(ConfigError, match="needs init-from"):
         TrainConfig(data_dirs=["x"], replay=10).validate()
@@ -202,8 +202,8 @@ def test_replay_needs_a_parent():
 def test_init_blend_starts_the_base_between_the_parent_and_its_pretrained_weights(imagenet_run):
     """--init-blend B: every base weight is B x the parent's + (1 - B) x the pretrained file's
     (what the parent was fine-tuned from); the head is the parent's."""
-    from trainer.model import base_of, build_model
-    from trainer.parent import copy_weights, load_parent
+    from artery_edge.trainer.model import base_of, build_model
+    from artery_edge.trainer.parent import copy_weights, load_parent
 
     parent = load_parent(imagenet_run.run_dir)
     config = parent.run.config.replace(init_from=str(imagenet_run.run_dir), image_size=32, init_blend=0.25).validate()
@@ -223,9 +223,9 @@ def test_init_blend_starts_the_base_between_the_parent_and_its_pretrained_weight
 def test_init_blend_refuses_a_parent_trained_from_scratch():
     """Nothing to blend toward: the parent's own --weights were none. (No model needed: the
     parent's config alone decides, so a fresh clone's suite runs this too.)"""
-    from trainer.config import ConfigError, TrainConfig
-    from trainer.parent import Parent, blend_target
-    from trainer.runs import TrainedRun
+    from artery_edge.trainer.config import ConfigError, TrainConfig
+    from artery_edge.trainer.parent import Parent, blend_target
+    from artery_edge.trainer.runs import TrainedRun
 
     def parent(weights: str) -> Parent:
         run = TrainedRun(Path("parent"), ["Healthy", "Unhealthy"], 48, TrainConfig(weights=weights), {})
@@ -245,7 +245,7 @@ def test_init_blend_refuses_a_parent_trained_from_scratch():
     ({"init_blend": 0.5, "weights": "none"}, "needs init-from and pretrained --weights"),
 ])
 def test_init_blend_out_of_range_or_without_a_pretrained_parent_is_refused(changes, message):
-    from trainer.config import ConfigError, TrainConfig
+    from artery_edge.trainer.config import ConfigError, TrainConfig
 
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**{"data_dirs": ["x"], "init_from": "parent", **changes}).validate()
@@ -254,8 +254,8 @@ def test_init_blend_out_of_range_or_without_a_pretrained_parent_is_refused(chang
 def test_a_cut_base_takes_the_parents_layers_up_to_the_cut_and_a_fresh_head(trained_run):
     """--cut-at: the layers kept are the parent's, bit for bit; the head, which now reads other
     features, starts afresh; the whole base takes the head too."""
-    from trainer.model import base_of, build_model
-    from trainer.parent import copy_weights, load_parent
+    from artery_edge.trainer.model import base_of, build_model
+    from artery_edge.trainer.parent import copy_weights, load_parent
 
     parent = load_parent(trained_run.run_dir)
     config = parent.run.config.replace(init_from=str(trained_run.run_dir), image_size=32,
@@ -276,9 +276,9 @@ def test_a_cut_base_takes_the_parents_layers_up_to_the_cut_and_a_fresh_head(trai
 
 
 def test_a_cut_beyond_the_parents_base_and_an_unknown_layer_are_refused(trained_run, site, tmp_path):
-    from trainer.config import ConfigError
-    from trainer.model import build_model
-    from trainer.parent import Parent, copy_weights, load_parent
+    from artery_edge.trainer.config import ConfigError
+    from artery_edge.trainer.model import build_model
+    from artery_edge.trainer.parent import Parent, copy_weights, load_parent
 
     parent = load_parent(trained_run.run_dir)
     config = parent.run.config.replace(init_from=str(trained_run.run_dir), image_size=32)

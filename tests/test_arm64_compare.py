@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import ModelMetadata
+from artery_edge.edge import ModelMetadata
 from tests.tflite_builder import build_tiny_classifier
 
 SCRIPT = Path(__file__).resolve().parents[1] / "platform" / "arm64_compare.py"

@@ -9,8 +9,8 @@ pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)
 
 import keras  # noqa: E402
 
-from converters.bn_folding import fold_batchnorm  # noqa: E402
-from converters.weight_rounding import weighted_layers  # noqa: E402
+from artery_edge.converters.bn_folding import fold_batchnorm  # noqa: E402
+from artery_edge.converters.weight_rounding import weighted_layers  # noqa: E402
 from tests.keras_builder import images, tiny_mobilenet  # noqa: E402
 
 

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("scipy", reason="SciPy not installed (train extra)")
 
-from trainer.calibration import expected_calibration_error, fit_temperature, reliability, softmax  # noqa: E402
+from artery_edge.trainer.calibration import expected_calibration_error, fit_temperature, reliability, softmax  # noqa: E402
 
 
 def sample(logits: np.ndarray, temperature: float, seed: int = 0) -> np.ndarray:

@@ -93,6 +93,9 @@ def import_graph(root: Path = REPO, packages: tuple[str, ...] = PACKAGES) -> dic
     modules = module_names(root, packages)
 
     def resolve(name: str) -> str:
+        head, _, rest = name.partition(".")
+        if head == "artery_edge" and rest.partition(".")[0] in packages:
+            name = rest  # the installed name of a project folder (pyproject.toml's package-dir)
         while name and name not in modules:
             name = name.rpartition(".")[0]
         return name

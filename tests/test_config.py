@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.config import ConfigError, TrainConfig, load_config_file
+from artery_edge.trainer.config import ConfigError, TrainConfig, load_config_file
 
 
 def test_defaults_follow_the_recipe():
@@ -39,7 +39,7 @@ def test_unknown_keys_and_missing_files_fail(tmp_path):
 
 
 def test_distribution_options_come_from_toml_too(tmp_path):
-    from trainer.distribute import check_request
+    from artery_edge.trainer.distribute import check_request
 
     path = tmp_path / "scale.toml"
     path.write_text('[train]\nstrategy = "mirrored"\ndevices = "/gpu:0,/gpu:1"\nscale_learning_rate = true\n')
@@ -57,14 +57,14 @@ def test_distribution_options_come_from_toml_too(tmp_path):
     ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "does not name a member"),
 ])
 def test_malformed_tf_config_is_one_line(text, message):
-    from trainer.distribute import read_tf_config
+    from artery_edge.trainer.distribute import read_tf_config
 
     with pytest.raises(ConfigError, match=message):
         read_tf_config(text)
 
 
 def test_tf_config_names_the_chief():
-    from trainer.distribute import read_tf_config
+    from artery_edge.trainer.distribute import read_tf_config
 
     spec = '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": %d}}'
     assert read_tf_config(spec % 0).is_chief and not read_tf_config(spec % 1).is_chief
@@ -77,14 +77,14 @@ def test_tf_config_names_the_chief():
 ])
 def test_a_number_out_of_its_range_exits_2_as_every_commands_range_errors(changes):
     """The CLI exits 2 for an OptionError (every command's range errors); train's were exit 1."""
-    from edge.errors import OptionError
+    from artery_edge.edge.errors import OptionError
 
     with pytest.raises(OptionError):
         TrainConfig(**changes).validate()
 
 
 def test_a_bad_name_or_file_stays_exit_1():
-    from edge.errors import OptionError
+    from artery_edge.edge.errors import OptionError
 
     for changes in ({"run_name": "../x"}, {"weights": "/no/such/file.h5"}, {"schedule": "linear"}):
         with pytest.raises(ConfigError) as caught:

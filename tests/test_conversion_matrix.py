@@ -18,16 +18,16 @@ import os
 import numpy as np
 import pytest
 
-from edge.precisions import PRECISIONS
+from artery_edge.edge.precisions import PRECISIONS
 
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
-from edge import Classifier, read_metadata  # noqa: E402
-from evaluation.evaluate import keras_probabilities, tflite_probabilities  # noqa: E402
+from artery_edge.edge import Classifier, read_metadata  # noqa: E402
+from artery_edge.evaluation.evaluate import keras_probabilities, tflite_probabilities  # noqa: E402
 from tests import parity  # noqa: E402
 from tests.conftest import SHARED  # noqa: E402
-from trainer.pipeline import load_arrays  # noqa: E402
-from trainer.scan import scan_dataset  # noqa: E402
+from artery_edge.trainer.pipeline import load_arrays  # noqa: E402
+from artery_edge.trainer.scan import scan_dataset  # noqa: E402
 
 pytestmark = pytest.mark.parity
 
@@ -47,10 +47,10 @@ CASES = FULL if os.environ.get("ARTERY_EDGE_MATRIX") == "full" else COVERING
 def test_every_precision_converts_and_keeps_parity(weights, alpha, size, synthetic_dir, tmp_path):
     import keras
 
-    from converters.options import ConvertOptions
-    from converters.tflite import convert, load_keras_model
-    from trainer.config import TrainConfig
-    from trainer.model import build_model, compile_model
+    from artery_edge.converters.options import ConvertOptions
+    from artery_edge.converters.tflite import convert, load_keras_model
+    from artery_edge.trainer.config import TrainConfig
+    from artery_edge.trainer.model import build_model, compile_model
 
     if weights == "imagenet":
         if not imagenet_file(alpha).is_file():

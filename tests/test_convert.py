@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
 from artery_edge.cli import app  # noqa: E402
-from edge import Classifier, read_metadata  # noqa: E402
-from edge.metadata import load_schema  # noqa: E402
+from artery_edge.edge import Classifier, read_metadata  # noqa: E402
+from artery_edge.edge.metadata import load_schema  # noqa: E402
 
 runner = CliRunner()
 RANDOM_OPS = ("RANDOM", "MULTINOMIAL", "IMAGE_PROJECTIVE", "STATELESS")
@@ -92,9 +92,9 @@ def test_metadata_round_trips(converted_run):
 def test_float32_matches_keras_on_the_same_tensor(converted_run):
     import keras
 
-    from trainer.model import serving_model
+    from artery_edge.trainer.model import serving_model
 
-    from trainer.runs import load_run
+    from artery_edge.trainer.runs import load_run
 
     run, models = converted_run
     model = keras.models.load_model(run.run_dir / "model.keras")
@@ -109,7 +109,7 @@ def test_float32_matches_keras_on_the_same_tensor(converted_run):
 def test_source_model_is_not_modified_and_overwrite_needs_force(converted_run):
     run, models = converted_run
     digest = read_metadata(models["float32"]).source_model_sha256
-    from edge.metadata import sha256_of_file
+    from artery_edge.edge.metadata import sha256_of_file
 
     assert sha256_of_file(run.run_dir / "model.keras") == digest
     before = models["float16"].read_bytes()
@@ -188,7 +188,7 @@ def test_bad_inputs_fail_in_one_line_with_nothing_left(converted_run, tmp_path, 
 # a .tflite that appears while converting is not replaced; leftovers of a killed run go;
 # files get the umask's mode
 def test_convert_never_replaces_and_cleans_up(tmp_path):
-    from converters.tflite import ConversionError, remove_stale_temporaries, write_models
+    from artery_edge.converters.tflite import ConversionError, remove_stale_temporaries, write_models
 
     target = tmp_path / "model_int8.tflite"
     target.write_bytes(b"someone else's")
@@ -214,10 +214,10 @@ def test_convert_never_replaces_and_cleans_up(tmp_path):
 def test_a_run_whose_model_keras_was_replaced_is_not_converted(tmp_path):
     """run.json records its model's SHA-256: another model.keras in its place is refused before
     any file is written (as a parent, a teacher or evaluated: tests/test_runs_as_inputs.py)."""
-    from converters.options import ConvertOptions
-    from converters.tflite import convert
-    from edge.metadata import sha256_of_file
-    from edge.provenance import ForeignModelError
+    from artery_edge.converters.options import ConvertOptions
+    from artery_edge.converters.tflite import convert
+    from artery_edge.edge.metadata import sha256_of_file
+    from artery_edge.edge.provenance import ForeignModelError
     from tests.test_runs_as_inputs import fake_run
 
     run = fake_run(tmp_path)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from converters.options import ConversionError, ConvertOptions, option_default
-from converters.presets import PRESETS
-from edge.precisions import DEVICE_DEFAULT, PRECISIONS
+from artery_edge.converters.options import ConversionError, ConvertOptions, option_default
+from artery_edge.converters.presets import PRESETS
+from artery_edge.edge.precisions import DEVICE_DEFAULT, PRECISIONS
 
 
 def test_every_precision_has_one_preset_in_registry_order():

@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from artery_edge.cli import app
-from edge import Classifier, ModelMetadata
-from edge.errors import ModelError, PredictionError
+from artery_edge.edge import Classifier, ModelMetadata
+from artery_edge.edge.errors import ModelError, PredictionError
 from tests.bad_inputs import LABELS, model, save_png  # noqa: F401 (model: a fixture)
 from tests.tflite_builder import build_tiny_classifier
-from trainer.samples import DataError
+from artery_edge.trainer.samples import DataError
 
 runner = CliRunner()
 
@@ -74,7 +74,7 @@ def test_badly_typed_metadata_is_a_model_error(tmp_path, labels, size):
 
 
 def test_a_damaged_run_file_is_a_data_error(tmp_path):
-    from trainer.runs import load_run
+    from artery_edge.trainer.runs import load_run
 
     for name in ("run.json", "config.json", "split.csv", "model.keras"):
         (tmp_path / name).write_text("{}")

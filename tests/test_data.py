@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.samples import DataError, Sample
-from trainer.scan import scan_dataset
-from trainer.split_files import read_split, write_split
-from trainer.splits import stratified_split
+from artery_edge.trainer.samples import DataError, Sample
+from artery_edge.trainer.scan import scan_dataset
+from artery_edge.trainer.split_files import read_split, write_split
+from artery_edge.trainer.splits import stratified_split
 
 
 def write_images(folder: Path, count: int, size: int = 12) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.decision import POSITIVE_LABEL, decide, positive_index
+from artery_edge.edge.decision import POSITIVE_LABEL, decide, positive_index
 
 # rows: clear cases, p(positive) exactly at a threshold, ties between the other classes
 THREE = np.array([[0.2, 0.3, 0.5], [0.6, 0.1, 0.3], [0.4, 0.4, 0.2], [0.1, 0.5, 0.4], [0.3, 0.3, 0.4],
@@ -58,7 +58,7 @@ class StandIn:
 @pytest.mark.parametrize("names, probabilities", CASES)
 @pytest.mark.parametrize("threshold", THRESHOLDS)
 def test_the_device_decides_by_the_rule(names, probabilities, threshold):
-    from edge.classifier import Classifier
+    from artery_edge.edge.classifier import Classifier
 
     stored = [Classifier.decide(StandIn(names, threshold), row) for row in probabilities]
     explicit = [Classifier.decide(StandIn(names, None), row, threshold) for row in probabilities]
@@ -66,7 +66,7 @@ def test_the_device_decides_by_the_rule(names, probabilities, threshold):
 
 
 def test_a_real_model_s_stored_threshold_decides(tmp_path):
-    from edge import Classifier, ModelMetadata
+    from artery_edge.edge import Classifier, ModelMetadata
     from tests.tflite_builder import build_tiny_classifier
 
     meta = ModelMetadata(labels=["Healthy", "Unhealthy"], input_size=8, precision="float32",
@@ -79,7 +79,7 @@ def test_a_real_model_s_stored_threshold_decides(tmp_path):
 @pytest.mark.parametrize("threshold", THRESHOLDS)
 def test_training_decides_by_the_rule(names, probabilities, threshold):
     pytest.importorskip("sklearn", reason="scikit-learn not installed (train extra)")
-    from trainer.training import test_metrics
+    from artery_edge.trainer.training import test_metrics
 
     decided = []
     for row in probabilities:  # one image at a time: its confusion matrix row 0 names its class
@@ -92,7 +92,7 @@ def test_training_decides_by_the_rule(names, probabilities, threshold):
 @pytest.mark.parametrize("threshold", THRESHOLDS)
 def test_keras_prediction_decides_by_the_rule(names, probabilities, threshold):
     pytest.importorskip("sklearn", reason="scikit-learn not installed (train extra)")
-    from trainer.predict import KerasPredictor
+    from artery_edge.trainer.predict import KerasPredictor
 
     predictor = KerasPredictor.__new__(KerasPredictor)  # a stand-in model instead of a model.keras file
     predictor.class_names, predictor.image_size, predictor.threshold = names, 8, threshold
@@ -112,7 +112,7 @@ def test_keras_prediction_decides_by_the_rule(names, probabilities, threshold):
 def test_evaluation_decides_by_the_rule_and_reports_those_decisions(names, probabilities, threshold):
     pytest.importorskip("scipy", reason="SciPy not installed (train extra)")
     pytest.importorskip("sklearn", reason="scikit-learn not installed (train extra)")
-    from evaluation.evaluate import Scores, agreement
+    from artery_edge.evaluation.evaluate import Scores, agreement
 
     positive = positive_index(names)
     scores = Scores.decided("int8", probabilities, threshold, positive)
@@ -131,8 +131,8 @@ def test_the_report_writes_the_evaluation_s_decisions_and_makes_none_itself(tmp_
     import csv
     from types import SimpleNamespace
 
-    from evaluation.evaluate import Scores
-    from evaluation.report import write_predictions
+    from artery_edge.evaluation.evaluate import Scores
+    from artery_edge.evaluation.report import write_predictions
 
     names = ["Healthy", "Unhealthy"]
     run = SimpleNamespace(class_names=names, data_dir=tmp_path)

@@ -29,11 +29,11 @@ from pydicom.uid import (  # noqa: E402
 )
 
 from artery_edge.cli import app  # noqa: E402
-from edge import ModelMetadata  # noqa: E402
-from edge import dicom as dicom_module  # noqa: E402
-from edge.dicom import open_dicom, parse_frame_numbers  # noqa: E402
-from edge.errors import ImageError, OptionError  # noqa: E402
-from edge.imaging import load_image  # noqa: E402
+from artery_edge.edge import ModelMetadata  # noqa: E402
+from artery_edge.edge import dicom as dicom_module  # noqa: E402
+from artery_edge.edge.dicom import open_dicom, parse_frame_numbers  # noqa: E402
+from artery_edge.edge.errors import ImageError, OptionError  # noqa: E402
+from artery_edge.edge.imaging import load_image  # noqa: E402
 from tests.bad_inputs import LABELS, cli, one_error_line  # noqa: E402
 from tests.tflite_builder import build_tiny_classifier, build_tiny_map_model  # noqa: E402
 
@@ -401,7 +401,7 @@ def test_frames_out_of_range_and_cines_where_one_image_is_needed(tmp_path, model
 
 
 def test_class_folders_read_single_frame_files_and_skip_cines(tmp_path):
-    from trainer.scan import scan_dataset
+    from artery_edge.trainer.scan import scan_dataset
 
     for label in ("Healthy", "Unhealthy"):
         write_dicom(tmp_path / label / "one.dcm", cine_pixels(1)[0])
@@ -493,7 +493,7 @@ def test_no_patient_data_in_any_output(tmp_path):
     assert len(overlays) == 7  # scan's overlay PNGs: 4 frames of the cine, 2 single frames, raw16
     for overlay in overlays:
         outputs += [overlay.read_bytes().decode("latin-1"), json.dumps(Image.open(overlay).text), overlay.name]
-    from trainer.scan import scan_dataset
+    from artery_edge.trainer.scan import scan_dataset
 
     scanned = scan_dataset(data)  # what train and evaluate read: single frames in, the cine skipped, said
     assert len(scanned.samples) == 2 and len(scanned.skipped) == 1

@@ -12,11 +12,11 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
-from edge.metadata import sha256_of_file  # noqa: E402
-from trainer.config import ConfigError, TrainConfig  # noqa: E402
-from trainer.distillation import TARGETS_FILE, mixed_targets, teacher_targets  # noqa: E402
-from trainer.samples import DataError  # noqa: E402
-from trainer.training import train  # noqa: E402
+from artery_edge.edge.metadata import sha256_of_file  # noqa: E402
+from artery_edge.trainer.config import ConfigError, TrainConfig  # noqa: E402
+from artery_edge.trainer.distillation import TARGETS_FILE, mixed_targets, teacher_targets  # noqa: E402
+from artery_edge.trainer.samples import DataError  # noqa: E402
+from artery_edge.trainer.training import train  # noqa: E402
 
 
 def student_config(data: Path, out: Path, teachers: list[Path], **changes) -> TrainConfig:
@@ -38,7 +38,7 @@ def test_mixed_targets_are_distributions_between_label_and_teacher():
 def test_the_loss_takes_target_distributions_as_well_as_labels():
     """With (batch, classes) targets the loss is the smoothed cross-entropy against them; with integer
     labels it is unchanged (validation and old runs)."""
-    from trainer.model import SmoothedSparseCrossentropy
+    from artery_edge.trainer.model import SmoothedSparseCrossentropy
 
     predicted = np.array([[0.7, 0.3], [0.1, 0.9]], np.float32)
     targets = np.array([[0.6, 0.4], [0.2, 0.8]], np.float32)
@@ -60,8 +60,8 @@ def student(trained_run, synthetic_dir, tmp_path_factory):
 
 
 def test_the_student_learns_from_the_teachers_calibrated_probabilities(student, trained_run):
-    from trainer.predict import KerasPredictor
-    from trainer.runs import load_run
+    from artery_edge.trainer.predict import KerasPredictor
+    from artery_edge.trainer.runs import load_run
 
     run = load_run(student.run_dir)
     train_files = [s.path for s in run.split() if s.subset == "train"]
@@ -77,8 +77,8 @@ def test_the_student_learns_from_the_teachers_calibrated_probabilities(student, 
 
 
 def test_the_model_card_says_the_model_was_distilled(student, trained_run):
-    from evaluation.model_card import model_details
-    from trainer.runs import load_run
+    from artery_edge.evaluation.model_card import model_details
+    from artery_edge.trainer.runs import load_run
 
     details = "\n".join(model_details({"positive_class": "Unhealthy", "calibration": {"temperature": 1.0}},
                                       load_run(student.run_dir)))
@@ -88,8 +88,8 @@ def test_the_model_card_says_the_model_was_distilled(student, trained_run):
 
 def test_stored_targets_are_reused_for_the_same_files_and_teachers(student, trained_run, monkeypatch):
     """A resumed run reads the teachers' targets back instead of predicting again."""
-    import trainer.distillation as distillation
-    from trainer.runs import load_run
+    import artery_edge.trainer.distillation as distillation
+    from artery_edge.trainer.runs import load_run
 
     run = load_run(student.run_dir)
     train = [s for s in run.split() if s.subset == "train"]

@@ -31,10 +31,10 @@ def test_mirrored_over_two_logical_cpus_trains_and_converts(synthetic_dir, tmp_p
 import json, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from trainer.config import TrainConfig
-from trainer.training import train
-from converters.options import ConvertOptions
-from converters.tflite import convert
+from artery_edge.trainer.config import TrainConfig
+from artery_edge.trainer.training import train
+from artery_edge.converters.options import ConvertOptions
+from artery_edge.converters.tflite import convert
 result = train(TrainConfig(data_dirs=[{str(synthetic_dir)!r}], output_dir={str(tmp_path)!r}, image_size=32, alpha=0.35,
                            weights={tiny_weights()!r}, batch_size=8, epochs=1, fine_tune_epochs=1, tensorboard=False,
                            sample_grid_size=4, strategy="mirrored", devices="/cpu:0,/cpu:1", scale_learning_rate=True),
@@ -85,9 +85,9 @@ def test_a_mixed_precision_model_serves_in_float32(tmp_path):
     """Whatever policy trained it, the graph handed to the converter is float32."""
     import keras
 
-    from converters.tflite import load_keras_model
-    from trainer.config import TrainConfig
-    from trainer.model import build_model, is_float32
+    from artery_edge.converters.tflite import load_keras_model
+    from artery_edge.trainer.config import TrainConfig
+    from artery_edge.trainer.model import build_model, is_float32
 
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:

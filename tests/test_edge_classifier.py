@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge import Classifier, ModelError, ModelMetadata, read_metadata
+from artery_edge.edge import Classifier, ModelError, ModelMetadata, read_metadata
 from tests.tflite_builder import build_tiny_classifier, expected_probabilities
 
 LABELS = ["Healthy", "Unhealthy"]

@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from artery_edge.cli import app
-from edge import ModelMetadata
+from artery_edge.edge import ModelMetadata
 from tests.tflite_builder import build_tiny_classifier, expected_probabilities
 
 runner = CliRunner()
@@ -175,7 +175,7 @@ def test_inspect_names_the_card_that_lists_the_files_sha256(model):
     """The card whose figures belong to this file: one beside it (or in its run's evaluation
     folder) that lists its SHA-256; a card of another file is not named; the packaged reference
     model's card is the repository's."""
-    from edge.metadata import sha256_of_file
+    from artery_edge.edge.metadata import sha256_of_file
 
     card = model.parent / "evaluation" / "MODEL_CARD.md"
     card.parent.mkdir()

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
 from artery_edge.cli import app  # noqa: E402
-from evaluation.evaluate import sensitivity_threshold  # noqa: E402
+from artery_edge.evaluation.evaluate import sensitivity_threshold  # noqa: E402
 
 runner = CliRunner()
 METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "roc_auc")
@@ -50,7 +50,7 @@ def test_report_metrics_agreement_and_artefacts(converted_run, tmp_path):
 def test_calibration_predictions_and_model_card(converted_run, tmp_path):
     import csv
 
-    from trainer.runs import load_run
+    from artery_edge.trainer.runs import load_run
 
     run, models = converted_run
     out = tmp_path / "e"
@@ -72,7 +72,7 @@ def test_calibration_predictions_and_model_card(converted_run, tmp_path):
     probabilities = np.load(out / "probabilities.npz")["int8"][:, 1]
     assert [float(r["p_Unhealthy_int8"]) for r in rows] == pytest.approx(probabilities.tolist(), abs=1e-6)
     assert all(r["label_keras"] in ("Healthy", "Unhealthy") for r in rows)
-    from edge.classifier import Classifier
+    from artery_edge.edge.classifier import Classifier
 
     device = Classifier(models["int8"])  # the device decides each file as evaluate did
     data_dir = load_run(run.run_dir).data_dir
@@ -154,10 +154,10 @@ def test_bad_inputs(converted_run, tmp_path, case, message):
                 Image.new("RGB", (20, 20), (i, i, i)).save(tmp_path / "other" / name / f"{i}.png")
         args += ["--data", str(tmp_path / "other")]
     elif case == "foreign_model":  # the run's classes and size, converted from another model.keras
-        from edge.metadata import ModelMetadata
+        from artery_edge.edge.metadata import ModelMetadata
         from tests.tflite_builder import build_tiny_classifier
 
-        from trainer.runs import load_run
+        from artery_edge.trainer.runs import load_run
 
         trained = load_run(run.run_dir)
         foreign = build_tiny_classifier(tmp_path / "foreign.tflite", size=trained.image_size, metadata=ModelMetadata(

@@ -18,7 +18,7 @@ def test_grad_cam_follows_the_activations_that_drive_the_logit():
     so the heat must sit where the bright blob is, whatever training would have done."""
     import keras
 
-    from trainer.explain import heat_maps
+    from artery_edge.trainer.explain import heat_maps
 
     inputs = keras.Input((16, 16, 3))
     activations = keras.layers.Conv2D(2, 1, use_bias=False, kernel_initializer="ones")(inputs)
@@ -58,7 +58,7 @@ def test_explain_labels_as_infer_does_at_the_runs_stored_threshold(trained_run, 
     import json
     import shutil
 
-    from trainer.predict import KerasPredictor
+    from artery_edge.trainer.predict import KerasPredictor
 
     run = tmp_path / "run"
     shutil.copytree(trained_run.run_dir, run)

@@ -10,10 +10,10 @@ pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)
 
 import flatbuffers  # noqa: E402
 
-from converters.float16_keep import restore_small_weights  # noqa: E402
-from converters.metadata_writer import embed_metadata  # noqa: E402
-from edge import Classifier, read_metadata  # noqa: E402
-from edge.metadata import TFLITE_IDENTIFIER, load_schema  # noqa: E402
+from artery_edge.converters.float16_keep import restore_small_weights  # noqa: E402
+from artery_edge.converters.metadata_writer import embed_metadata  # noqa: E402
+from artery_edge.edge import Classifier, read_metadata  # noqa: E402
+from artery_edge.edge.metadata import TFLITE_IDENTIFIER, load_schema  # noqa: E402
 from tests.keras_builder import tiny_mobilenet  # noqa: E402
 
 

@@ -13,10 +13,10 @@ pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)
 from typer.testing import CliRunner  # noqa: E402
 
 from artery_edge.cli import app  # noqa: E402
-from edge.annotations import load_frames  # noqa: E402
-from edge.scanner import FrameScanner  # noqa: E402
+from artery_edge.edge.annotations import load_frames  # noqa: E402
+from artery_edge.edge.scanner import FrameScanner  # noqa: E402
 from tests.conftest import TEST_SEED  # noqa: E402
-from trainer.synthetic_frames import synthesize_frames  # noqa: E402
+from artery_edge.trainer.synthetic_frames import synthesize_frames  # noqa: E402
 
 runner = CliRunner()
 SIZE = 64
@@ -54,8 +54,8 @@ def test_int8_map_agrees_with_keras_and_carries_the_threshold(frame_run):
     """Parity on the validation frames: the INT8 map within 0.02 of Keras' on average. Not a bound
     per pixel: at a region's edge, where the sigmoid is steep, one pixel can move by most of the
     range (the released model: mean 0.001, largest pixel per frame 0.38 median)."""
-    from evaluation.frames import keras_maps
-    from trainer.runs import load_run
+    from artery_edge.evaluation.frames import keras_maps
+    from artery_edge.trainer.runs import load_run
 
     run = load_run(frame_run)
     frames = load_frames(frame_run.parent.parent / "data" / "val")

@@ -12,15 +12,15 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from artery_edge.cli import app
-from edge.annotations import AnnotationError, Lesion, load_frames
-from edge.classifier import Classifier
-from edge.errors import ModelError
-from edge.lesions import FoundLesion, decode_map, label_regions
-from edge.metadata import ModelMetadata
-from edge.scan_batch import Persistence
-from edge.scanner import FrameScanner
+from artery_edge.edge.annotations import AnnotationError, Lesion, load_frames
+from artery_edge.edge.classifier import Classifier
+from artery_edge.edge.errors import ModelError
+from artery_edge.edge.lesions import FoundLesion, decode_map, label_regions
+from artery_edge.edge.metadata import ModelMetadata
+from artery_edge.edge.scan_batch import Persistence
+from artery_edge.edge.scanner import FrameScanner
 from tests.tflite_builder import build_tiny_classifier, build_tiny_map_model
-from trainer.frame_metrics import arcade_f1, average_precision, count_lesions
+from artery_edge.trainer.frame_metrics import arcade_f1, average_precision, count_lesions
 
 runner = CliRunner()
 MAP_META = ModelMetadata(labels=["stenosis"], input_size=32, precision="int8", positive_label="stenosis",
@@ -286,8 +286,8 @@ def test_the_patch_classifier_says_when_it_is_shown_a_whole_frame(tmp_path):
 
 def test_arcade_f1_scores_the_lesions_the_device_reports(tmp_path):
     """A region too small to be reported (min_area) is not counted as a false outline either."""
-    from edge.annotations import Frame
-    from trainer.frame_metrics import score_maps
+    from artery_edge.edge.annotations import Frame
+    from artery_edge.trainer.frame_metrics import score_maps
 
     probability = np.zeros((16, 16), np.float32)
     probability[4:8, 4:8] = 0.9  # the true lesion, exactly
@@ -304,7 +304,7 @@ def test_the_packaged_whole_frame_model_is_the_released_file_and_scans_without_m
     import hashlib
     import re
 
-    from edge.reference import FRAME_FILE, FRAME_SHA256, packaged_frame_model
+    from artery_edge.edge.reference import FRAME_FILE, FRAME_SHA256, packaged_frame_model
 
     path = packaged_frame_model()
     assert hashlib.sha256(path.read_bytes()).hexdigest() == FRAME_SHA256
@@ -318,7 +318,7 @@ def test_the_packaged_whole_frame_model_is_the_released_file_and_scans_without_m
 
 
 def test_a_modified_packaged_whole_frame_model_is_refused(tmp_path, monkeypatch):
-    from edge import reference
+    from artery_edge.edge import reference
 
     copy = tmp_path / reference.FRAME_FILE
     data = bytearray(reference.packaged_frame_model().read_bytes())
@@ -334,7 +334,7 @@ def test_a_modified_packaged_whole_frame_model_is_refused(tmp_path, monkeypatch)
 def test_a_resumed_map_run_records_the_time_of_every_process(tmp_path):
     """``frame_state.json`` carries the stages done and the time spent so far, so the run record of
     an interrupted and resumed run counts both processes (it once counted the last one only)."""
-    from trainer.frame_training import STATE_FILE, StageState
+    from artery_edge.trainer.frame_training import STATE_FILE, StageState
 
     first = StageState(tmp_path)
     first.mark(1, 3)

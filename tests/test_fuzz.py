@@ -26,9 +26,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from artery_edge.cli import app
-from edge import ModelMetadata
-from edge.errors import ImageError
-from edge.imaging import load_image
+from artery_edge.edge import ModelMetadata
+from artery_edge.edge.errors import ImageError
+from artery_edge.edge.imaging import load_image
 from tests.tflite_builder import build_tiny_classifier
 
 LONG = int(os.environ.get("ARTERY_EDGE_FUZZ", "0"))
@@ -134,8 +134,8 @@ def test_infer_on_a_folder_of_mutated_images_ends_cleanly(tmp_path_factory, tiny
 @settings(FUZZ, max_examples=max(EXAMPLES // 10, 10))
 @given(st.lists(mutations, min_size=3, max_size=12))
 def test_the_training_scan_skips_and_reports_mutated_images(tmp_path_factory, cases):
-    from trainer.samples import DataError
-    from trainer.scan import scan_dataset
+    from artery_edge.trainer.samples import DataError
+    from artery_edge.trainer.scan import scan_dataset
 
     root = tmp_path_factory.mktemp("dataset")
     for i, (fmt, mode, side, kind, position, value, length) in enumerate(cases):
@@ -155,8 +155,8 @@ def test_the_training_scan_skips_and_reports_mutated_images(tmp_path_factory, ca
 MODEL_WORKER = r"""
 import json, sys
 import numpy as np
-from edge import Classifier
-from edge.errors import EdgeError
+from artery_edge.edge import Classifier
+from artery_edge.edge.errors import EdgeError
 image = np.random.default_rng(0).integers(0, 256, (12, 12, 3), dtype=np.uint8)
 for line in sys.stdin:
     path = line.strip()

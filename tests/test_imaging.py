@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from edge.errors import ImageError
-from edge.imaging import MAX_IMAGE_PIXELS, load_image, open_image, to_rgb
+from artery_edge.edge.errors import ImageError
+from artery_edge.edge.imaging import MAX_IMAGE_PIXELS, load_image, open_image, to_rgb
 
 
 def gray_ramp(size: int = 20) -> np.ndarray:

@@ -12,7 +12,7 @@ pytest.importorskip("litert_quantizer", reason="LiteRT Quantizer not installed (
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
 from artery_edge.cli import app  # noqa: E402
-from edge.precisions import FLOAT_REFERENCE, PRECISIONS  # noqa: E402
+from artery_edge.edge.precisions import FLOAT_REFERENCE, PRECISIONS  # noqa: E402
 
 runner = CliRunner()
 

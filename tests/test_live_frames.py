@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.metadata import ModelMetadata
-from edge.overlay import draw_scan
-from edge.scanner import FrameScanner
-from edge.stream import draw_overlay
+from artery_edge.edge.metadata import ModelMetadata
+from artery_edge.edge.overlay import draw_scan
+from artery_edge.edge.scanner import FrameScanner
+from artery_edge.edge.stream import draw_overlay
 from tests.bad_inputs import cli, one_error_line
 from tests.serve_helpers import get_json, mjpeg_frames, multipart, read_events, request, running_server
 from tests.test_frames import MAP_META

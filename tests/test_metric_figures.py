@@ -14,10 +14,10 @@ import pytest
 pytest.importorskip("sklearn", reason="scikit-learn not installed (train extra)")
 pytest.importorskip("scipy", reason="SciPy not installed (train extra)")
 
-from evaluation.evaluate import bootstrap_intervals, sensitivity_threshold  # noqa: E402
-from trainer.calibration import expected_calibration_error, reliability  # noqa: E402
-from trainer.metrics import binary_metrics, confusion_matrix, roc_auc  # noqa: E402
-from trainer.operating_point import choose_threshold  # noqa: E402
+from artery_edge.evaluation.evaluate import bootstrap_intervals, sensitivity_threshold  # noqa: E402
+from artery_edge.trainer.calibration import expected_calibration_error, reliability  # noqa: E402
+from artery_edge.trainer.metrics import binary_metrics, confusion_matrix, roc_auc  # noqa: E402
+from artery_edge.trainer.operating_point import choose_threshold  # noqa: E402
 
 
 # ---- frozen originals (trainer/metrics.py, trainer/calibration.py, evaluation/evaluate.py at e7e3511) ----
@@ -111,7 +111,7 @@ def test_sklearn_roc_points_are_the_originals(labels, scores):
 @pytest.mark.parametrize("labels, scores", cases())
 def test_every_operating_point_rule_picks_the_original_threshold(labels, scores):
     """choose_threshold itself is unchanged but for its ROC points: run it on the frozen points."""
-    import trainer.operating_point as op
+    import artery_edge.trainer.operating_point as op
 
     for rule in ("youden", "accuracy", "sensitivity=0.9", "sensitivity=0.7", "specificity=0.8", "argmax"):
         new = choose_threshold(labels, scores, rule)

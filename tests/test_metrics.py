@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("sklearn", reason="scikit-learn not installed (train extra)")
 
-from trainer.metrics import binary_metrics, confusion_matrix, roc_auc  # noqa: E402
+from artery_edge.trainer.metrics import binary_metrics, confusion_matrix, roc_auc  # noqa: E402
 
 
 def test_binary_metrics_by_hand():

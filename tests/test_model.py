@@ -12,8 +12,8 @@ pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)
 
 import keras  # noqa: E402
 
-from trainer.config import ConfigError, TrainConfig  # noqa: E402
-from trainer.model import (  # noqa: E402
+from artery_edge.trainer.config import ConfigError, TrainConfig  # noqa: E402
+from artery_edge.trainer.model import (  # noqa: E402
     AUGMENTATION, SCRATCH_BN_MOMENTUM, SmoothedSparseCrossentropy, base_of, build_base, build_model, compile_model,
     learning_rate_schedule, serving_model, set_stage,
 )
@@ -139,7 +139,7 @@ def test_failed_imagenet_download_says_how_to_place_the_file(tmp_path, monkeypat
 
 
 def test_all_augmentation_off_is_the_identity():
-    from trainer.model import build_augmentation
+    from artery_edge.trainer.model import build_augmentation
 
     config = TrainConfig(flip=False, rotation=0, zoom=0, contrast=0, brightness=0)
     x = np.random.default_rng(4).uniform(0, 255, (2, 32, 32, 3)).astype("float32")

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from artery_edge.cli import app
-from edge import Classifier, ModelMetadata
+from artery_edge.edge import Classifier, ModelMetadata
 from tests.tflite_builder import build_tiny_classifier
 
 LABELS = ["Healthy", "Unhealthy"]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from artery_edge.cli import app
 from tests.bad_inputs import cli, model, one_error_line  # noqa: F401 (model: a fixture)
-from trainer.config import ConfigError, TrainConfig, load_config_file, merge_config
+from artery_edge.trainer.config import ConfigError, TrainConfig, load_config_file, merge_config
 
 runner = CliRunner()
 

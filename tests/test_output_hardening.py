@@ -18,11 +18,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from artery_edge.cli import app
-from edge import atomic
-from edge.errors import OptionError
-from edge.metadata import ModelMetadata
-from edge.provenance import ForeignModelError, RunIdentity, check_labels, check_tflite, check_twin
-from edge.text import markdown, markdown_code, terminal
+from artery_edge.edge import atomic
+from artery_edge.edge.errors import OptionError
+from artery_edge.edge.metadata import ModelMetadata
+from artery_edge.edge.provenance import ForeignModelError, RunIdentity, check_labels, check_tflite, check_twin
+from artery_edge.edge.text import markdown, markdown_code, terminal
 from tests.bad_inputs import model, one_error_line, save_png  # noqa: F401 (model: a fixture)
 from tests.tflite_builder import build_tiny_classifier
 
@@ -56,7 +56,7 @@ def test_markdown_text_cannot_open_html_a_cell_or_a_line(text):
 
 
 def test_an_html_class_folder_is_text_in_the_model_card(tmp_path):
-    from trainer.config import TrainConfig
+    from artery_edge.trainer.config import TrainConfig
 
     names = ["<img src=x onerror=alert(1)>", "a|b\nc"]
     path = model_card_for(tmp_path, names, TrainConfig(data_dirs=[str(tmp_path / "d<b>|x")]))
@@ -72,8 +72,8 @@ def model_card_for(tmp_path: Path, class_names, config, report_changes=None) -> 
     """MODEL_CARD.md for a fake run and a fake evaluation report (no model needed)."""
     from types import SimpleNamespace
 
-    from evaluation.model_card import write_model_card
-    from evaluation.options import EvaluateOptions
+    from artery_edge.evaluation.model_card import write_model_card
+    from artery_edge.evaluation.options import EvaluateOptions
 
     run_dir = tmp_path / "run"
     run_dir.mkdir(exist_ok=True)
@@ -99,7 +99,7 @@ def model_card_for(tmp_path: Path, class_names, config, report_changes=None) -> 
 # --- evaluate: the threshold used is the one the card names; no option silently dropped ---------
 
 def test_the_card_names_the_threshold_given_and_reproduces_every_option(tmp_path):
-    from trainer.config import TrainConfig
+    from artery_edge.trainer.config import TrainConfig
 
     card = model_card_for(tmp_path, ["Healthy", "Unhealthy"], TrainConfig(data_dirs=["d"])).read_text()
     assert "every model at threshold 0.3 on p(Unhealthy), given as `--threshold`" in card
@@ -112,7 +112,7 @@ def test_the_card_names_the_threshold_given_and_reproduces_every_option(tmp_path
 
 def test_the_reproduce_command_writes_numbers_as_typed_whatever_their_type():
     """A NumPy float given by a caller is written 0.25, not np.float64(0.25)."""
-    from evaluation.options import EvaluateOptions
+    from artery_edge.evaluation.options import EvaluateOptions
 
     words = shlex.split(EvaluateOptions(None, None, np.float64(0.25), None, 100, np.float32(0.5)).command(Path("r")))
     assert words[words.index("--threshold") + 1] == "0.25" and words[words.index("--prevalence") + 1] == "0.5"
@@ -122,7 +122,7 @@ def test_the_reproduce_command_writes_numbers_as_typed_whatever_their_type():
 @given(st.one_of(st.none(), st.floats(allow_nan=True)), st.one_of(st.none(), st.floats(allow_nan=True)),
        st.integers(-5, 200_000), st.one_of(st.none(), st.floats(allow_nan=True)))
 def test_evaluate_options_are_checked_before_any_work(threshold, target, rounds, prevalence):
-    from evaluation.options import MAX_BOOTSTRAP, EvaluateOptions
+    from artery_edge.evaluation.options import MAX_BOOTSTRAP, EvaluateOptions
 
     valid = ((threshold is None or 0 <= threshold <= 1) and (target is None or 0 < target <= 1)
              and 1 <= rounds <= MAX_BOOTSTRAP and (prevalence is None or 0 < prevalence < 1)
@@ -139,14 +139,14 @@ def test_evaluate_options_are_checked_before_any_work(threshold, target, rounds,
 
 
 def test_the_same_model_twice_is_refused(tmp_path):
-    from evaluation.options import EvaluateOptions
+    from artery_edge.evaluation.options import EvaluateOptions
 
     with pytest.raises(OptionError, match="twice"):
         EvaluateOptions(models=[tmp_path / "m.tflite", tmp_path / "." / "m.tflite"])
 
 
 def test_two_files_with_one_precision_name_get_two_columns():
-    from evaluation.evaluate import model_names
+    from artery_edge.evaluation.evaluate import model_names
 
     assert model_names([Path("a/model_int8.tflite"), Path("b/model_int8.tflite"), Path("keras.tflite")]) == [
         "keras", "int8", "int8-2", "keras-2"]
@@ -262,7 +262,7 @@ def test_inspect_report_options_without_report_are_refused(model):
 
 
 def test_grad_cam_overlays_never_share_a_name():
-    from trainer.explain import overlay_names
+    from artery_edge.trainer.explain import overlay_names
 
     paths = [Path("a/x.png"), Path("b/x.png"), Path("x.jpg"), Path("x_gradcam.png"), Path("y.png")]
     names = overlay_names(paths)
@@ -272,7 +272,7 @@ def test_grad_cam_overlays_never_share_a_name():
 def test_a_grad_cam_layer_with_a_1x1_map_is_refused_and_a_coarse_one_warned(capsys):
     from types import SimpleNamespace
 
-    from trainer.explain import check_map_size
+    from artery_edge.trainer.explain import check_map_size
 
     sides = {"block_1_project": 16, "block_13_expand_relu": 2, "out_relu": 1}
     base = SimpleNamespace(get_layer=lambda name: SimpleNamespace(
@@ -286,7 +286,7 @@ def test_a_grad_cam_layer_with_a_1x1_map_is_refused_and_a_coarse_one_warned(caps
 
 
 def test_a_file_given_twice_is_classified_once(tmp_path):
-    from edge.batch import expand_inputs
+    from artery_edge.edge.batch import expand_inputs
 
     image = save_png(tmp_path / "d" / "a.png")
     files, _ = expand_inputs([image, tmp_path / "d", tmp_path / "d" / "." / "a.png"])
@@ -375,7 +375,7 @@ def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
 def test_exif_orientation_is_applied_for_every_pipeline(tmp_path, orientation):
     from PIL import ImageOps
 
-    from edge.imaging import load_image
+    from artery_edge.edge.imaging import load_image
 
     pixels = np.zeros((12, 20, 3), np.uint8)
     pixels[:4, :6] = (255, 0, 0)  # a red corner shows any turn or flip
@@ -387,6 +387,6 @@ def test_exif_orientation_is_applied_for_every_pipeline(tmp_path, orientation):
     assert np.array_equal(load_image(path, 8), expected)
     assert np.array_equal(load_image(Image.open(path), 8), expected)  # a Pillow image given directly: the same
     if orientation in (5, 6, 7, 8):  # a quarter turn: the stored 20 x 12 is shown 12 x 20
-        from edge.imaging import open_image
+        from artery_edge.edge.imaging import open_image
 
         assert open_image(path).size == (12, 20)

@@ -10,18 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.precisions import PRECISIONS
+from artery_edge.edge.precisions import PRECISIONS
 
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
-from edge import Classifier  # noqa: E402
-from edge.provenance import RunIdentity  # noqa: E402
-from evaluation.evaluate import keras_probabilities, load_classifier, load_keras, tflite_probabilities  # noqa: E402
+from artery_edge.edge import Classifier  # noqa: E402
+from artery_edge.edge.provenance import RunIdentity  # noqa: E402
+from artery_edge.evaluation.evaluate import keras_probabilities, load_classifier, load_keras, tflite_probabilities  # noqa: E402
 from tests import parity  # noqa: E402
 from tests.conftest import REAL_DATA, TEST_SEED, WEIGHTS_035, needs_imagenet, needs_real_data  # noqa: E402
-from trainer.pipeline import make_dataset  # noqa: E402
-from trainer.samples import Sample  # noqa: E402
-from trainer.scan import scan_dataset  # noqa: E402
+from artery_edge.trainer.pipeline import make_dataset  # noqa: E402
+from artery_edge.trainer.samples import Sample  # noqa: E402
+from artery_edge.trainer.scan import scan_dataset  # noqa: E402
 
 pytestmark = pytest.mark.parity
 
@@ -44,7 +44,7 @@ def check_parity(run, models: dict[str, Path], samples: list[Sample]) -> dict[st
 @needs_imagenet
 def test_parity_on_synthetic_files(imagenet_converted_run, synthetic_dir):
     run, models = imagenet_converted_run
-    from trainer.runs import load_run
+    from artery_edge.trainer.runs import load_run
 
     samples = scan_dataset(synthetic_dir).samples  # all 160 files, not only the 24 test ones
     check_parity(load_run(run.run_dir), models, samples)
@@ -69,11 +69,11 @@ def test_resize_parity_trainer_vs_edge(converted_run, tmp_path):
 
 @needs_real_data
 def test_parity_on_a_sample_of_the_real_data(tmp_path_factory):
-    from converters.options import ConvertOptions
-    from converters.tflite import convert
-    from trainer.config import TrainConfig
-    from trainer.runs import load_run
-    from trainer.training import train
+    from artery_edge.converters.options import ConvertOptions
+    from artery_edge.converters.tflite import convert
+    from artery_edge.trainer.config import TrainConfig
+    from artery_edge.trainer.runs import load_run
+    from artery_edge.trainer.training import train
 
     data = tmp_path_factory.mktemp("real") / "data"
     for name in ("Healthy", "Unhealthy"):

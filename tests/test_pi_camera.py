@@ -19,9 +19,9 @@ import pytest
 from typer.testing import CliRunner
 
 from artery_edge.cli import app
-from edge import Classifier, ModelMetadata
-from edge.camera import OpenCVFrames
-from edge.stream import center_crop, run_stream
+from artery_edge.edge import Classifier, ModelMetadata
+from artery_edge.edge.camera import OpenCVFrames
+from artery_edge.edge.stream import center_crop, run_stream
 from tests.tflite_builder import build_tiny_classifier
 
 runner = CliRunner()
@@ -149,7 +149,7 @@ def test_the_same_loop_gives_the_same_answers_for_picamera2_and_opencv(model, pi
 def test_fps_is_the_rate_frames_are_delivered_not_one_over_the_model_time(model):
     """A 25 fps source (serve's paced video) and a model far faster than 40 ms: every frame's
     fps reads about 25, as the page shows it, not 1 / inference time (hundreds)."""
-    from edge.serve.live import Paced
+    from artery_edge.edge.serve.live import Paced
 
     queue = iter(bgr_frames(12))
     capture = types.SimpleNamespace(read=lambda: (True, next(queue)), release=lambda: None)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from edge.progress import progress_bar
+from artery_edge.edge.progress import progress_bar
 
 
 class Terminal(io.StringIO):

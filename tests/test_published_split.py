@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.config import ConfigError, TrainConfig, parse_operating_point
-from trainer.operating_point import choose_threshold
-from trainer.samples import DataError
-from trainer.scan import scan_dataset
-from trainer.split_files import read_split, write_split
-from trainer.splits import pattern_split
+from artery_edge.trainer.config import ConfigError, TrainConfig, parse_operating_point
+from artery_edge.trainer.operating_point import choose_threshold
+from artery_edge.trainer.samples import DataError
+from artery_edge.trainer.scan import scan_dataset
+from artery_edge.trainer.split_files import read_split, write_split
+from artery_edge.trainer.splits import pattern_split
 
 
 def folder(root: Path, counts: dict[str, dict[str, int]]) -> Path:

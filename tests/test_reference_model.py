@@ -20,9 +20,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from artery_edge.cli import app
-from edge import Classifier
-from edge.metadata import sha256_of_file
-from edge.reference import REFERENCE_FILE, packaged_reference
+from artery_edge.edge import Classifier
+from artery_edge.edge.metadata import sha256_of_file
+from artery_edge.edge.reference import REFERENCE_FILE, packaged_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "models" / "reference"
@@ -102,7 +102,7 @@ def test_classifies_real_held_out_patches_as_the_card_predicts(card_figures):
 
 def test_the_code_carries_the_released_files_hash():
     """The anchor outside the file: what edge.reference checks against is the card's figure."""
-    from edge.reference import REFERENCE_SHA256
+    from artery_edge.edge.reference import REFERENCE_SHA256
 
     assert sha256_of_file(REFERENCE / REFERENCE_FILE) == REFERENCE_SHA256
     # and the released run's run.json records its model.keras, which adapt --from checks
@@ -111,7 +111,7 @@ def test_the_code_carries_the_released_files_hash():
 
 def reseal(data: bytes) -> bytes:
     """A tamperer's last step: the checksum inside the file recomputed, so the file checks itself."""
-    from edge.metadata import digest_field, file_sha256
+    from artery_edge.edge.metadata import digest_field, file_sha256
 
     recorded = re.search(rb'"file_sha256": "([0-9a-f]{64})"', data).group(1).decode()
     return data.replace(digest_field(recorded), digest_field(file_sha256(data, recorded)), 1)
@@ -130,7 +130,7 @@ TAMPERINGS = {  # each a way issue 36 ran a modified packaged model silently
 
 @pytest.mark.parametrize("tamper", TAMPERINGS.values(), ids=TAMPERINGS.keys())
 def test_a_modified_packaged_reference_is_refused_unless_run_anyway_and_then_says_so(tamper, tmp_path, monkeypatch):
-    from edge import reference
+    from artery_edge.edge import reference
 
     packaged = tmp_path / "edge" / "reference" / REFERENCE_FILE
     packaged.parent.mkdir(parents=True)

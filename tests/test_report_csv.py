@@ -33,7 +33,7 @@ def test_a_non_utf8_file_name_does_not_break_the_csv(model, tmp_path):
 
 # no check-then-write: a file that appears while writing is never replaced
 def test_csv_claims_its_name_first_and_never_replaces(tmp_path):
-    from edge.report_csv import ResultsCsv
+    from artery_edge.edge.report_csv import ResultsCsv
 
     target = tmp_path / "r.csv"
     target.write_text("precious")
@@ -43,7 +43,7 @@ def test_csv_claims_its_name_first_and_never_replaces(tmp_path):
 
 
 def test_a_failed_run_removes_its_own_partial_csv(tmp_path):
-    from edge.report_csv import ResultsCsv
+    from artery_edge.edge.report_csv import ResultsCsv
 
     target = tmp_path / "r.csv"
     with pytest.raises(RuntimeError):
@@ -69,7 +69,7 @@ def test_csv_cells_cannot_become_formulas(model, tmp_path, monkeypatch):
     result = runner.invoke(app, ["infer", "--model", str(model), "--image", "=HYPERLINK(1).png", "--csv", "r.csv"])
     assert result.exit_code == 0, result.output
     assert next(csv.DictReader(open(tmp_path / "r.csv")))["file"] == "'=HYPERLINK(1).png"
-    from edge.report_csv import spreadsheet_safe
+    from artery_edge.edge.report_csv import spreadsheet_safe
 
     for dangerous in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
         assert spreadsheet_safe(dangerous) == "'" + dangerous

@@ -59,7 +59,7 @@ def test_resume_needs_an_interrupted_run(tmp_path):
 
 
 def test_a_backup_cut_by_a_kill_falls_back_or_restarts_the_stage(tmp_path):
-    from trainer.resume import RunState
+    from artery_edge.trainer.resume import RunState
 
     state = RunState(tmp_path)
     folder = state.stage_dir(2)
@@ -80,7 +80,7 @@ def test_a_backup_cut_by_a_kill_falls_back_or_restarts_the_stage(tmp_path):
 def test_early_stopping_state_survives_a_restart(tmp_path):
     import keras
 
-    from trainer.resume import ResumableEarlyStopping, RunState
+    from artery_edge.trainer.resume import ResumableEarlyStopping, RunState
 
     state = RunState(tmp_path)
     state.data["early_stopping_stage2"] = {"wait": 3, "best": 0.25, "best_epoch": 4}
@@ -94,11 +94,11 @@ def interrupted_run(tmp_path) -> Path:
     """A run folder as a kill leaves it before its first epoch: config, split, no run.json."""
     from PIL import Image
 
-    from trainer.config import TrainConfig
-    from trainer.runs import CONFIG_FILE, SPLIT_FILE, write_json
-    from trainer.scan import scan_dataset
-    from trainer.split_files import write_split
-    from trainer.splits import stratified_split
+    from artery_edge.trainer.config import TrainConfig
+    from artery_edge.trainer.runs import CONFIG_FILE, SPLIT_FILE, write_json
+    from artery_edge.trainer.scan import scan_dataset
+    from artery_edge.trainer.split_files import write_split
+    from artery_edge.trainer.splits import stratified_split
 
     data = tmp_path / "data"
     for label in ("Healthy", "Unhealthy"):
@@ -129,7 +129,7 @@ def test_resume_refuses_options_instead_of_ignoring_them(tmp_path, options):
 
 
 def test_resume_of_damaged_state_moved_data_or_a_busy_run_is_one_error_line(tmp_path):
-    from trainer.runs import locked
+    from artery_edge.trainer.runs import locked
 
     run_dir = interrupted_run(tmp_path)
     with locked(run_dir):  # another process trains it
@@ -149,7 +149,7 @@ def test_best_keras_is_written_atomically_and_only_when_val_loss_improves(tmp_pa
     in place, and the cut file read as "made for another architecture")."""
     import keras
 
-    from trainer.resume import BestModel
+    from artery_edge.trainer.resume import BestModel
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     best = BestModel(tmp_path / "best.keras", best=2.0)  # a resumed run's best so far

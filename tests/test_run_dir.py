@@ -12,9 +12,9 @@ pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)
 
 import keras  # noqa: E402
 
-from edge.errors import ArteryEdgeError  # noqa: E402
-from trainer import runs  # noqa: E402
-from trainer.config import TrainConfig  # noqa: E402
+from artery_edge.edge.errors import ArteryEdgeError  # noqa: E402
+from artery_edge.trainer import runs  # noqa: E402
+from artery_edge.trainer.config import TrainConfig  # noqa: E402
 
 
 def test_a_numbered_folder_is_never_reused(tmp_path):
@@ -69,7 +69,7 @@ def test_every_bad_keras_model_is_one_error_line(tmp_path, damage, reason):
 
 
 def test_weights_of_another_architecture_are_one_error_line(tmp_path):
-    from trainer.model import build_base
+    from artery_edge.trainer.model import build_base
 
     small_model().save(tmp_path / "other.h5")
     with pytest.raises(ArteryEdgeError, match="made for another architecture"):
@@ -92,7 +92,7 @@ def test_a_resumed_stage_one_does_not_leak_its_epoch_into_stage_two(tmp_path):
     stage 1 then resumed ran stage 2 from the stage-1 epoch (and repeated epochs in history.csv)."""
     import tensorflow as tf
 
-    from trainer.training import fit_stage
+    from artery_edge.trainer.training import fit_stage
 
     rng = np.random.default_rng(0)
     data = tf.data.Dataset.from_tensor_slices((rng.normal(size=(16, 4)).astype("float32"), np.arange(16) % 2)).batch(8)

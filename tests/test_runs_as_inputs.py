@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from trainer.config import ConfigError, TrainConfig
-from trainer.runs import load_run
-from trainer.samples import DataError, Sample
-from trainer.split_files import write_split
+from artery_edge.trainer.config import ConfigError, TrainConfig
+from artery_edge.trainer.runs import load_run
+from artery_edge.trainer.samples import DataError, Sample
+from artery_edge.trainer.split_files import write_split
 
 CLASSES = ["Healthy", "Unhealthy"]
 
@@ -46,7 +46,7 @@ def teacher(tmp_path) -> Path:
 @pytest.mark.parametrize("spelling", ["same", "slash", "dot", "dotdot", "link", "copy"])
 def test_a_teacher_given_twice_under_any_spelling_is_refused(teacher, tmp_path, spelling):
     """The same folder (trailing slash, ./, x/../x, a symlink) or a copy of it (the same model.keras)."""
-    from trainer.distillation import check_distinct
+    from artery_edge.trainer.distillation import check_distinct
 
     other = {"same": teacher, "slash": Path(f"{teacher}/"), "dot": teacher / ".",
              "dotdot": teacher / ".." / teacher.name, "link": tmp_path / "link", "copy": tmp_path / "copy"}[spelling]
@@ -59,7 +59,7 @@ def test_a_teacher_given_twice_under_any_spelling_is_refused(teacher, tmp_path, 
 
 
 def test_two_teachers_with_different_models_are_kept(tmp_path):
-    from trainer.distillation import check_distinct
+    from artery_edge.trainer.distillation import check_distinct
 
     check_distinct([load_run(fake_run(tmp_path / "a", b"one")), load_run(fake_run(tmp_path / "b", b"two"))])
 
@@ -72,7 +72,7 @@ def test_a_file_given_as_a_run_is_named_as_a_file(teacher):
 @pytest.mark.parametrize("per_class, ok", [(0, True), (3, True), (4, False), (10**6, False)])
 def test_replay_takes_exactly_n_per_class_or_refuses(teacher, per_class, ok):
     """Fewer replay images than asked, silently, would be another recipe than the one recorded."""
-    from trainer.parent import Parent, replay_samples
+    from artery_edge.trainer.parent import Parent, replay_samples
 
     parent = Parent(load_run(teacher), "sha", model=None)
     if ok:
@@ -87,15 +87,15 @@ def test_a_model_keras_that_is_not_its_runs_is_refused_by_every_reader(tmp_path)
     """A model.keras copied in from elsewhere (48 px, 3 outputs, where run.json says 32 px and
     2 classes): one line before any work, whoever reads the run (it failed mid-work before)."""
     pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
-    import trainer.model
-    from edge.provenance import ForeignModelError
-    from trainer.distillation import load_teachers
-    from trainer.parent import load_parent
+    from artery_edge.trainer import model as trainer_model
+    from artery_edge.edge.provenance import ForeignModelError
+    from artery_edge.trainer.distillation import load_teachers
+    from artery_edge.trainer.parent import load_parent
 
     run = fake_run(tmp_path)
     (run / "model.keras").unlink()
     other = TrainConfig(data_dirs=["x"], image_size=48, alpha=0.35, weights="none")
-    trainer.model.build_model(3, other).save(run / "model.keras")
+    trainer_model.build_model(3, other).save(run / "model.keras")
     expected = "does not belong to the run .*: input 48 px where the run has 32 px; 3 outputs for the run's 2 classes"
     with pytest.raises(ForeignModelError, match=expected):
         load_run(run).keras_model()
@@ -109,10 +109,10 @@ def test_a_run_whose_model_keras_was_replaced_is_refused_as_parent_teacher_or_ev
     """run.json records its model's SHA-256: another run's model.keras (same architecture, so the
     size and output checks pass) copied in is refused before it loads, by every reader, and a
     run that records a malformed digest is damaged."""
-    from edge.metadata import sha256_of_file
-    from edge.provenance import ForeignModelError
-    from trainer.distillation import load_teachers
-    from trainer.parent import load_parent
+    from artery_edge.edge.metadata import sha256_of_file
+    from artery_edge.edge.provenance import ForeignModelError
+    from artery_edge.trainer.distillation import load_teachers
+    from artery_edge.trainer.parent import load_parent
 
     run = fake_run(tmp_path)
     record = json.loads((run / "run.json").read_text())

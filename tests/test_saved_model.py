@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
-from converters.presets import PRESETS, representative_dataset  # noqa: E402
-from converters.saved_model import SavedModels  # noqa: E402
+from artery_edge.converters.presets import PRESETS, representative_dataset  # noqa: E402
+from artery_edge.converters.saved_model import SavedModels  # noqa: E402
 from tests.keras_builder import tiny_mobilenet  # noqa: E402
 
 

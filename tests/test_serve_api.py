@@ -14,7 +14,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from edge import Classifier, EdgeError, ModelMetadata
+from artery_edge.edge import Classifier, EdgeError, ModelMetadata
 from tests.bad_inputs import LABELS, cli
 from tests.serve_helpers import (get_json, mjpeg_frames, multipart, png_bytes, read_events, request, running_server,
                                  wait_until, write_video)
@@ -100,7 +100,7 @@ class FakeCamera:
 
 
 def test_the_feed_retries_a_camera_that_is_away_and_resumes(tiny_model):
-    from edge.serve.live import LiveFeed
+    from artery_edge.edge.serve.live import LiveFeed
 
     opens = []
 
@@ -131,8 +131,8 @@ def test_the_feed_retries_a_camera_that_is_away_and_resumes(tiny_model):
 
 
 def test_the_page_needs_nothing_from_another_host():
-    folder = resources.files("edge.serve") / "static"
-    from edge.serve.app import ASSETS
+    folder = resources.files("artery_edge.edge.serve") / "static"
+    from artery_edge.edge.serve.app import ASSETS
 
     assert sorted(p.name for p in folder.iterdir()) == sorted(ASSETS)
     for name in ASSETS:

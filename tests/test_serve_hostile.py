@@ -14,7 +14,7 @@ import sys
 import pytest
 from PIL import Image
 
-from edge.imaging import MAX_IMAGE_PIXELS
+from artery_edge.edge.imaging import MAX_IMAGE_PIXELS
 from tests.bad_inputs import cli, one_error_line
 from tests.serve_helpers import get_json, multipart, png_bytes, request, running_server, server_process, wait_until
 
@@ -246,7 +246,7 @@ def test_uploads_in_flight_are_bounded_and_their_slots_come_back(tmp_path):
     """Stalled uploads each hold a body: past MAX_UPLOADS the next gets 503 at once; when they
     go, the slots (and their memory) are given back and an upload is classified again. A
     client's file name with CR, LF and ESC reaches the log escaped, one line."""
-    from edge.serve.app import MAX_UPLOADS
+    from artery_edge.edge.serve.app import MAX_UPLOADS
 
     with server_process(tmp_path, "--max-upload-mb", str(LIMIT_MB)) as (_, base):
         stalled = [stalled_upload(base, LIMIT_MB * 2**20 - 1000) for _ in range(MAX_UPLOADS)]
@@ -274,7 +274,7 @@ def test_uploads_in_flight_are_bounded_and_their_slots_come_back(tmp_path):
 
 @pytest.mark.parametrize("mode, warned", [(0o644, True), (0o640, True), (0o600, False)])
 def test_a_token_file_other_users_can_read_is_warned_about(tmp_path, mode, warned):
-    from edge.serve.options import token_file_warning
+    from artery_edge.edge.serve.options import token_file_warning
 
     token = tmp_path / "token"
     token.write_text(TOKEN)

@@ -14,7 +14,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from edge.reference import packaged_reference
+from artery_edge.edge.reference import packaged_reference
 from tests.serve_helpers import multipart, png_bytes, request, running_server, write_video
 from tests.test_frames import MAP_META
 from tests.test_live_frames import STEADY, frame_pixels, write_clip

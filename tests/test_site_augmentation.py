@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
 
-from trainer.augment import SiteAugmentation  # noqa: E402
-from trainer.config import TrainConfig  # noqa: E402
-from trainer.model import build_augmentation  # noqa: E402
+from artery_edge.trainer.augment import SiteAugmentation  # noqa: E402
+from artery_edge.trainer.config import TrainConfig  # noqa: E402
+from artery_edge.trainer.model import build_augmentation  # noqa: E402
 
 
 def test_site_augmentation_changes_training_images_only():

@@ -15,7 +15,7 @@ pytest.importorskip("tensorflow", reason="the study reads folds with the trainer
 
 from PIL import Image  # noqa: E402
 
-from trainer.scan import scan_dataset  # noqa: E402
+from artery_edge.trainer.scan import scan_dataset  # noqa: E402
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 SCRIPT = STUDIES / "site_adaptation_errors.py"

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.config import ConfigError, TrainConfig
-from trainer.samples import DataError, Sample
-from trainer.scan import scan_dataset
-from trainer.split_files import split_from_file
-from trainer.splits import group_split
+from artery_edge.trainer.config import ConfigError, TrainConfig
+from artery_edge.trainer.samples import DataError, Sample
+from artery_edge.trainer.scan import scan_dataset
+from artery_edge.trainer.split_files import split_from_file
+from artery_edge.trainer.splits import group_split
 
 
 def patients(tmp_path: Path, n_patients: int = 12, per_patient: int = 5) -> Path:
@@ -85,7 +85,7 @@ def test_bad_split_files_are_one_line(tmp_path, rows, message):
 
 def test_balanced_class_weights_are_inverse_frequency():
     pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)")
-    from trainer.training import class_weights
+    from artery_edge.trainer.training import class_weights
 
     samples = [Sample(Path(f"{i}.png"), 0) for i in range(30)] + [Sample(Path(f"u{i}.png"), 1) for i in range(10)]
     weights = class_weights(samples, 2, "balanced")

@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import artery_edge.cli as cli
-from trainer.synthetic import MAX_SIZE, MIN_SIZE, render_patch
+from artery_edge.trainer.synthetic import MAX_SIZE, MIN_SIZE, render_patch
 
 runner = CliRunner()
 
@@ -59,7 +59,7 @@ def test_synth_options_out_of_range_are_option_errors_before_any_work(tmp_path_f
 
 
 def test_an_interrupted_synth_leaves_no_partial_dataset(tmp_path, monkeypatch):
-    import trainer.synthetic as synthetic
+    import artery_edge.trainer.synthetic as synthetic
 
     real = synthetic.render_patch_with_box
     calls = []

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.serve.options import read_token
+from artery_edge.edge.serve.options import read_token
 from tests.bad_inputs import save_png
-from trainer.config import load_config_file
-from trainer.samples import SUBSETS, Sample
-from trainer.scan import scan_dataset
-from trainer.split_files import read_split, split_from_file, write_split
+from artery_edge.trainer.config import load_config_file
+from artery_edge.trainer.samples import SUBSETS, Sample
+from artery_edge.trainer.scan import scan_dataset
+from artery_edge.trainer.split_files import read_split, split_from_file, write_split
 
 SAVES = {"plain": ("", "\n"), "spreadsheet (BOM, CRLF)": ("\ufeff", "\r\n"), "BOM only": ("\ufeff", "\n"),
          "CRLF only": ("", "\r\n")}

@@ -60,7 +60,7 @@ def test_synthetic_set_is_learnable(imagenet_run):
 
 
 def test_keras_predict_api(trained_run, synthetic_dir):
-    from trainer.predict import KerasPredictor
+    from artery_edge.trainer.predict import KerasPredictor
 
     predictor = KerasPredictor.from_run(trained_run.run_dir)
     prediction = predictor.predict(next((synthetic_dir / "Unhealthy").iterdir()))

@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from trainer.config import ConfigError, TrainConfig, load_config_file
-from trainer.samples import SUBSETS, DataError
-from trainer.scan import scan_dataset
-from trainer.split_files import read_split, split_from_file
-from trainer.splits import parse_split_pattern
+from artery_edge.trainer.config import ConfigError, TrainConfig, load_config_file
+from artery_edge.trainer.samples import SUBSETS, DataError
+from artery_edge.trainer.scan import scan_dataset
+from artery_edge.trainer.split_files import read_split, split_from_file
+from artery_edge.trainer.splits import parse_split_pattern
 
 FOLDERS = ("a", "b", "a/x", "b/y")  # a/x lies inside a: overlapping data folders
 

@@ -12,11 +12,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from artery_edge.cli import app
-from edge.errors import ImageError
-from edge.imaging import IMAGE_EXTENSIONS, open_image
+from artery_edge.edge.errors import ImageError
+from artery_edge.edge.imaging import IMAGE_EXTENSIONS, open_image
 from tests.bad_inputs import model, save_png  # noqa: F401 (model: a fixture)
-from trainer.samples import DataError
-from trainer.scan import scan_dataset
+from artery_edge.trainer.samples import DataError
+from artery_edge.trainer.scan import scan_dataset
 
 runner = CliRunner()
 
@@ -64,7 +64,7 @@ def test_broken_symlinks_and_fifos_are_reported_per_file(model, tmp_path):
 
 
 def test_an_unlistable_subfolder_is_reported(tmp_path, monkeypatch):
-    import edge.imaging
+    from artery_edge.edge import imaging as edge_imaging
 
     save_png(tmp_path / "Healthy" / "a.png")
     real_walk = os.walk
@@ -73,9 +73,9 @@ def test_an_unlistable_subfolder_is_reported(tmp_path, monkeypatch):
         onerror(PermissionError(13, "Permission denied", str(tmp_path / "Healthy" / "locked")))
         yield from real_walk(root, onerror=onerror, **kwargs)
 
-    monkeypatch.setattr(edge.imaging.os, "walk", walk)
+    monkeypatch.setattr(edge_imaging.os, "walk", walk)
     problems: list[str] = []
-    assert [p.name for p in edge.imaging.iter_image_files(tmp_path / "Healthy", problems)] == ["a.png"]
+    assert [p.name for p in edge_imaging.iter_image_files(tmp_path / "Healthy", problems)] == ["a.png"]
     assert problems == [f"{tmp_path / 'Healthy' / 'locked'}: folder skipped (permission denied)"]
 
 

@@ -12,12 +12,12 @@ pytest.importorskip("tensorflow", reason="TensorFlow not installed (train extra)
 
 import keras  # noqa: E402
 
-from converters.bn_folding import fold_batchnorm  # noqa: E402
-from converters.weight_rounding import QMAX, OutputCurvature, choose_integers, round_model, weighted_layers  # noqa: E402
-from edge import Classifier, read_metadata  # noqa: E402
-from evaluation.evaluate import tflite_probabilities  # noqa: E402
+from artery_edge.converters.bn_folding import fold_batchnorm  # noqa: E402
+from artery_edge.converters.weight_rounding import QMAX, OutputCurvature, choose_integers, round_model, weighted_layers  # noqa: E402
+from artery_edge.edge import Classifier, read_metadata  # noqa: E402
+from artery_edge.evaluation.evaluate import tflite_probabilities  # noqa: E402
 from tests.keras_builder import images, tiny_mobilenet  # noqa: E402
-from trainer.scan import scan_dataset  # noqa: E402
+from artery_edge.trainer.scan import scan_dataset  # noqa: E402
 
 
 def test_chosen_integers_beat_nearest_rounding_on_correlated_inputs():
@@ -62,8 +62,8 @@ def test_weight_rounding_brings_int8_closer_to_keras(imagenet_converted_run, syn
     the calibration images, which does not bound the end-to-end gap: on the from-scratch tiny run of
     a fresh clone (BatchNorm statistics learned in a few hundred steps) it was once 0.039 against
     nearest's 0.036, so that run is not the one to check the method on."""
-    from converters.options import ConvertOptions
-    from converters.tflite import convert
+    from artery_edge.converters.options import ConvertOptions
+    from artery_edge.converters.tflite import convert
 
     run, models = imagenet_converted_run
     nearest = Path(convert(run.run_dir, ConvertOptions(["int8"], out_dir=tmp_path, calibration_images=40,
@@ -82,7 +82,7 @@ def test_converter_keeps_the_chosen_int8_weights_exactly(converted_run):
     """The int8 file holds exactly the integers and scales chosen in Keras (depthwise layers)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from converters.tflite import ConversionSource, build_calibration_images, load_keras_model
+    from artery_edge.converters.tflite import ConversionSource, build_calibration_images, load_keras_model
 
     run, models = converted_run
     source = ConversionSource.resolve(run.run_dir)

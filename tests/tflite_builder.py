@@ -13,8 +13,8 @@ from typing import Optional, Sequence
 import flatbuffers
 import numpy as np
 
-from edge.metadata import TFLITE_IDENTIFIER, ModelMetadata
-from edge.metadata import load_schema
+from artery_edge.edge.metadata import TFLITE_IDENTIFIER, ModelMetadata
+from artery_edge.edge.metadata import load_schema
 
 WEIGHTS = np.array([[0.03, 0.0, -0.01], [-0.01, 0.0, 0.03]], dtype=np.float32)
 BIAS = np.array([0.1, -0.1], dtype=np.float32)
@@ -88,7 +88,7 @@ class Graph:
         builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
         data = bytes(builder.Output())
         if metadata is not None:
-            from converters.metadata_writer import embed_metadata
+            from artery_edge.converters.metadata_writer import embed_metadata
 
             data = embed_metadata(data, metadata)
         Path(path).write_bytes(data)

@@ -39,7 +39,7 @@ PY
 .venv/bin/artery-edge convert "$rel" --quantize all
 .venv/bin/artery-edge evaluate --run "$rel" --out "$rel/evaluation-arcade-val"
 .venv/bin/artery-edge evaluate --run "$rel" --data ../shared/data/adsd-frames --out "$rel/evaluation-adsd-frames"
-{ .venv/bin/python -m evaluation.frame_card "$rel" "$rel/evaluation-arcade-val" "$rel/evaluation-adsd-frames"
+{ .venv/bin/python -m artery_edge.evaluation.frame_card "$rel" "$rel/evaluation-arcade-val" "$rel/evaluation-adsd-frames"
   cat <<'CARD'
 ## Release
 - artery-edge's released whole-frame model: `models/frames/` in the repository; its INT8 file is

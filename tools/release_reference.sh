@@ -22,7 +22,7 @@ relative to the repository root, so any checkout with ../shared beside it can ev
 import json, sys
 from pathlib import Path
 import keras
-import trainer.model  # noqa: F401  registers the custom layers and loss
+import artery_edge.trainer.model  # noqa: F401  registers the custom layers and loss
 run, ref = Path(sys.argv[1]), Path(sys.argv[2])
 config = json.loads((ref / "config.json").read_text())
 shared = (Path.cwd().parent / "shared" / "data").resolve()

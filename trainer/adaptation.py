@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from trainer.config import TrainConfig
+from artery_edge.trainer.config import TrainConfig
 
 # Why each value (measured on xca-site-b, README "A new site"):
 ADAPTATION_RECIPE: dict[str, Any] = {

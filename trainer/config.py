@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from edge.errors import ArteryEdgeError, OptionError
+from artery_edge.edge.errors import ArteryEdgeError, OptionError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -177,8 +177,8 @@ class TrainConfig:
 
     def _check_split_options(self) -> None:
         """--split-file, or --split-pattern and/or --group-pattern: each parsed (or found) now."""
-        from trainer.samples import DataError
-        from trainer.splits import compile_group_pattern, parse_split_pattern
+        from artery_edge.trainer.samples import DataError
+        from artery_edge.trainer.splits import compile_group_pattern, parse_split_pattern
 
         if self.split_file and (self.group_pattern or self.split_pattern):
             raise ConfigError("give --split-file, or --split-pattern and/or --group-pattern, not both")

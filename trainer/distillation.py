@@ -19,12 +19,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from edge.atomic import atomic_path
-from edge.errors import ArteryEdgeError
-from edge.metadata import sha256_of_file
-from trainer.config import ConfigError
-from trainer.runs import TrainedRun, load_run
-from trainer.samples import DataError, Sample
+from artery_edge.edge.atomic import atomic_path
+from artery_edge.edge.errors import ArteryEdgeError
+from artery_edge.edge.metadata import sha256_of_file
+from artery_edge.trainer.config import ConfigError
+from artery_edge.trainer.runs import TrainedRun, load_run
+from artery_edge.trainer.samples import DataError, Sample
 
 TARGETS_FILE = "teacher_targets.npz"
 
@@ -67,7 +67,7 @@ def ensemble_probabilities(teachers: Sequence[TrainedRun], files: Sequence[Path]
                            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(N, n_classes): the normalised geometric mean of the teachers' calibrated probabilities,
     i.e. the softmax of their mean calibrated logit; each teacher reads the files at its own size."""
-    from trainer.predict import KerasPredictor
+    from artery_edge.trainer.predict import KerasPredictor
 
     log_sum, done, total = None, 0, len(files) * len(teachers)
     for teacher in teachers:

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
-from trainer.config import ConfigError, TrainConfig
+from artery_edge.trainer.config import ConfigError, TrainConfig
 
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 

@@ -14,10 +14,10 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from edge.atomic import new_folder
-from edge.errors import OptionError
-from edge.text import literal_figures, terminal
-from trainer.samples import DataError
+from artery_edge.edge.atomic import new_folder
+from artery_edge.edge.errors import OptionError
+from artery_edge.edge.text import literal_figures, terminal
+from artery_edge.trainer.samples import DataError
 
 
 @dataclass
@@ -72,7 +72,7 @@ def gradcam_model(model, layer: Optional[str] = None):
     """A model from raw pixels to (the layer's activations, the classifier's logits), sharing weights."""
     import keras
 
-    from trainer.model import RESCALE, base_of
+    from artery_edge.trainer.model import RESCALE, base_of
 
     base = base_of(model)
     names = conv_layers(base)
@@ -114,11 +114,11 @@ def explain(run, images: Sequence[Path], layer: Optional[str] = None, batch_size
     """Grad-CAM for each readable image with the run's model, of the class the run decides
     (calibrated probabilities at its stored threshold, the rule ``infer`` and ``predict`` use, so a
     drawn label never contradicts theirs), and one message per image that could not be read."""
-    from edge.decision import decide, positive_index
-    from trainer.calibration import softmax
-    from trainer.pipeline import load_arrays
-    from trainer.samples import Sample
-    from trainer.scan import readable
+    from artery_edge.edge.decision import decide, positive_index
+    from artery_edge.trainer.calibration import softmax
+    from artery_edge.trainer.pipeline import load_arrays
+    from artery_edge.trainer.samples import Sample
+    from artery_edge.trainer.scan import readable
 
     model = run.keras_model()
     grad_model = gradcam_model(model, layer)

@@ -22,8 +22,8 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from edge.annotations import Frame, Lesion, draw_lesions
-from edge.lesions import FoundLesion, decode_map, kept_map, label_regions
+from artery_edge.edge.annotations import Frame, Lesion, draw_lesions
+from artery_edge.edge.lesions import FoundLesion, decode_map, kept_map, label_regions
 
 
 def arcade_f1(predicted: np.ndarray, truths: Sequence[np.ndarray]) -> Optional[float]:

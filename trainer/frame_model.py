@@ -15,8 +15,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from trainer.config import TrainConfig
-from trainer.model import build_base
+from artery_edge.trainer.config import TrainConfig
+from artery_edge.trainer.model import build_base
 
 SKIPS = ("block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu", "block_13_expand_relu")
 DEEPEST = "block_16_project"
@@ -26,8 +26,9 @@ ENCODER = "encoder"
 OUTPUT = "lesion_map"
 
 
-def build_frame_model(config: TrainConfig) -> keras.Model:
-    """The map model for ``config.image_size`` (a multiple of 32) and ``config.alpha``."""
+def encoder_features(config: TrainConfig) -> tuple:
+    """The model's input, the encoder's skips (strides 2, 4, 8, 16) and its stride-32 features:
+    what every whole-frame head shares (the map here, the centre head of trainer.center_head)."""
     base = build_base(config)
     encoder = keras.Model(base.input, [base.get_layer(name).output for name in SKIPS] +
                           [base.get_layer(DEEPEST).output], name=ENCODER)
@@ -36,12 +37,23 @@ def build_frame_model(config: TrainConfig) -> keras.Model:
     # pretrained: BatchNorm keeps ImageNet's statistics; from scratch it must learn its own (momentum
     # 0.9, set by build_base), so it follows the learning phase
     *skips, x = encoder(x, training=False if config.pretrained else None)
+    return inputs, skips, x
+
+
+def decoder_level(x, skip, filters: int):
+    """One level of the decoder: up-sample by 2, join the encoder's skip, a separable 3 x 3 convolution."""
+    x = layers.UpSampling2D(2, interpolation="bilinear")(x)
+    x = layers.Concatenate()([x, skip])
+    x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=DECODER_BN_MOMENTUM)(x)
+    return layers.ReLU()(x)
+
+
+def build_frame_model(config: TrainConfig) -> keras.Model:
+    """The map model for ``config.image_size`` (a multiple of 32) and ``config.alpha``."""
+    inputs, skips, x = encoder_features(config)
     for skip, filters in zip(reversed(skips), DECODER_FILTERS):
-        x = layers.UpSampling2D(2, interpolation="bilinear")(x)
-        x = layers.Concatenate()([x, skip])
-        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=DECODER_BN_MOMENTUM)(x)
-        x = layers.ReLU()(x)
+        x = decoder_level(x, skip, filters)
     logits = layers.Conv2D(1, 1, name="logits")(x)
     logits = layers.UpSampling2D(2, interpolation="bilinear")(logits)
     outputs = layers.Activation("sigmoid", dtype="float32", name=OUTPUT)(logits)

@@ -26,14 +26,14 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from edge.annotations import Frame, load_frames
-from edge.atomic import atomic_path, write_text
-from edge.imaging import load_image
-from edge.metadata import sha256_of_file
-from trainer import runs
-from trainer.config import ConfigError, TrainConfig
-from trainer.frame_metrics import score_maps, truth_outlines
-from trainer.runs import RunResult, check_writable, create_run_dir
+from artery_edge.edge.annotations import Frame, load_frames
+from artery_edge.edge.atomic import atomic_path, write_text
+from artery_edge.edge.imaging import load_image
+from artery_edge.edge.metadata import sha256_of_file
+from artery_edge.trainer import runs
+from artery_edge.trainer.config import ConfigError, TrainConfig
+from artery_edge.trainer.frame_metrics import score_maps, truth_outlines
+from artery_edge.trainer.runs import RunResult, check_writable, create_run_dir
 
 Log = Callable[[str], None]
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.10, 0.91, 0.05))
@@ -114,20 +114,28 @@ def augment_pair(config: TrainConfig, seed: int):
             images=both[None], transforms=transform[None], output_shape=[size, size], fill_value=0.0,
             interpolation="BILINEAR", fill_mode="REFLECT")[0]
         image, mask = both[..., :3], tf.cast(both[..., 3:] > 0.5, tf.float32)
-        image = image + tf.random.uniform((), -1.0, 1.0) * config.brightness * 255.0
-        mean = tf.reduce_mean(image)
-        image = (image - mean) * tf.random.uniform((), 1.0 - config.contrast, 1.0 + config.contrast) + mean
-        image = tf.clip_by_value(image, 0.0, 255.0)
-        gamma = tf.exp(tf.random.uniform((), math.log(GAMMA_RANGE[0]), math.log(GAMMA_RANGE[1])))
-        image = 255.0 * tf.pow(tf.maximum(image / 255.0, 1e-6), gamma)
-        image = image + tf.random.normal(tf.shape(image)) * tf.random.uniform((), 0.0, NOISE_MAX)
-        if tf.random.uniform(()) < 0.3:
-            image = tf.nn.avg_pool2d(image[None], 3, 1, "SAME")[0]
-        image = tf.image.grayscale_to_rgb(tf.reduce_mean(image, axis=-1, keepdims=True))  # frames are grey
-        return tf.clip_by_value(image, 0.0, 255.0), mask
+        return photometric(config, image), mask
 
     tf.random.set_seed(seed)
     return apply
+
+
+def photometric(config: TrainConfig, image):
+    """Exposure, contrast, gamma, noise and blur on a float frame (0..255), grey out: the part of
+    :func:`augment_pair` that touches the frame alone (the centre head's augmentation shares it)."""
+    import tensorflow as tf
+
+    image = image + tf.random.uniform((), -1.0, 1.0) * config.brightness * 255.0
+    mean = tf.reduce_mean(image)
+    image = (image - mean) * tf.random.uniform((), 1.0 - config.contrast, 1.0 + config.contrast) + mean
+    image = tf.clip_by_value(image, 0.0, 255.0)
+    gamma = tf.exp(tf.random.uniform((), math.log(GAMMA_RANGE[0]), math.log(GAMMA_RANGE[1])))
+    image = 255.0 * tf.pow(tf.maximum(image / 255.0, 1e-6), gamma)
+    image = image + tf.random.normal(tf.shape(image)) * tf.random.uniform((), 0.0, NOISE_MAX)
+    if tf.random.uniform(()) < 0.3:
+        image = tf.nn.avg_pool2d(image[None], 3, 1, "SAME")[0]
+    image = tf.image.grayscale_to_rgb(tf.reduce_mean(image, axis=-1, keepdims=True))  # frames are grey
+    return tf.clip_by_value(image, 0.0, 255.0)
 
 
 def datasets(config: TrainConfig, split: FrameSplit, log: Log):
@@ -200,7 +208,7 @@ def fit_stage(model, config: TrainConfig, stage: int, train, val, run_dir: Path,
     """One stage, resumable: returns the epochs it ran."""
     import keras
 
-    from trainer.frame_model import map_loss, set_encoder_trainable
+    from artery_edge.trainer.frame_model import map_loss, set_encoder_trainable
 
     if str(stage) in state.done:
         model.load_weights(run_dir / BACKUP_DIR / f"stage{stage}.weights.h5")
@@ -254,8 +262,8 @@ def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_d
     """The whole-frame recipe end to end; returns the classifier's :class:`RunResult` shape."""
     import keras
 
-    from trainer.frame_model import build_frame_model
-    from trainer.plots import plot_history
+    from artery_edge.trainer.frame_model import build_frame_model
+    from artery_edge.trainer.plots import plot_history
 
     if config.image_size % 32:
         raise ConfigError(f"--task map needs an image size that is a multiple of 32, found {config.image_size}")

@@ -11,7 +11,7 @@ import contextlib
 from pathlib import Path
 from typing import Iterator
 
-from edge.errors import ArteryEdgeError
+from artery_edge.edge.errors import ArteryEdgeError
 
 
 class ModelLoadError(ArteryEdgeError):

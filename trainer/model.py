@@ -21,9 +21,9 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from trainer.augment import SiteAugmentation
-from trainer.config import ConfigError, TrainConfig
-from trainer.keras_files import keras_errors
+from artery_edge.trainer.augment import SiteAugmentation
+from artery_edge.trainer.config import ConfigError, TrainConfig
+from artery_edge.trainer.keras_files import keras_errors
 
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 IMAGENET_SIZES = (96, 128, 160, 192, 224)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.config import parse_operating_point
+from artery_edge.trainer.config import parse_operating_point
 
 
 def choose_threshold(labels: np.ndarray, positive_scores: np.ndarray, rule: str) -> float:

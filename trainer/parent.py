@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import ArteryEdgeError
-from edge.metadata import sha256_of_file
-from trainer.config import ConfigError
-from trainer.runs import TrainedRun, load_run
-from trainer.samples import DataError, Sample, subset
+from artery_edge.edge.errors import ArteryEdgeError
+from artery_edge.edge.metadata import sha256_of_file
+from artery_edge.trainer.config import ConfigError
+from artery_edge.trainer.runs import TrainedRun, load_run
+from artery_edge.trainer.samples import DataError, Sample, subset
 
 TRANSFERRED_LAYERS = ("mobilenetv2", "classifier")  # trainer.model's BASE and head: all the weights there are
 

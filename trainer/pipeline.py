@@ -7,8 +7,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from edge.imaging import load_image
-from trainer.samples import Sample
+from artery_edge.edge.imaging import load_image
+from artery_edge.trainer.samples import Sample
 
 
 def load_arrays(samples: Sequence[Sample], image_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from edge.decision import decide, positive_index
-from edge.imaging import ImageSource, load_image
-from trainer.runs import load_keras_model, load_run
+from artery_edge.edge.decision import decide, positive_index
+from artery_edge.edge.imaging import ImageSource, load_image
+from artery_edge.trainer.runs import load_keras_model, load_run
 
 
 @dataclass
@@ -28,7 +28,7 @@ class KerasPredictor:
 
     def __init__(self, model_path: Path, class_names: Sequence[str], image_size: int, temperature: float = 1.0,
                  threshold: Optional[float] = None) -> None:
-        from trainer.model import serving_model
+        from artery_edge.trainer.model import serving_model
 
         self.model = serving_model(load_keras_model(Path(model_path)), temperature)
         self.class_names = list(class_names)

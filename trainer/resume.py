@@ -24,9 +24,9 @@ from typing import Optional
 import keras
 import numpy as np
 
-from edge.atomic import atomic_path, write_text
-from trainer.config import ConfigError
-from trainer.runs import BACKUP_DIR, save_keras
+from artery_edge.edge.atomic import atomic_path, write_text
+from artery_edge.trainer.config import ConfigError
+from artery_edge.trainer.runs import BACKUP_DIR, save_keras
 
 STATE_FILE = "state.json"
 

@@ -18,13 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from edge.atomic import atomic_path, write_text
-from edge.errors import ArteryEdgeError
-from trainer.config import ConfigError, TrainConfig
-from trainer.keras_files import ModelLoadError, keras_errors
-from trainer.samples import DataError, Sample
-from trainer.scan import common_root
-from trainer.split_files import read_split
+from artery_edge.edge.atomic import atomic_path, write_text
+from artery_edge.edge.errors import ArteryEdgeError
+from artery_edge.trainer.config import ConfigError, TrainConfig
+from artery_edge.trainer.keras_files import ModelLoadError, keras_errors
+from artery_edge.trainer.samples import DataError, Sample
+from artery_edge.trainer.scan import common_root
+from artery_edge.trainer.split_files import read_split
 
 CONFIG_FILE = "config.json"  # the TrainConfig the run trained with
 SPLIT_FILE = "split.csv"  # every file with its class, subset and group
@@ -163,7 +163,7 @@ class TrainedRun:
         :class:`ModelLoadError`, or a ``ForeignModelError`` for a model that does not take the
         run's input size or give one output per class (a file copied in from elsewhere), which
         every reader (teachers, a parent, evaluate, explain) would otherwise meet mid-work."""
-        from edge.provenance import RunIdentity, check_keras, check_recorded_model
+        from artery_edge.edge.provenance import RunIdentity, check_keras, check_recorded_model
 
         identity = RunIdentity.of(self)
         check_recorded_model(self.model_path, identity, self.model_sha256)  # before a replaced file is even loaded
@@ -254,7 +254,7 @@ def load_keras_model(path: Path):
     :class:`ModelLoadError` line. Safe mode stays on: a file never runs code on load."""
     import keras
 
-    import trainer.model  # noqa: F401 - registers the project's layers and losses before loading
+    import artery_edge.trainer.model  # noqa: F401 - registers the project's layers and losses before loading
 
     path = Path(path)
     if not path.is_file():

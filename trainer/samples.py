@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from edge.errors import ArteryEdgeError
+from artery_edge.edge.errors import ArteryEdgeError
 
 SUBSETS = ("train", "validation", "test")
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
-from edge.errors import ImageError
-from edge.imaging import iter_image_files, open_image
-from trainer.samples import DataError, Sample
+from artery_edge.edge.errors import ImageError
+from artery_edge.edge.imaging import iter_image_files, open_image
+from artery_edge.trainer.samples import DataError, Sample
 
 
 @dataclass

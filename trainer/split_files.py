@@ -9,9 +9,9 @@ import csv
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from edge.atomic import atomic_path
-from trainer.samples import SUBSETS, DataError, Sample
-from trainer.splits import sort_split
+from artery_edge.edge.atomic import atomic_path
+from artery_edge.trainer.samples import SUBSETS, DataError, Sample
+from artery_edge.trainer.splits import sort_split
 
 
 def write_split(path: Path, samples: Iterable[Sample], root: Path, class_names: Sequence[str]) -> None:

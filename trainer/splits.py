@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from trainer.samples import SUBSETS, DataError, Sample
+from artery_edge.trainer.samples import SUBSETS, DataError, Sample
 
 
 def stratified_split(

@@ -15,8 +15,8 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from edge.atomic import fill_folder
-from edge.errors import ArteryEdgeError, OptionError
+from artery_edge.edge.atomic import fill_folder
+from artery_edge.edge.errors import ArteryEdgeError, OptionError
 
 CLASS_NAMES = ("Healthy", "Unhealthy")
 NARROWINGS_FILE = "narrowings.csv"

@@ -14,8 +14,8 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from edge.annotations import COCO_FILE
-from trainer.synthetic import vessel_path
+from artery_edge.edge.annotations import COCO_FILE
+from artery_edge.trainer.synthetic import vessel_path
 
 VESSELS = (2, 4)  # vessels per frame, inclusive range
 NEGATIVE_SHARE = 0.2  # frames without a narrowing
@@ -87,7 +87,7 @@ def synthesize_frames(out_dir: Path, count: int, size: int = 128, seed: int = 0,
                       progress: Optional[Callable[[int, int], None]] = None) -> dict[str, int]:
     """``train/`` with ``count`` frames and ``val/`` with a quarter as many (at least 2), each a
     COCO folder; refuses a non-empty ``out_dir``, and the folder appears whole or not at all."""
-    from trainer.synthetic import check_options, refuse_non_empty
+    from artery_edge.trainer.synthetic import check_options, refuse_non_empty
 
     check_options(count, size, seed)
     refuse_non_empty(Path(out_dir))
@@ -101,6 +101,6 @@ def synthesize_frames(out_dir: Path, count: int, size: int = 128, seed: int = 0,
                      progress and (lambda done, _: progress(counts["train"] + done, total)))
         return counts
 
-    from edge.atomic import fill_folder
+    from artery_edge.edge.atomic import fill_folder
 
     return fill_folder(Path(out_dir), fill)

@@ -19,24 +19,24 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
-from edge.decision import decide, positive_index
-from edge.metadata import sha256_of_file
-from edge.progress import progress_bar
-from trainer import multi_worker_patch
-from trainer import runs
-from trainer.config import ConfigError, TrainConfig, changed_options, refuse_options_on_resume
-from trainer.distillation import check_teacher_classes, load_teachers, mixed_targets, one_hot, teacher_targets, \
+from artery_edge.edge.decision import decide, positive_index
+from artery_edge.edge.metadata import sha256_of_file
+from artery_edge.edge.progress import progress_bar
+from artery_edge.trainer import multi_worker_patch
+from artery_edge.trainer import runs
+from artery_edge.trainer.config import ConfigError, TrainConfig, changed_options, refuse_options_on_resume
+from artery_edge.trainer.distillation import check_teacher_classes, load_teachers, mixed_targets, one_hot, teacher_targets, \
     teachers_record
-from trainer.metrics import binary_metrics, confusion_matrix
-from trainer.pipeline import load_arrays, make_dataset
-from trainer.runs import RunResult, TrainedRun, check_writable, create_run_dir
-from trainer.samples import SUBSETS, DataError, Sample, subset
-from trainer.scan import common_root, scan_dataset
-from trainer.split_files import read_split, split_class_names, split_from_file, write_split
-from trainer.splits import group_split, pattern_split, sort_split, stratified_split
+from artery_edge.trainer.metrics import binary_metrics, confusion_matrix
+from artery_edge.trainer.pipeline import load_arrays, make_dataset
+from artery_edge.trainer.runs import RunResult, TrainedRun, check_writable, create_run_dir
+from artery_edge.trainer.samples import SUBSETS, DataError, Sample, subset
+from artery_edge.trainer.scan import common_root, scan_dataset
+from artery_edge.trainer.split_files import read_split, split_class_names, split_from_file, write_split
+from artery_edge.trainer.splits import group_split, pattern_split, sort_split, stratified_split
 
 if TYPE_CHECKING:
-    from trainer.parent import Parent
+    from artery_edge.trainer.parent import Parent
 
 Log = Callable[[str], None]
 
@@ -64,8 +64,8 @@ def test_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names: lis
 
 
 def _sample_grids(model, samples, config: TrainConfig, class_names: list[str], run_dir: Path) -> None:
-    from trainer.model import AUGMENTATION
-    from trainer.plots import plot_image_grid
+    from artery_edge.trainer.model import AUGMENTATION
+    from artery_edge.trainer.plots import plot_image_grid
 
     rng = np.random.default_rng(config.seed)
     chosen = [samples[i] for i in rng.permutation(len(samples))[: config.sample_grid_size]]
@@ -82,7 +82,7 @@ def stage_callbacks(config: TrainConfig, run_dir: Path, tb_dir: Path, state, chi
     checkpoint, CSV history and TensorBoard span both stages (TensorBoard on the chief only)."""
     import keras
 
-    from trainer.resume import BestModel, ResumableEarlyStopping, SaveState
+    from artery_edge.trainer.resume import BestModel, ResumableEarlyStopping, SaveState
 
     # best.keras written atomically; a resumed run keeps its best
     checkpoint = BestModel(run_dir / runs.BEST_MODEL_FILE, state.data.get("checkpoint_best"))
@@ -106,8 +106,8 @@ def fit_two_stages(model, config: TrainConfig, train_ds, val_ds, callbacks: Call
     """Stage 1 (frozen base) then stage 2 (fine-tuning), epochs numbered on; returns how many
     epochs stage 1 ran (EarlyStopping may end it early). A resumed run skips a finished stage
     and continues an unfinished one where its backup left it."""
-    from trainer.model import compile_model, learning_rate_schedule, set_stage
-    from trainer.resume import truncate_history
+    from artery_edge.trainer.model import compile_model, learning_rate_schedule, set_stage
+    from artery_edge.trainer.resume import truncate_history
 
     done = 0
     steps_per_epoch = max(1, int(train_ds.cardinality()))  # -1 infinite / -2 unknown: the schedule's unit is 1 step
@@ -141,7 +141,7 @@ def fit_stage(model, train_ds, val_ds, first_epoch: int, end_epoch: int, callbac
               weights: Optional[dict[int, float]] = None) -> int:
     """One stage's ``fit`` over epochs [first_epoch, end_epoch) (its BackupAndRestore may move the
     start on); returns how many epochs it ran."""
-    from trainer.resume import forget_restored_epoch
+    from artery_edge.trainer.resume import forget_restored_epoch
 
     forget_restored_epoch(model)
     with warnings.catch_warnings():  # Keras warns that a tf.data input ignores shuffle=True
@@ -186,7 +186,7 @@ def resumed_split(config: TrainConfig, run_dir: Path) -> tuple[list[str], list, 
 
 def check_fine_tune_at(model, config: TrainConfig) -> None:
     """``fine_tune_at`` past the base's last layer would fine-tune nothing of it in stage 2."""
-    from trainer.model import base_of
+    from artery_edge.trainer.model import base_of
 
     layers = len(base_of(model).layers)
     if config.fine_tune_epochs and config.pretrained and config.fine_tune_at >= layers:
@@ -206,8 +206,8 @@ def calibrate(model, val_ds, test_ds, split: dict, log: Log, evaluated_on: str) 
     """Fit the temperature on the validation split; the evaluated split's (``split["test"]``: the
     test split, or the validation split when there is none) calibrated probabilities and its
     expected calibration error before and after (15 bins), named as the split it is."""
-    from trainer.calibration import expected_calibration_error, fit_temperature, softmax
-    from trainer.model import serving_model
+    from artery_edge.trainer.calibration import expected_calibration_error, fit_temperature, softmax
+    from artery_edge.trainer.model import serving_model
 
     logits_model = serving_model(model, logits=True)
     val_labels = np.array([s.label for s in split["validation"]])
@@ -227,7 +227,7 @@ def calibrate(model, val_ds, test_ds, split: dict, log: Log, evaluated_on: str) 
 def operating_point(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str], rule: str,
                     log: Log) -> Optional[float]:
     """The threshold ``rule`` picks on the validation split (two classes; None otherwise)."""
-    from trainer.operating_point import choose_threshold
+    from artery_edge.trainer.operating_point import choose_threshold
 
     if len(class_names) != 2:
         return None
@@ -263,11 +263,11 @@ def train(config: Optional[TrainConfig], log: Log = _stderr, verbose: Optional[i
                 refuse_options_on_resume(changed_options(config), resume_dir)
                 config = runs.resumable_run(resume_dir)
                 held.enter_context(runs.locked(resume_dir))
-                from trainer.resume import RunState
+                from artery_edge.trainer.resume import RunState
 
                 RunState(resume_dir)  # a damaged state file is refused before any work
             if config.task == "map":
-                from trainer.frame_training import train_frames
+                from artery_edge.trainer.frame_training import train_frames
 
                 return train_frames(config.validate(), log, verbose, resume_dir)
             return _train(config, log, verbose, resume_dir, held)
@@ -294,8 +294,8 @@ def check_before_work(config: TrainConfig, log: Log) -> tuple[TrainConfig, Optio
     """Every option, the devices, the weights, the parent run (``--init-from``, loaded) and the
     teachers (``--teacher``), in that order and before the data scan; returns the config (the
     parent's alpha), the parent and the teachers."""
-    from trainer.distribute import check_devices, check_request
-    from trainer.model import resolve_weights
+    from artery_edge.trainer.distribute import check_devices, check_request
+    from artery_edge.trainer.model import resolve_weights
 
     config.validate()
     check_request(config)
@@ -303,7 +303,7 @@ def check_before_work(config: TrainConfig, log: Log) -> tuple[TrainConfig, Optio
         check_devices(config)  # before the data scan, and before any strategy exists
     parent = None
     if config.init_from:  # a run to start from: checked (and loaded) before the data scan
-        from trainer.parent import blend_target, load_parent
+        from artery_edge.trainer.parent import blend_target, load_parent
 
         parent = load_parent(Path(config.init_from))
         if config.alpha != parent.alpha:
@@ -329,7 +329,7 @@ def gather_samples(config: TrainConfig, resume_dir: Optional[Path], parent: Opti
     for message in data.skipped:
         log(f"warning: skipping {message}")
     if parent is not None:
-        from trainer.parent import check_classes, replay_samples
+        from artery_edge.trainer.parent import check_classes, replay_samples
 
         check_classes(parent, data.class_names)
         if config.replay and resume_dir is None:
@@ -356,8 +356,8 @@ def build_on_strategy(config: TrainConfig, class_names: list[str], parent: Optio
     the precision policy and the seed are set first."""
     import keras
 
-    from trainer.distribute import make_strategy
-    from trainer.model import build_model
+    from artery_edge.trainer.distribute import make_strategy
+    from artery_edge.trainer.model import build_model
 
     strategy = make_strategy(config, log)
     if config.mixed_precision:
@@ -367,7 +367,7 @@ def build_on_strategy(config: TrainConfig, class_names: list[str], parent: Optio
         model = build_model(len(class_names), config)  # may download ImageNet weights: before the run exists
         check_fine_tune_at(model, config)
         if parent is not None:
-            from trainer.parent import copy_weights
+            from artery_edge.trainer.parent import copy_weights
 
             head = copy_weights(parent, model, config.init_blend)
             log(f"weights from {parent.run.run_dir} (model.keras sha256 {parent.model_sha256[:12]}...)"
@@ -453,7 +453,7 @@ def run_record(run_dir: Path, config: TrainConfig, data: RunData, metrics: dict,
     """``run.json``: what the run is and how it trained, for readers without TensorFlow."""
     import keras
 
-    from trainer.distribute import describe
+    from artery_edge.trainer.distribute import describe
 
     replicas = strategy.num_replicas_in_sync
     return {
@@ -480,9 +480,9 @@ def run_record(run_dir: Path, config: TrainConfig, data: RunData, metrics: dict,
 
 def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Optional[Path],
            held: contextlib.ExitStack) -> RunResult:
-    from trainer.distribute import is_chief
-    from trainer.plots import plot_history
-    from trainer.resume import RunState, read_history
+    from artery_edge.trainer.distribute import is_chief
+    from artery_edge.trainer.plots import plot_history
+    from artery_edge.trainer.resume import RunState, read_history
 
     start = time.perf_counter()
     config, parent, teachers = check_before_work(config, log)

@@ -32,14 +32,14 @@ from tornado.httputil import HTTPInputError, parse_body_arguments
 from tornado.iostream import StreamClosedError
 from tornado.util import TimeoutError as WaitTimeout
 
-from edge.batch import classify_path, result_row, results_document
-from edge.classifier import Classifier
-from edge.dicom import is_dicom, looks_like_dicom
-from edge.errors import ImageError, PredictionError
-from edge.scan_batch import scan_document, scan_path, scan_row
-from edge.scanner import FrameScanner
-from edge.serve.live import LiveFeed
-from edge.serve.options import is_loopback
+from artery_edge.edge.batch import classify_path, result_row, results_document
+from artery_edge.edge.classifier import Classifier
+from artery_edge.edge.dicom import is_dicom, looks_like_dicom
+from artery_edge.edge.errors import ImageError, PredictionError
+from artery_edge.edge.scan_batch import scan_document, scan_path, scan_row
+from artery_edge.edge.scanner import FrameScanner
+from artery_edge.edge.serve.live import LiveFeed
+from artery_edge.edge.serve.options import is_loopback
 
 COOKIE = "artery_edge_token"
 COOKIE_DAYS = 30
@@ -71,7 +71,7 @@ def api_error(status: int, message: str) -> tornado.web.HTTPError:
 
 def load_assets() -> dict[str, tuple[bytes, str]]:
     """The page's files, read once from the package: only these names are ever served."""
-    folder = resources.files("edge.serve") / "static"
+    folder = resources.files("artery_edge.edge.serve") / "static"
     return {name: ((folder / name).read_bytes(), kind) for name, kind in ASSETS.items()}
 
 

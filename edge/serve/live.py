@@ -20,12 +20,12 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from edge.camera import Frames, OpenCVFrames, import_cv2, open_camera, open_video
-from edge.classifier import Classifier
-from edge.errors import EdgeError
-from edge.scanner import FrameScan
-from edge.serve.options import Source
-from edge.stream import Result, frame_record, lesions_text, marked_frame, run_stream, utc_now
+from artery_edge.edge.camera import Frames, OpenCVFrames, import_cv2, open_camera, open_video
+from artery_edge.edge.classifier import Classifier
+from artery_edge.edge.errors import EdgeError
+from artery_edge.edge.scanner import FrameScan
+from artery_edge.edge.serve.options import Source
+from artery_edge.edge.stream import Result, frame_record, lesions_text, marked_frame, run_stream, utc_now
 
 log = logging.getLogger("artery_edge.serve")
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from edge.dicom import is_dicom, open_dicom
-from edge.errors import EdgeError, OptionError
-from edge.stream import CROPS
+from artery_edge.edge.dicom import is_dicom, open_dicom
+from artery_edge.edge.errors import EdgeError, OptionError
+from artery_edge.edge.stream import CROPS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000

@@ -7,12 +7,12 @@ import logging
 import signal
 from typing import Callable
 
-from edge.bench import open_model
-from edge.classifier import Classifier
-from edge.errors import EdgeError
-from edge.metadata import sha256_of_file
-from edge.serve.options import ServeOptions, token_file_warning
-from edge.text import terminal
+from artery_edge.edge.bench import open_model
+from artery_edge.edge.classifier import Classifier
+from artery_edge.edge.errors import EdgeError
+from artery_edge.edge.metadata import sha256_of_file
+from artery_edge.edge.serve.options import ServeOptions, token_file_warning
+from artery_edge.edge.text import terminal
 
 SERVE_HINT = 'the serve extra is not installed: pip install "artery-edge[serve]"'
 TIMEOUT_S = 60  # a client that sends no request, or no body, for this long is disconnected
@@ -29,7 +29,7 @@ def import_tornado():
 def describe_model(classifier: Classifier) -> dict:
     """``GET /v1/model``: what ``inspect --json`` says of the model, its positive class, SHA-256
     and task (``classify``, or ``map`` for a whole-frame model: the page shows lesions then)."""
-    from edge.inspect import summarize
+    from artery_edge.edge.inspect import summarize
 
     path = classifier.model_path
     task = classifier.metadata.task if classifier.metadata else "classify"
@@ -50,7 +50,7 @@ def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
     handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("artery_edge.serve").setLevel(logging.INFO)
-    from edge.serve.app import ServerState
+    from artery_edge.edge.serve.app import ServerState
 
     classifier = open_model(options.model, None, options.threads)  # a patch classifier or a whole-frame model
     if classifier.warning:  # a modified packaged reference run anyway: said here and in every answer
@@ -88,8 +88,8 @@ async def run(options: ServeOptions, state, announce: Callable[[str], None]) -> 
     from tornado.httpserver import HTTPServer
     from tornado.ioloop import IOLoop
 
-    from edge.serve.app import make_app
-    from edge.serve.live import LiveFeed, source_opener
+    from artery_edge.edge.serve.app import make_app
+    from artery_edge.edge.serve.live import LiveFeed, source_opener
 
     loop = IOLoop.current()
     if options.source is not None:

@@ -63,7 +63,7 @@ def edge_fixtures() -> None:
     """The .tflite and text files of the TF-free cases (serve, benchmark, infer, inspect)."""
     FX.mkdir(parents=True, exist_ok=True)
     if not (FX / "tiny.tflite").is_file():
-        from edge.metadata import ModelMetadata
+        from artery_edge.edge.metadata import ModelMetadata
         from tests.tflite_builder import build_tiny_classifier
 
         build_tiny_classifier(FX / "tiny.tflite", size=32, metadata=ModelMetadata(
@@ -81,10 +81,10 @@ def alter(run: Path, how) -> None:
         data = (run / "model.keras").read_bytes()
         (run / "model.keras").write_bytes(data[: len(data) // 2])
     elif how == "foreign":  # run.json says 32 px, its model.keras takes 48
-        import trainer.model
-        from trainer.config import TrainConfig
+        from artery_edge.trainer import model as trainer_model
+        from artery_edge.trainer.config import TrainConfig
 
-        other = trainer.model.build_model(2, TrainConfig(data_dirs=["x"], image_size=48, alpha=0.35, weights="none"))
+        other = trainer_model.build_model(2, TrainConfig(data_dirs=["x"], image_size=48, alpha=0.35, weights="none"))
         (run / "model.keras").unlink()
         other.save(run / "model.keras")
     elif how == "interrupted":  # a distillation run cut short: no run.json, no metrics.json yet

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
-from edge.metadata import ModelMetadata, sha256_of_file  # noqa: E402
+from artery_edge.edge.metadata import ModelMetadata, sha256_of_file  # noqa: E402
 from tests.tflite_builder import build_tiny_classifier  # noqa: E402
 
 SRC, DATA, FX = (Path(a) for a in sys.argv[1:4])
@@ -27,8 +27,8 @@ sha = sha256_of_file(FX / "r1" / "model.keras")
 
 import keras  # noqa: E402
 
-import trainer.model  # noqa: E402,F401
-from trainer.config import TrainConfig  # noqa: E402
+import artery_edge.trainer.model  # noqa: E402,F401
+from artery_edge.trainer.config import TrainConfig  # noqa: E402
 
 # r2: same classes and size, another model.keras (weights perturbed)
 shutil.copytree(FX / "r1", FX / "r2", ignore=shutil.ignore_patterns("*.tflite"))
@@ -40,7 +40,7 @@ model.save(FX / "r2" / "model.keras")
 
 # r4: run.json says 32 px, model.keras takes 48 px
 shutil.copytree(FX / "r1", FX / "r4", ignore=shutil.ignore_patterns("*.tflite"))
-other = trainer.model.build_model(2, TrainConfig(data_dirs=["x"], image_size=48, alpha=0.35, weights="none"))
+other = artery_edge.trainer.model.build_model(2, TrainConfig(data_dirs=["x"], image_size=48, alpha=0.35, weights="none"))
 (FX / "r4" / "model.keras").unlink()
 other.save(FX / "r4" / "model.keras")
 

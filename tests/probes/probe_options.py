@@ -14,8 +14,8 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, os.getcwd())
-from edge.errors import ArteryEdgeError  # noqa: E402
-from trainer.config import TrainConfig, load_config_file, merge_config, refuse_options_on_resume  # noqa: E402
+from artery_edge.edge.errors import ArteryEdgeError  # noqa: E402
+from artery_edge.trainer.config import TrainConfig, load_config_file, merge_config, refuse_options_on_resume  # noqa: E402
 from probe_harness import CASES, case  # noqa: E402 - beside this script
 
 WORK = Path(sys.argv[1])
@@ -38,8 +38,8 @@ def refused(call, needle="", absent=None):
 
 def fake_run(folder: Path, model: bytes = b"model") -> Path:
     """A finished run's files; its training split: 3 empty images per class."""
-    from trainer.samples import Sample
-    from trainer.split_files import write_split
+    from artery_edge.trainer.samples import Sample
+    from artery_edge.trainer.split_files import write_split
 
     data, run = folder / "data", folder / "run"
     samples = []
@@ -101,8 +101,8 @@ def _():
 
 def teachers(spelling: str):
     """load_teachers of a fake run and ``spelling`` of it, the model load skipped (no TensorFlow)."""
-    from trainer.distillation import load_teachers
-    from trainer.runs import TrainedRun
+    from artery_edge.trainer.distillation import load_teachers
+    from artery_edge.trainer.runs import TrainedRun
 
     TrainedRun.keras_model = lambda self: None
     folder = WORK / f"t-{spelling}"
@@ -125,7 +125,7 @@ for spelling, how in (("slash", "with a trailing slash"), ("dotdot", "as RUN/../
 
 @case("train --teacher RUN/model.keras (a file, not the run's folder)", "one error line saying it is a file")
 def _():
-    from trainer.runs import load_run
+    from artery_edge.trainer.runs import load_run
 
     run = fake_run(WORK / "file")
     return refused(lambda: load_run(run / "model.keras"), "but a file")
@@ -134,15 +134,15 @@ def _():
 @case("adapt --replay 1000000 (the parent has 3 training images per class; replay check)",
       "refused before the run exists: no silent cap")
 def _():
-    from trainer.parent import Parent, replay_samples
-    from trainer.runs import load_run
+    from artery_edge.trainer.parent import Parent, replay_samples
+    from artery_edge.trainer.runs import load_run
 
     run = fake_run(WORK / "replay")
     return refused(lambda: replay_samples(Parent(load_run(run), "sha", None), 10**6, 1), "--replay")
 
 
 def adapt_config(**changes):
-    from trainer.adaptation import adaptation_config
+    from artery_edge.trainer.adaptation import adaptation_config
 
     size = changes.pop("image_size", 32)
     return adaptation_config(["site"], "parent", size, **changes).validate()

@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from typer.testing import CliRunner  # noqa: E402
 
 from artery_edge.cli import app  # noqa: E402
-from edge.precisions import PRECISIONS  # noqa: E402
+from artery_edge.edge.precisions import PRECISIONS  # noqa: E402
 from probe_harness import case, choose, invoker, one_error, run_cases  # noqa: E402 - beside this script
 
 FX = Path(sys.argv[1])
@@ -750,7 +750,7 @@ def _():
 def _():
     import numpy as np
 
-    from edge.imaging import load_image
+    from artery_edge.edge.imaging import load_image
 
     a, b = load_image(FX / "exif" / "rot6.jpg", 32), load_image(FX / "exif" / "upright.png", 32)
     same = a.shape == b.shape and bool(np.array_equal(a, b))

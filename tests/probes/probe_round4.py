@@ -20,7 +20,7 @@ sys.path.insert(0, os.getcwd())
 from typer.testing import CliRunner  # noqa: E402
 
 from artery_edge.cli import app  # noqa: E402
-from edge import ModelMetadata  # noqa: E402
+from artery_edge.edge import ModelMetadata  # noqa: E402
 from probe_harness import case, choose, invoker, one_error, run_cases  # noqa: E402 - beside this script
 from tests.tflite_builder import build_tiny_classifier, build_tiny_map_model  # noqa: E402
 
