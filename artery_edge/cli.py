@@ -1,5 +1,8 @@
 """The ``artery-edge`` command: a thin typer layer over trainer, converters, evaluation and edge.
 
+Declarations and calls only (tests/test_code_shape.py): each command's options object checks its
+values before any work, the packages do the work, ``edge.printers`` prints the results.
+
 Commands that need TensorFlow import it lazily, so ``infer`` and ``benchmark`` work where
 only ``artery-edge[edge]`` is installed; a missing TensorFlow is a one-line hint.
 """
@@ -9,20 +12,23 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
-import json
 import os
 from inspect import Parameter, signature
 from pathlib import Path
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Optional
 
 import typer
 
 from artery_edge.converters.options import ConversionError, ConvertOptions, option_default
 from artery_edge.edge.atomic import check_can_create
-from artery_edge.edge.runtime import check_threads
+from artery_edge.edge.command_options import REPORT_IMAGES, parse_labels
+from artery_edge.edge.errors import OptionError
 from artery_edge.edge.precisions import DEVICE_DEFAULT, FLOAT_REFERENCE, PRECISIONS
+from artery_edge.edge.printers import (print_benchmarks, print_conversions, print_errors, print_evaluation,
+                                       print_explanations, print_frame_evaluation, print_layer_report, print_summary,
+                                       print_training, say, show)
 from artery_edge.trainer.adaptation import ADAPTATION_RECIPE
-from artery_edge.trainer.config import DEFAULTS, flag, merge_config, refuse_options_on_resume
+from artery_edge.trainer.config import DEFAULTS, train_flags, train_settings
 
 app = typer.Typer(
     help="Train a MobileNetV2 angiography patch classifier, convert it to TFLite and run it on edge devices.\n\n"
@@ -120,8 +126,14 @@ def stdout_for_json(json_output: bool):
         yield
 
 
-def print_json(data) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str, allow_nan=False))
+@contextlib.contextmanager
+def as_option_error(*errors: type[Exception]):
+    """A library's own error for a bad option value (ConvertOptions' ConversionError) becomes an
+    OptionError: the same exit 2 as every other command's option errors."""
+    try:
+        yield
+    except errors as exc:
+        raise OptionError(str(exc)) from None
 
 
 @app.command()
@@ -144,110 +156,12 @@ def synth(
     make = synthesize_frames if frames else synthesize_dataset
     with progress_bar("synthesizing") as progress:
         counts = make(out, count, size, seed, progress=progress)
-    typer.echo(terminal(f"wrote {sum(counts.values())} images to {out} "
-                        f"({', '.join(f'{k}: {v}' for k, v in counts.items())})"))
+    show(terminal(f"wrote {sum(counts.values())} images to {out} ({', '.join(f'{k}: {v}' for k, v in counts.items())})"))
 
 
-# `train`'s options: a flag per TrainConfig field (keyed by the field's name), its default read there.
+# `train`'s options: a flag per TrainConfig field, declared there once (trainer.config.flag_of)
 TRAIN_OPTIONS: dict[str, tuple[object, typer.models.OptionInfo]] = {
-    "output_dir": (Path, typer.Option(Path(D.output_dir), "--output-dir", help="Runs land in a new folder here.")),
-    "run_name": (str, typer.Option(D.run_name, "--run-name", help="Run folder name (default: run-<timestamp>).")),
-    "log_dir": (Path, typer.Option(Path(D.log_dir), "--log-dir", help="TensorBoard root.")),
-    "image_size": (int, typer.Option(D.image_size, "--image-size", help="Square input size in pixels (>= 32).")),
-    "batch_size": (int, typer.Option(D.batch_size, "--batch-size")),
-    "seed": (int, typer.Option(D.seed, "--seed", help="Seeds the split, shuffling and initialisation.")),
-    "val_fraction": (float, typer.Option(D.val_fraction, "--val-fraction")),
-    "test_fraction": (float, typer.Option(D.test_fraction, "--test-fraction")),
-    "alpha": (float, typer.Option(D.alpha, "--alpha", help="MobileNetV2 width multiplier.")),
-    "weights": (str, typer.Option(D.weights, "--weights", help="imagenet, none, or a path to a .h5 file.")),
-    "dropout": (float, typer.Option(D.dropout, "--dropout")),
-    "l2": (float, typer.Option(D.l2, "--l2", help="L2 factor on the classifier kernel.")),
-    "learning_rate": (float, typer.Option(
-        D.learning_rate, "--learning-rate", help="Stage 1 (frozen base) Adam learning rate.")),
-    "epochs": (int, typer.Option(D.epochs, "--epochs", help="Stage 1 epochs.")),
-    "fine_tune_epochs": (int, typer.Option(
-        D.fine_tune_epochs, "--fine-tune-epochs", help="Stage 2 epochs (0 skips fine-tuning).")),
-    "fine_tune_learning_rate": (float, typer.Option(D.fine_tune_learning_rate, "--fine-tune-learning-rate")),
-    "fine_tune_at": (int, typer.Option(
-        D.fine_tune_at, "--fine-tune-at", help="Unfreeze base layers from this index on.")),
-    "cut_at": (str, typer.Option(
-        D.cut_at, "--cut-at", help="End the base at this MobileNetV2 layer (e.g. block_13_expand_relu): "
-                                   "earlier, less specialised features; '' keeps the whole base.")),
-    "schedule": (str, typer.Option(
-        D.schedule, "--schedule", help="constant, or cosine: linear warm-up then cosine decay to 0, in each stage.")),
-    "warmup_epochs": (float, typer.Option(
-        D.warmup_epochs, "--warmup-epochs", help="cosine: warm-up epochs per stage.")),
-    "label_smoothing": (float, typer.Option(D.label_smoothing, "--label-smoothing", help="0 (off) to 0.5.")),
-    "patience": (int, typer.Option(D.patience, "--patience", help="EarlyStopping patience on val_loss.")),
-    "flip": (bool, typer.Option(D.flip, "--flip/--no-flip", help="Random horizontal and vertical flips.")),
-    "rotation": (float, typer.Option(
-        D.rotation, "--rotation", help="Random rotation, fraction of a full turn (0 = off).")),
-    "zoom": (float, typer.Option(D.zoom, "--zoom", help="Random zoom factor (0 = off).")),
-    "contrast": (float, typer.Option(D.contrast, "--contrast", help="Random contrast factor (0 = off).")),
-    "brightness": (float, typer.Option(D.brightness, "--brightness", help="Random brightness factor (0 = off).")),
-    "site_augmentation": (float, typer.Option(
-        D.site_augmentation, "--site-augmentation",
-        help="Probability per image of each of: down-sampling to 32 px and back, gamma, noise, blur (0 = off).")),
-    "tensorboard": (bool, typer.Option(D.tensorboard, "--tensorboard/--no-tensorboard")),
-    "class_weight": (str, typer.Option(
-        D.class_weight, "--class-weight",
-        help="none, or balanced: weight each class by its inverse frequency in training."
-    )),
-    "split_file": (Optional[Path], typer.Option(
-        None, "--split-file", help="CSV with file (or path) and subset columns: train on this predefined split."
-    )),
-    "split_pattern": (str, typer.Option(
-        D.split_pattern, "--split-pattern",
-        help="REGEX=SUBSET[,...]: files whose name matches go to that subset (a published split, e.g. "
-             "'validation-=test'); the rest fill the other subsets by --val-fraction / --test-fraction.",
-    )),
-    "group_pattern": (str, typer.Option(
-        D.group_pattern, "--group-pattern",
-        help="Regex; the first capture group of each file name is its group (patient, recording): "
-             "no group crosses train/validation/test.",
-    )),
-    "operating_point": (str, typer.Option(
-        D.operating_point, "--operating-point",
-        help="Decision threshold chosen on validation and stored with the model: argmax (0.5), youden, accuracy, "
-             "sensitivity=X or specificity=X.",
-    )),
-    "strategy": (str, typer.Option(
-        D.strategy, "--strategy", help="auto (mirrored if >1 GPU), default (one device), mirrored (local GPUs or "
-        "--devices), multi-worker (TF_CONFIG; the chief writes the run).",
-    )),
-    "devices": (str, typer.Option(
-        D.devices, "--devices", help="mirrored: devices to replicate on, e.g. /gpu:0,/gpu:1.")),
-    "cluster_timeout": (float, typer.Option(
-        D.cluster_timeout, "--cluster-timeout",
-        help="multi-worker: seconds to wait for the other workers to connect.")),
-    "scale_learning_rate": (bool, typer.Option(
-        D.scale_learning_rate, "--scale-learning-rate/--no-scale-learning-rate",
-        help="Multiply the learning rates by the number of replicas (--batch-size is per replica).",
-    )),
-    "mixed_precision": (bool, typer.Option(
-        D.mixed_precision, "--mixed-precision", help="mixed_float16 on GPU (refused on CPU).")),
-    "steps_per_execution": (int, typer.Option(
-        D.steps_per_execution, "--steps-per-execution", help="Training steps per call into the compiled function.")),
-    "init_from": (Optional[Path], typer.Option(
-        None, "--init-from", help="Start from this finished run's weights (same classes; its alpha; any input "
-                                  "size); see also `adapt`.")),
-    "replay": (int, typer.Option(
-        D.replay, "--replay", help="With --init-from: images per class of the parent's training split mixed in.")),
-    "init_blend": (float, typer.Option(
-        D.init_blend, "--init-blend", help="With --init-from: the parent's share of the starting base weights, the "
-                                           "rest from --weights (1: the parent as is; 0.5: halfway back, WiSE-FT).")),
-    "teachers": (Optional[List[Path]], typer.Option(
-        None, flag("teachers"), help="A finished run whose predictions teach this one (repeat for an ensemble: their "
-                                "mean calibrated logit); same classes, any input size.")),
-    "teacher_weight": (float, typer.Option(
-        D.teacher_weight, "--teacher-weight", help="With --teacher: the ensemble's share of each training target "
-                                                   "(the rest is the label).")),
-    "task": (str, typer.Option(
-        D.task, "--task", help="classify: class folders -> labels; map: whole frames with COCO or VOC lesions -> a "
-                               "stenosis map that `scan` reads (docs/whole-frames.md).")),
-    "target": (str, typer.Option(
-        D.target, "--target", help="--task map: a lesion's target is its drawn outline (its box where none) or box.")),
-}
+    f.name: (f.kind, typer.Option(f.default, *f.declarations, help=f.help)) for f in train_flags()}
 
 
 def with_options(options: dict[str, tuple[object, typer.models.OptionInfo]], before: str) -> Callable:
@@ -267,9 +181,11 @@ def with_options(options: dict[str, tuple[object, typer.models.OptionInfo]], bef
     return decorate
 
 
-def given_on_command_line(ctx: typer.Context, name: str) -> bool:
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+def given_options(ctx: typer.Context, values: dict[str, object]) -> dict[str, object]:
+    """The options typed on the command line (not left at their defaults), by name."""
+    sources = {name: ctx.get_parameter_source(name) for name in values}
+    return {name: value for name, value in values.items()
+            if sources[name] is not None and sources[name].name not in ("DEFAULT", "DEFAULT_MAP")}
 
 
 @app.command()
@@ -287,34 +203,13 @@ def train(
     **options: object,
 ) -> None:
     """Two-stage MobileNetV2 transfer learning: frozen ImageNet base, then fine-tuning."""
-    typed = {"data_dirs": data_dirs, **options}
-    given = {name: value for name, value in typed.items() if given_on_command_line(ctx, name)}
-    if resume is not None:  # before the options are merged: "leave it out", not why its value is wrong
-        refuse_options_on_resume(["config"] * bool(config) + [name for name in given if name != "data_dirs"], resume)
-    settings = merge_config(given, config)
-    if (not settings.data_dirs) == (resume is None):
-        fail("give DATA folder(s) to train, or --resume RUN_DIR to continue a run (not both)", 2)
+    settings = train_settings(given_options(ctx, {"data_dirs": data_dirs, **options}), config, resume)
     require_tensorflow()
     from artery_edge.trainer.training import train as run_training
 
     with stdout_for_json(json_output):
         result = run_training(None if resume else settings, resume_dir=resume)
-    report_training(result, json_output)
-
-
-def report_training(result, json_output: bool) -> None:
-    """The run folder and its figures (test split, or validation when there is none)."""
-    if json_output:
-        print_json({"run_dir": str(result.run_dir), **result.metrics})
-        return
-    m = result.metrics
-    typer.echo(f"run: {result.run_dir}")
-    summary = ", ".join(
-        f"{k} {m[k]:.3f}" for k in ("accuracy", "sensitivity", "specificity", "roc_auc", "arcade_f1", "recall",
-                                    "false_per_frame") if m.get(k) is not None
-    )
-    at = f" at threshold {m['threshold']:.3f} ({m['operating_point']})" if m.get("threshold") is not None else ""
-    typer.echo(f"{m.get('evaluated_on', 'test')} ({m.get('n', m.get('frames'))} images){at}: {summary}; {result.seconds:.0f} s")
+    print_training(result.run_dir, result.metrics, result.seconds, json_output)
 
 
 @app.command()
@@ -343,28 +238,14 @@ def adapt(
     """Adapt a trained run to a new site from ~100 labelled patches: `train --init-from` with a
     small-data recipe (trainer/adaptation.py); temperature and threshold re-fitted on the site."""
     require_tensorflow()
-    from artery_edge.trainer.adaptation import adaptation_config
-    from artery_edge.trainer.runs import load_run
-    from artery_edge.trainer.samples import DataError
+    from artery_edge.trainer.adaptation import AdaptOptions
     from artery_edge.trainer.training import train as run_training
 
-    size = image_size
-    if size == 0:
-        try:
-            size = load_run(parent).image_size
-        except DataError as exc:
-            fail(f"--from: {exc}")
-    config = adaptation_config([str(d) for d in data_dirs], str(parent), size, replay=replay, cut_at=cut_at,
-                               init_blend=init_blend, split_pattern=split_pattern, output_dir=str(output_dir),
-                               run_name=run_name, seed=seed)
+    options = AdaptOptions(data_dirs, parent, image_size, replay, cut_at, init_blend, split_pattern, output_dir,
+                           run_name, seed)
     with stdout_for_json(json_output):
-        result = run_training(config)
-    report_training(result, json_output)
-
-
-def parse_labels(labels: Optional[str]) -> Optional[list[str]]:
-    """``A, B`` -> ``["A", "B"]``; None when not given (an empty name stays, for the checks to refuse)."""
-    return None if labels is None else [label.strip() for label in labels.split(",")]
+        result = run_training(options.config())
+    print_training(result.run_dir, result.metrics, result.seconds, json_output)
 
 
 @app.command()
@@ -400,26 +281,16 @@ def convert(
     json_output: bool = typer.Option(False, "--json"),
 ) -> None:
     """Convert a trained model to TFLite (float32 / float16 / dynamic range / full INT8) with self-describing metadata."""
-    try:  # options that do not apply to the asked precisions are usage errors, before TensorFlow loads
+    with as_option_error(ConversionError):  # options that do not apply to the asked precisions: before TensorFlow loads
         options = ConvertOptions(quantize, out, parse_labels(labels), force, apply_temperature=temperature,
                                  calibration_images=calibration_images, calibration_data=calibration_data,
                                  weight_rounding=weight_rounding, float16_keep_below=float16_keep_below)
-    except ConversionError as exc:
-        fail(str(exc), 2)
     require_tensorflow()
     from artery_edge.converters.tflite import convert as run_conversion
 
     with stdout_for_json(json_output):
         results = run_conversion(source, options)
-    if json_output:
-        print_json([r.to_dict() for r in results])
-        return
-    from artery_edge.edge.text import terminal
-
-    typer.echo(f"{'precision':<10}{'size (MB)':>10}{'vs float32':>12}{'time (s)':>10}  file")
-    for r in results:
-        ratio = f"{r.ratio_to_float32:.3f}" if r.ratio_to_float32 is not None else "n/a"
-        typer.echo(terminal(f"{r.precision:<10}{r.bytes / 1e6:>10.2f}{ratio:>12}{r.seconds:>10.1f}  {r.path}"))
+    print_conversions(results, json_output)
 
 
 @app.command()
@@ -442,7 +313,6 @@ def evaluate(
 ) -> None:
     """Keras and every TFLite variant side by side: clinical metrics with 95% CIs and agreement with Keras."""
     from artery_edge.evaluation.options import EvaluateOptions
-    from artery_edge.edge.text import terminal
 
     options = EvaluateOptions(models, data, threshold, target_sensitivity, bootstrap, prevalence)  # checked here
     check_can_create(out)  # before the work, not after it
@@ -453,22 +323,12 @@ def evaluate(
 
     if is_frame_run(run):  # a whole-frame run: lesions and ARCADE's F1, not labels
         folder, lines, report = run_frame_evaluation(run, options, out, quiet=json_output)
-        typer.echo(json.dumps({"folder": str(folder), **report}, indent=2) if json_output else
-                   "\n".join(map(terminal, lines + [f"report: {folder / 'report.md'}"])))
+        print_frame_evaluation(folder, lines, report, json_output)
         return
-
     with stdout_for_json(json_output):
         result = run_evaluation(run, options, quiet=json_output)
         folder = write_evaluation(result, out)
-    report = result.report
-    if json_output:
-        print_json({"folder": str(folder), **report})
-        return
-    typer.echo("\n".join(metrics_table(report, terminal)))
-    for name, a in report["agreement_with_keras"].items():
-        typer.echo(f"{terminal(name)}: labels identical to Keras {a['label_agreement']:.2%}, "
-                   f"|dp| mean {a['mean_abs_diff']:.5f} max {a['max_abs_diff']:.5f}")
-    typer.echo(terminal(f"report: {folder / 'report.md'}"))
+    print_evaluation(folder, result.report, json_output, metrics_table)
 
 
 @app.command()
@@ -485,40 +345,18 @@ def explain(
     """Grad-CAM heat maps: an overlay PNG per image and one grid with each prediction."""
     check_can_create(out)  # before the work, not after it
     require_tensorflow()
-    from artery_edge.edge.batch import expand_inputs
     from artery_edge.edge.decision import positive_index
-    from artery_edge.edge.text import terminal
-    from artery_edge.trainer.explain import GRID_FILE
-    from artery_edge.trainer.explain import explain as run_explain
-    from artery_edge.trainer.explain import write_explanations
+    from artery_edge.trainer.explain import GRID_FILE, explain_inputs, write_explanations
     from artery_edge.trainer.runs import load_run
 
     trained = load_run(run)
-    files, problems = expand_inputs(image)
-    if not files:  # before the model loads
-        fail(problems[0] if len(problems) == 1 else "no image files found in the given paths")
     with stdout_for_json(json_output):
-        explanations, unreadable = run_explain(trained, files, layer)
-    failed = problems + unreadable
-    if not explanations:
-        fail(failed[0] if len(failed) == 1 else f"no readable image to explain ({len(failed)} failed, e.g. {failed[0]})"
-             if failed else "no image files found in the given paths")
-    for message in failed:
-        typer.echo(f"error: {terminal(message)}", err=True)
+        explanations, failed = explain_inputs(trained, image, layer)
+    print_errors(failed)
     folder, overlays = write_explanations(explanations, Path(out) if out else trained.run_dir / "explain",
                                           trained.class_names[positive_index(trained.class_names)])
-    grid = folder / GRID_FILE
-    skipped = len(problems) + len(unreadable)
-    if json_output:
-        print_json({"folder": str(folder), "grid": str(grid), "skipped": skipped,
-                    "images": [{"file": str(e.path), "overlay": str(o), "label": e.label, "probability": e.probability}
-                               for e, o in zip(explanations, overlays)]})
-    else:
-        for e, o in zip(explanations, overlays):
-            typer.echo(terminal(f"{e.label:<12}{e.probability:>8.3f}  {e.path} -> {o.name}"))
-        typer.echo(terminal(f"grid: {grid} ({len(explanations)} images, overlays beside it)"))
-    if skipped:
-        raise typer.Exit(1)
+    print_explanations(folder, folder / GRID_FILE, explanations, overlays, len(failed), json_output)
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()
@@ -557,179 +395,12 @@ def infer(
 ) -> None:
     """Classify image files (DICOM too), a camera or a video with a .tflite model (no TensorFlow needed);
     with a whole-frame model, mark the lesions of a camera or video live (files: `scan`)."""
-    from artery_edge.edge.bench import open_model
-    from artery_edge.edge.classifier import Classifier
-    from artery_edge.edge.scan_batch import Persistence
-    from artery_edge.edge.stream import check_stream_options
-    from artery_edge.edge.text import terminal
+    from artery_edge.edge.command_options import InferOptions
+    from artery_edge.edge.infer_report import run_infer
 
-    source = stream_source(bool(image), camera, video, csv_file, every, persist)
-    if threshold is not None and not 0 <= threshold <= 1:
-        fail("--threshold must lie between 0 and 1", 2)
-    check_threads(threads)
-    picked, limit = frame_options(bool(image), frames)
-    check_stream_options(limit, crop, 1 if every is None else every)
-    persistence = Persistence.parse(persist) if persist else None
-    if source is not None and display and not display_available():
-        fail("no display found (DISPLAY / WAYLAND_DISPLAY unset): add --no-display", 2)
-    model = model or reference_model_announced()
-    # files are for patch classifiers: a whole-frame model is one error line pointing to `scan`
-    classifier = (Classifier(model, labels=parse_labels(labels), threads=threads) if image
-                  else open_model(model, parse_labels(labels), threads))
-    typer.echo(terminal(f"model {model.name}: {classifier.precision}, backend {classifier.backend}"), err=True)
-    if classifier.warning:  # a modified packaged reference run anyway: said here and in --json
-        typer.echo(terminal(classifier.warning), err=True)
-    if image:
-        raise typer.Exit(infer_files(classifier, image, threshold, json_output, csv_file, picked, show_header))
-    infer_stream(classifier, source, threshold, json_output, crop, display, every or 1, limit, show_header, persistence)
-
-
-def stream_source(image: bool, camera: Optional[str], video: Optional[Path], csv_file: Optional[Path],
-                  every: Optional[int], persist: Optional[str]) -> Optional[Union[int, str, Path]]:
-    """The camera or video to stream (None with --image), once the options that belong to one
-    kind of source are checked against the one given (exit 2)."""
-    from artery_edge.edge.camera import parse_camera
-
-    if sum([image, camera is not None, video is not None]) != 1:
-        fail("give exactly one of --image, --camera or --video", 2)
-    if csv_file is not None and not image:
-        fail("--csv applies to --image only (use --json for camera/video results)", 2)
-    if image and every is not None:
-        fail("--every applies to --camera / --video only", 2)
-    if image and persist is not None:
-        fail("--persist applies to --camera / --video (files: scan --persist)", 2)
-    return None if image else video if camera is None else parse_camera(camera)
-
-
-def frame_options(image: bool, frames: Optional[str]) -> tuple[Optional[List[int]], Optional[int]]:
-    """``--frames``: with --image the frame numbers of each DICOM cine, else a number of frames."""
-    from artery_edge.edge.dicom import parse_frame_numbers
-
-    if frames is None:
-        return None, None
-    if image:
-        return parse_frame_numbers(frames), None
-    try:
-        return None, int(frames)
-    except ValueError:
-        fail(f"--frames must be a number of frames for --camera / --video, not {frames!r}", 2)
-
-
-def reference_model_announced() -> Path:
-    """The packaged reference model, said on stderr so no one mistakes it for their own."""
-    from artery_edge.edge.reference import packaged_reference
-
-    path = packaged_reference()
-    typer.echo(f"no --model given: using the packaged reference model {path}", err=True)
-    return path
-
-
-def display_available() -> bool:
-    """A window can open: always on Windows/macOS, on Linux only with an X11 or Wayland display."""
-    import sys
-
-    return not sys.platform.startswith("linux") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def infer_files(classifier, paths: List[Path], threshold, json_output: bool, csv_file: Optional[Path],
-                frames: Optional[List[int]] = None, show_header: bool = False) -> int:
-    """Print a table (or JSON) and stream the CSV; return 1 if any file failed, else 0."""
-    from artery_edge.edge.batch import classify_files, expand_inputs, result_row, results_document
-    from artery_edge.edge.progress import progress_bar
-    from artery_edge.edge.report_csv import ResultsCsv
-    from artery_edge.edge.text import terminal
-
-    files, problems = expand_inputs(paths)
-    for message in problems:
-        typer.echo(f"error: {terminal(message)}", err=True)
-    if not files:
-        fail("no image files found in the given paths")
-    if show_header:
-        show_dicom_headers(files)
-    fields = ["file", "frame", "sop_instance_uid", "label"] + [f"p_{label}" for label in classifier.labels] + [
-        "inference_ms", "true_label", "size_note", "error"]
-    table = ResultsCsv.create(csv_file, fields) if csv_file is not None else None  # a taken name: refused now
-    results, rows, notes, done = [], [], [], set()
-    positive = classifier.positive_label
-    if not json_output:
-        typer.echo(f"{'label':<12}{'p(' + terminal(positive) + ')':>16}{'ms':>9}  {'true class':<14}file")
-    with table or contextlib.nullcontext(), progress_bar("classifying", quiet=json_output) as progress:
-        for result in classify_files(classifier, files, threshold, frames):
-            done.add(result.path)
-            progress(len(done), len(files))
-            results.append(result)
-            for note in result.notes:
-                notes.append(note)
-                typer.echo(f"note: {terminal(note)}", err=True)
-            p = result.prediction
-            row = result_row(result, classifier.labels)
-            rows.append(row)
-            if table:
-                table.write(row)
-            if json_output:
-                continue
-            if result.error:
-                typer.echo(f"error: {terminal(result.error)}", err=True)
-            else:
-                truth = "-" if result.correct is None else f"{result.true_label} {'ok' if result.correct else 'WRONG'}"
-                frame = "" if result.frame is None else f" frame {result.frame}"
-                typer.echo(f"{terminal(p.label):<12}{p.positive_probability:>16.4f}{p.total_ms:>9.1f}  "
-                           f"{terminal(truth):<14}{terminal(row['file'])}{frame}")
-    failed = sum(1 for r in results if r.error) + len(problems)
-    judged = [r.correct for r in results if r.correct is not None]
-    if judged and not json_output:
-        typer.echo(f"{sum(judged)} of {len(judged)} correct (true class from the class folder)", err=True)
-    if json_output:
-        print_json(results_document(classifier, threshold, rows, failed, problems, notes))
-    if failed:
-        typer.echo(f"{failed} of {len(files) + len(problems)} file(s) failed", err=True)
-    return 1 if failed else 0
-
-
-def show_dicom_headers(paths) -> None:
-    """``--show-header``: each DICOM file's header on stderr, identifying values masked (a file
-    that cannot be read gets its error line where it is classified)."""
-    from artery_edge.edge.dicom import header_lines, is_dicom, open_dicom
-    from artery_edge.edge.errors import ImageError
-    from artery_edge.edge.text import terminal
-
-    for path in paths:
-        if not is_dicom(path):
-            continue
-        try:
-            lines = header_lines(open_dicom(path))
-        except ImageError:
-            continue
-        typer.echo(terminal(f"header of {path} (identifying values masked):"), err=True)
-        for line in lines:
-            typer.echo(f"  {terminal(line)}", err=True)
-
-
-def infer_stream(classifier, source, threshold, json_output, crop, display, every, frames, show_header=False,
-                 persistence=None) -> None:
-    from artery_edge.edge.dicom import is_dicom, open_cine
-    from artery_edge.edge.scanner import FrameScanner
-    from artery_edge.edge.stream import frame_record, frame_text, run_stream
-    from artery_edge.edge.text import terminal
-
-    if persistence is not None and not isinstance(classifier, FrameScanner):
-        fail("--persist applies to whole-frame models (their lesions); this model classifies patches", 2)
-    if isinstance(source, Path) and is_dicom(source):  # a cine plays at its own frame rate
-        if show_header:
-            show_dicom_headers([source])
-        source = open_cine(source)
-        typer.echo(terminal(f"{source.name}: {source.dicom.frames} frame(s)"), err=True)
-        for note in source.notes:
-            typer.echo(f"note: {terminal(note)}", err=True)
-
-    def report(number: int, result, fps: float) -> None:
-        if display or number % max(1, every) != 0:
-            return
-        typer.echo(json.dumps(frame_record(number, result, fps)) if json_output
-                   else terminal(frame_text(number, result, fps, classifier.positive_label)))
-
-    stats = run_stream(classifier, source, report, display, frames, crop, threshold, persistence)
-    typer.echo(f"{stats.frames} frames, {stats.fps:.1f} FPS", err=True)
+    options = InferOptions.checked(model, image, camera, video, labels, threshold, threads, json_output, csv_file, crop,
+                                   display, every, frames, show_header, persist)
+    raise typer.Exit(run_infer(options))
 
 
 @app.command()
@@ -777,17 +448,11 @@ def serve(
     max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", help="Larger uploads are refused (413)."),
 ) -> None:
     """A page (live view, chart, upload) and an HTTP API on this device (docs/serve.md); needs the serve extra."""
-    from artery_edge.edge.camera import parse_camera
     from artery_edge.edge.serve import ServeOptions
     from artery_edge.edge.serve import serve as run_server
 
-    if camera is not None and video is not None:
-        fail("give at most one of --camera or --video", 2)
-    source = video if camera is None else parse_camera(camera)
-    check_threads(threads)
-    options = ServeOptions(model or reference_model_announced(), source, host, port, token_file, threads, crop,
-                           max_upload_mb)
-    run_server(options, lambda line: typer.echo(line, err=True))
+    options = ServeOptions.checked(model, camera, video, host, port, token_file, threads, crop, max_upload_mb)
+    run_server(options, say)
 
 
 @app.command()
@@ -807,29 +472,12 @@ def benchmark(
     """Latency (p50/p95/mean) of the model alone, of the whole path (pre- and post-processing
     included: 'path ms'), throughput, load time and peak RSS per model, each in a fresh process."""
     from artery_edge.edge.bench import benchmark_models
-    from artery_edge.edge.metadata import read_model_bytes
+    from artery_edge.edge.command_options import BenchmarkOptions
 
-    if runs < 1 or warmup < 0:
-        fail("--runs must be >= 1 and --warmup >= 0", 2)
-    check_threads(threads)
-    model = model or [reference_model_announced()]
-    for path in model:
-        read_model_bytes(path)  # each a .tflite file, before any benchmark process starts
-    results = benchmark_models(model, runs, warmup, threads, parse_labels(labels), frame)
-    if json_output:
-        print_json(results)
-        return
-    from artery_edge.edge.text import terminal
-
-    header = f"{'model':<28}{'precision':>10}{'MB':>7}{'load ms':>9}{'p50 ms':>8}{'p95 ms':>8}{'mean ms':>9}{'path ms':>9}{'img/s':>8}{'RSS MB':>8}  backend"
-    typer.echo(header)
-    for r in results:
-        typer.echo(f"{terminal(Path(r['model']).name)[:27]:<28}{terminal(r['precision'])[:9]:>10}{r['size_bytes'] / 1e6:>7.2f}{r['load_ms']:>9.1f}"
-                   f"{r['p50_ms']:>8.3f}{r['p95_ms']:>8.3f}{r['mean_ms']:>9.3f}{r['pipeline_p50_ms']:>9.2f}{r['throughput_ips']:>8.0f}"
-                   f"{r['peak_rss_mb']:>8.1f}  {r['backend']} ({r['threads'] or 'default'} threads)")
-
-
-REPORT_IMAGES = 8
+    options = BenchmarkOptions.checked(model, runs, warmup, threads, labels, frame)
+    results = benchmark_models(options.models, options.runs, options.warmup, options.threads, options.labels,
+                               options.frame)
+    print_benchmarks(results, json_output)
 
 
 @app.command()
@@ -848,35 +496,22 @@ def inspect(
 ) -> None:
     """What a .tflite file is (metadata, tensors, op counts; no TensorFlow needed), or with
     --report where its quantization loses precision, layer by layer."""
-    from artery_edge.edge.text import terminal
+    from artery_edge.edge.command_options import InspectOptions
 
-    if count is not None and count < 1:
-        fail("--count must be at least 1", 2)
-    if not report and (reference is not None or data is not None or out is not None or count is not None):
-        fail("--reference, --data, --count and --out apply to --report only", 2)
-    model = model or reference_model_announced()
-    if not report:
-        from artery_edge.edge.inspect import format_summary, summarize
+    options = InspectOptions.checked(model, report, reference, data, count, out)
+    if not options.report:
+        from artery_edge.edge.inspect import summarize
 
-        summary = summarize(model)
-        typer.echo(json.dumps(summary, indent=2, default=str) if json_output else format_summary(summary))
+        print_summary(summarize(options.model), json_output)
         return
     from artery_edge.evaluation.layer_report import check_pair, compare, report_images, write_report
 
-    reference = reference or FLOAT_REFERENCE.file(model.parent)
-    check_pair(model, reference)
+    check_pair(options.model, options.twin)
     check_can_create(out)  # before the comparison, not after it
-    images = report_images(model, data, count or REPORT_IMAGES)
-    rows = compare(model, reference, images)
-    files = write_report(rows, out or model.parent / f"{model.stem}_layer_report", model, reference, len(images))
-    if json_output:
-        print_json({"model": str(model), "reference": str(reference), "images": len(images),
-                    "files": [str(f) for f in files], "layers": rows})
-        return
-    typer.echo(f"{len(rows)} layer outputs compared on {len(images)} image(s); the worst:")
-    for row in rows[:5]:
-        typer.echo(terminal(f"  {row['snr_db']:6.1f} dB  cosine {row['cosine']:.5f}  {row['layer']}"))
-    typer.echo(terminal(f"report: {files[0]}  chart: {files[1]}"))
+    images = report_images(options.model, data, options.count)
+    rows = compare(options.model, options.twin, images)
+    files = write_report(rows, options.folder, options.model, options.twin, len(images))
+    print_layer_report(options.model, options.twin, len(images), files, rows, json_output)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence, Union
 from artery_edge.converters.presets import PRESETS, WEIGHT_ROUNDINGS
 from artery_edge.edge.atomic import check_can_create
 from artery_edge.edge.errors import ArteryEdgeError
-from artery_edge.edge.metadata import check_unique_labels
+from artery_edge.edge.model_record import check_labels
 from artery_edge.edge.precisions import DEVICE_DEFAULT, PRECISIONS, parse_precisions
 
 
@@ -94,17 +94,9 @@ class ConvertOptions:
 
 
 def check_labels_option(labels: Sequence[str]) -> None:
-    """``--labels``: at least two distinct, non-empty class names (a duplicate would give a file
-    the runtime refuses, and a decision that cannot name its class)."""
-    if len(labels) < 2 or not all(label.strip() for label in labels):
-        raise ConversionError(f"--labels needs two or more non-empty class names, found {','.join(labels)!r}")
-    if not all(label.isprintable() for label in labels):
-        raise ConversionError(f"--labels: class names must be printable text (no newline or control "
-                              f"character), found {','.join(labels)!r}")
-    try:
-        check_unique_labels(labels)
-    except ValueError as exc:
-        raise ConversionError(f"--labels: {exc}") from None
+    """``--labels``: two or more distinct, non-empty, printable class names (a duplicate would give a
+    file the runtime refuses, and a decision that cannot name its class)."""
+    check_labels(list(labels), 2, "--labels", ConversionError)
 
 
 FLAGS = {f.name: f.metadata["flag"] for f in fields(ConvertOptions) if "flag" in f.metadata}

@@ -23,21 +23,18 @@ from artery_edge.converters.options import ConversionError, ConvertOptions
 from artery_edge.converters.presets import PRESETS, ExportJob, float32_once
 from artery_edge.converters.saved_model import SavedModels
 from artery_edge.edge.precisions import FLOAT_REFERENCE, PRECISIONS
-from artery_edge.edge.imaging import COLOR_ORDER, INPUT_RANGE, RESIZE_METHOD, load_image
+from artery_edge.edge.imaging import load_image
 from artery_edge.edge import atomic
 from artery_edge.edge.errors import ArteryEdgeError
 from artery_edge.edge.metadata import ModelMetadata, read_metadata, sha256_of_file
+from artery_edge.edge.model_record import ModelRecord
 from artery_edge.edge.provenance import RunIdentity, check_keras, check_labels, check_recorded_model
 from artery_edge.edge.decision import positive_index
 from artery_edge.edge.progress import progress_bar
+from artery_edge.trainer.config import recipe
 from artery_edge.trainer.runs import MODEL_FILE, RUN_FILE, TrainedRun, load_keras_model as load_keras_file, load_run
 from artery_edge.trainer.samples import DataError, Sample, subset
 from artery_edge.trainer.scan import scan_dataset
-
-TRAINING_SUMMARY_KEYS = (
-    "alpha", "image_size", "weights", "epochs", "fine_tune_epochs", "learning_rate",
-    "fine_tune_learning_rate", "fine_tune_at", "cut_at", "init_blend", "dropout", "l2", "batch_size", "seed",
-)
 
 
 @dataclass
@@ -178,30 +175,21 @@ def trained_image_sizes(run: TrainedRun) -> Optional[list[int]]:
 
 
 def build_metadata(source: ConversionSource, image_size: int, labels: Sequence[str], precision: str = "") -> ModelMetadata:
-    """Everything but the precision is shared by the variants of one conversion (one hash of the source)."""
-    training = {}
-    if source.run is not None:
-        training = {key: getattr(source.run.config, key) for key in TRAINING_SUMMARY_KEYS}
-        training["test_accuracy"] = source.run.metrics.get("accuracy")
-        training["data_dir"] = " + ".join(Path(folder).name for folder in source.run.config.data_dirs)
-        if source.run.task == "classify":
-            training["image_sizes"] = trained_image_sizes(source.run)
-    return ModelMetadata(
-        labels=list(labels),
-        input_size=image_size,
-        precision=precision,
-        color_order=COLOR_ORDER,
-        input_range=INPUT_RANGE,
-        resize_method=RESIZE_METHOD,
-        positive_label=labels[positive_index(list(labels))],
-        source_model_sha256=sha256_of_file(source.model_path),
-        training=training,
-        artery_edge_version=__version__,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        parent=dict(source.run.parent or {}) if source.run is not None else {},  # the site it was adapted from
-        task=source.run.task if source.run is not None else "classify",
-        decoding=dict(source.run.decoding) if source.run is not None else {},
-    )
+    """Everything but the precision is shared by the variants of one conversion (one hash of the source):
+    a run's record (task, decoding, parent...) with its training summary, or a bare model's labels."""
+    labels = list(labels)
+    if source.run is None:
+        record = ModelRecord(labels=labels, input_size=image_size, positive_label=labels[positive_index(labels)])
+    else:
+        run = source.run
+        training = {**recipe(run.config), "test_accuracy": run.metrics.get("accuracy"),
+                    "data_dir": " + ".join(Path(folder).name for folder in run.config.data_dirs)}
+        if run.task == "classify":
+            training["image_sizes"] = trained_image_sizes(run)
+        record = run.record.replace(labels=labels, input_size=image_size, training=training)
+    return ModelMetadata.of(record.replace(model_sha256=sha256_of_file(source.model_path)), precision=precision,
+                            artery_edge_version=__version__,
+                            created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
 def write_models(files: dict[Path, bytes], overwrite: bool) -> None:
@@ -239,7 +227,7 @@ def size_ratios(results: list[ConvertedModel], out_dir: Path, source_sha256: str
         twin = read_metadata(reference)
     except ArteryEdgeError:  # damaged or not a model: no reference
         return
-    if twin is not None and twin.source_model_sha256 == source_sha256:
+    if twin is not None and twin.model_sha256 == source_sha256:
         for result in results:
             result.ratio_to_float32 = round(result.bytes / reference.stat().st_size, 4)
 
@@ -298,5 +286,5 @@ def convert(source_path: Path, options: Optional[ConvertOptions] = None) -> list
             results.append(ConvertedModel(preset.name, str(targets[preset.name]), len(files[targets[preset.name]]),
                                           round(time.perf_counter() - start, 2)))
     write_models(files, overwrite=options.force)
-    size_ratios(results, out_dir, metadata.source_model_sha256)
+    size_ratios(results, out_dir, metadata.model_sha256)
     return results

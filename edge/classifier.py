@@ -16,7 +16,8 @@ import numpy as np
 from artery_edge.edge.decision import decide, positive_index
 from artery_edge.edge.errors import ModelError, PredictionError
 from artery_edge.edge.imaging import RESIZE_METHOD, RESIZE_METHODS, ImageSource, load_image, resize_rgb, rgb_image
-from artery_edge.edge.metadata import ModelMetadata, check_unique_labels, metadata_from_bytes, read_model_bytes
+from artery_edge.edge.metadata import ModelMetadata, metadata_from_bytes, read_model_bytes
+from artery_edge.edge.model_record import check_labels
 from artery_edge.edge.native_log import quiet_native_stderr
 from artery_edge.edge.reference import release_warning
 from artery_edge.edge.runtime import load_errors, load_interpreter
@@ -127,12 +128,7 @@ class Classifier:
             raise ModelError(f"{self.model_path}: labels {','.join(labels)} differ from the model's own "
                              f"{','.join(own)}; leave --labels out for models with artery-edge metadata")
         if labels:
-            if not all(isinstance(label, str) and label.strip() for label in labels):
-                raise ModelError(f"{self.model_path}: an empty class name in labels {','.join(labels)!r}")
-            try:
-                check_unique_labels(labels)
-            except ValueError as exc:
-                raise ModelError(f"{self.model_path}: {exc}") from None
+            check_labels(list(labels), 1, f"{self.model_path}: labels", ModelError)
             resolved = list(labels)
         elif own:
             resolved = own

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from artery_edge.edge.errors import ModelError
+from artery_edge.edge.model_record import ModelRecord
 
 METADATA_NAME = "artery_edge"
 METADATA_FORMAT = 1
 TFLITE_IDENTIFIER = b"TFL3"
-TASKS = ("classify", "map")
 
 
 def load_schema():
@@ -37,79 +37,42 @@ def load_schema():
 
 
 @dataclass
-class ModelMetadata:
-    """Everything the runtime needs to preprocess an image and name the outputs."""
+class ModelMetadata(ModelRecord):
+    """The model's record (:class:`~artery_edge.edge.model_record.ModelRecord`: labels, input and its
+    preprocessing, threshold, task...) and what belongs to this one file: its precision, how it was
+    quantized, which release wrote it and when, and its own checksum."""
 
-    labels: list[str]
-    input_size: int
-    precision: str
-    color_order: str = "RGB"
-    input_range: tuple[float, float] = (0.0, 255.0)
-    resize_method: str = "pillow-bilinear"
-    positive_label: Optional[str] = None
-    source_model_sha256: str = ""
-    training: dict[str, Any] = field(default_factory=dict)
+    precision: str = ""
     quantization: dict[str, Any] = field(default_factory=dict)
     artery_edge_version: str = ""
     created: str = ""
-    temperature: float = 1.0  # calibration: the graph outputs softmax(logits / temperature)
-    threshold: Optional[float] = None  # positive iff p(positive_label) >= it (chosen on validation); None: arg-max
     file_sha256: str = ""  # of the whole file with this field zeroed: any flipped bit is refused at load
-    parent: dict[str, Any] = field(default_factory=dict)  # adapted from: run name, model_sha256, data ({}: none)
-    task: str = "classify"  # or "map": a whole-frame lesion map (edge.scanner), one label, a map threshold
-    decoding: dict[str, Any] = field(default_factory=dict)  # map: min_area (map pixels) of a lesion
     format: int = METADATA_FORMAT
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "ModelMetadata":
         """Parse and type-check; a malformed document raises ValueError naming the field."""
         data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for name in ("labels", "input_size", "precision"):
-            if name not in known:
-                raise ValueError(f"{name} is missing")
-        known["input_range"] = tuple(known.get("input_range", (0.0, 255.0)))
-        metadata = cls(**known)
-        metadata.check()
-        return metadata
+        if isinstance(data, dict) and "precision" not in data:
+            raise ValueError("precision is missing")
+        return cls.from_dict(data)
 
-    def check(self) -> None:
-        labels = self.labels
-        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
-            raise ValueError(f"labels must be a list of non-empty strings, found {labels!r}")
-        check_unique_labels(labels)
-        if isinstance(self.input_size, bool) or not isinstance(self.input_size, int) or self.input_size < 1:
-            raise ValueError(f"input_size must be a positive integer, found {self.input_size!r}")
-        for name in ("precision", "color_order", "resize_method", "source_model_sha256", "file_sha256"):
+    @classmethod
+    def of(cls, record: ModelRecord, **file_facts: Any) -> "ModelMetadata":
+        """A variant's metadata: the model's record and this file's facts (precision, quantization...)."""
+        return cls(**record.to_dict(), **file_facts)
+
+    def check(self) -> "ModelMetadata":
+        super().check()
+        for name in ("precision", "file_sha256", "artery_edge_version", "created"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string, found {getattr(self, name)!r}")
-        if self.positive_label is not None and self.positive_label not in labels:
-            raise ValueError(f"positive_label {self.positive_label!r} is not one of the labels")
-        if len(self.input_range) != 2 or not all(isinstance(v, (int, float)) for v in self.input_range):
-            raise ValueError(f"input_range must be two numbers, found {list(self.input_range)!r}")
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
-            raise ValueError(f"temperature must be a positive number, found {self.temperature!r}")
-        if self.threshold is not None and (isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float))
-                                           or not 0 <= self.threshold <= 1):
-            raise ValueError(f"threshold must be a number in [0, 1], found {self.threshold!r}")
-        if self.threshold is not None and self.positive_label is None:
-            raise ValueError("a threshold needs a positive_label")
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {', '.join(TASKS)}, found {self.task!r}")
-        for name in ("training", "quantization", "parent", "decoding"):
-            if not isinstance(getattr(self, name), dict):
-                raise ValueError(f"{name} must be an object")
-
-
-def check_unique_labels(labels) -> None:
-    duplicates = sorted({label for label in labels if list(labels).count(label) > 1})
-    if duplicates:
-        raise ValueError(f"duplicate label(s) {', '.join(duplicates)}")
+        if not isinstance(self.quantization, dict):
+            raise ValueError("quantization must be an object")
+        return self
 
 
 UNSET_DIGEST = "0" * 64

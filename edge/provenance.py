@@ -2,7 +2,7 @@
 
 A run is known by three facts: its class names in order, its input size and the SHA-256 of its
 ``model.keras``. Every .tflite the converters write records the same three in its metadata
-(``labels``, ``input_size``, ``source_model_sha256``). A file from another run, from a retrained
+(``labels``, ``input_size``, ``model_sha256``). A file from another run, from a retrained
 model, with swapped labels or with no metadata at all is refused with one line that names each
 difference: its decisions would be read with the wrong classes, or compared with another model.
 TensorFlow-free: the device package and ``inspect`` use it.
@@ -58,8 +58,8 @@ def metadata_differences(metadata: Optional[ModelMetadata], run: RunIdentity) ->
     found = label_differences(metadata.labels, run.class_names)
     if metadata.input_size != run.image_size:
         found.append(f"input {metadata.input_size} px where the run has {run.image_size} px")
-    if metadata.source_model_sha256 != run.model_sha256:
-        found.append(f"converted from a model.keras with sha256 {short(metadata.source_model_sha256)}..., "
+    if metadata.model_sha256 != run.model_sha256:
+        found.append(f"converted from a model.keras with sha256 {short(metadata.model_sha256)}..., "
                      f"the run's is {short(run.model_sha256)}...")
     return found
 
@@ -110,8 +110,8 @@ def check_twin(model: Path, metadata: Optional[ModelMetadata], reference: Path,
     found = label_differences(reference_metadata.labels, metadata.labels, Path(model).name)
     if reference_metadata.input_size != metadata.input_size:
         found.append(f"input {reference_metadata.input_size} px vs {metadata.input_size} px")
-    if reference_metadata.source_model_sha256 != metadata.source_model_sha256:
-        found.append(f"converted from model.keras sha256 {short(reference_metadata.source_model_sha256)}..., "
-                     f"{Path(model).name} from {short(metadata.source_model_sha256)}...")
+    if reference_metadata.model_sha256 != metadata.model_sha256:
+        found.append(f"converted from model.keras sha256 {short(reference_metadata.model_sha256)}..., "
+                     f"{Path(model).name} from {short(metadata.model_sha256)}...")
     if found:
         raise ForeignModelError(f"{reference} is not the twin of {model}: {'; '.join(found)}")

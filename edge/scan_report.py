@@ -4,8 +4,6 @@ document, write overlays. The CLI only declares the options (``edge.scan_options
 from __future__ import annotations
 
 import io
-import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -14,6 +12,8 @@ from artery_edge.edge.batch import expand_inputs
 from artery_edge.edge.imaging import display_path
 from artery_edge.edge.lesions import boxes_text
 from artery_edge.edge.overlay import draw_scan
+from artery_edge.edge.printers import SCAN_COLUMNS, print_json, show, table_header, table_row
+from artery_edge.edge.printers import say as say_line
 from artery_edge.edge.progress import progress_bar
 from artery_edge.edge.scan_batch import VIDEO_EXTENSIONS, ScanResult, overlay_name, scan_document, scan_inputs, scan_row
 from artery_edge.edge.scan_options import ScanOptions
@@ -22,7 +22,7 @@ from artery_edge.edge.text import terminal
 
 
 def say(message: str) -> None:
-    print(terminal(message), file=sys.stderr, flush=True)
+    say_line(terminal(message))
 
 
 def resolve_model(options: ScanOptions) -> Path:
@@ -74,7 +74,7 @@ def run_scan(options: ScanOptions) -> int:
         return 1
     rows, taken, failed = [], set(), len(problems)
     if not options.json_output:
-        print(f"{'lesions':>7}{'peak':>8}{'ms':>9}  file")
+        show(table_header(SCAN_COLUMNS))
     with progress_bar("scanning", quiet=options.json_output) as progress:
         for done, result in enumerate(scan_inputs(scanner, files, options.threshold, options.frames,
                                                   options.persistence, options.max_frames), 1):
@@ -96,11 +96,11 @@ def run_scan(options: ScanOptions) -> int:
             if not options.json_output:
                 frame = "" if result.frame is None else f" frame {result.frame}"
                 boxes = boxes_text(result.scan.lesions)
-                print(terminal(f"{len(result.scan.lesions):>7}{result.scan.peak:>8.3f}{result.scan.total_ms:>9.1f}  "
-                               f"{row['file']}{frame}{'  ' + boxes if boxes else ''}"))
+                show(table_row(SCAN_COLUMNS, [len(result.scan.lesions), result.scan.peak, result.scan.total_ms,
+                                              f"{row['file']}{frame}{'  ' + boxes if boxes else ''}"]))
     if options.json_output:
         document = scan_document(scanner, options.threshold, rows, failed, problems, options.persistence)
-        print(json.dumps(document, indent=2))
+        print_json(document, allow_nan=True)
     if failed:
         say(f"{failed} input(s) failed")
     return 1 if failed else 0

@@ -214,10 +214,6 @@ class ModelScorer:
         self.names = model_names(models)
         self.keras_logits_model = load_keras(run, logits=True)
 
-    def stored_thresholds(self) -> list[Optional[float]]:
-        """Each model's own operating point (None: arg-max)."""
-        return [self.run.threshold] + [c.threshold for c in self.classifiers]
-
     def probabilities(self, samples: Sequence[Sample]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Keras' logits, and every model's probabilities (Keras' with the run's temperature)."""
         from artery_edge.trainer.calibration import softmax
@@ -227,21 +223,33 @@ class ModelScorer:
             tflite_probabilities(c, samples, self.quiet) for c in self.classifiers]
 
 
-def thresholds_and_rule(scorer: ModelScorer, positive: int, threshold: Optional[float],
-                        target_sensitivity: Optional[float]) -> tuple[list[Optional[float]], str]:
-    """Per model the threshold it decides at, and how it was set: ``--target-sensitivity`` on the
-    validation split, or ``--threshold``, else each model's stored one (``EvaluateOptions``
-    refuses both at once)."""
+@dataclass
+class OperatingPoints:
+    """Each model's threshold (Keras first; None: arg-max), the rule that set them and where it came from."""
+
+    thresholds: list[Optional[float]]
+    rule: str  # "youden", "argmax", "--threshold 0.4", "sensitivity=0.9 on validation"
+    source: str  # "stored", "--threshold" or "--target-sensitivity"
+
+
+def operating_points(scorer: ModelScorer, options: EvaluateOptions, positive: int) -> OperatingPoints:
+    """The one place each model's threshold is settled: ``--target-sensitivity`` on the validation
+    split, or ``--threshold``, else each model's stored one (the run's record for Keras, each file's
+    metadata for the TFLite models). ``EvaluateOptions`` refuses both options at once."""
     run = scorer.run
-    if target_sensitivity is not None:
+    if options.target_sensitivity is not None:
+        target = options.target_sensitivity
         validation, _ = readable_subset(run, "validation", scorer.quiet)
         labels = np.array([s.label for s in validation])
-        return ([sensitivity_threshold(labels, p[:, positive], positive, target_sensitivity)
-                 for p in scorer.probabilities(validation)[1]], f"sensitivity={target_sensitivity} on validation")
-    if threshold is not None:
-        return [threshold] * len(scorer.names), f"--threshold {threshold:g}"
-    rule = run.config.operating_point if run.threshold is not None else "argmax"
-    return scorer.stored_thresholds(), rule
+        return OperatingPoints([sensitivity_threshold(labels, p[:, positive], positive, target)
+                                for p in scorer.probabilities(validation)[1]],
+                               f"sensitivity={target} on validation", "--target-sensitivity")
+    if options.threshold is not None:
+        return OperatingPoints([options.threshold] * len(scorer.names), f"--threshold {options.threshold:g}",
+                               "--threshold")
+    stored = [run.record.threshold] + [c.threshold for c in scorer.classifiers]
+    return OperatingPoints(stored, (run.record.operating_point or run.config.operating_point)
+                           if run.record.threshold is not None else "argmax", "stored")
 
 
 def evaluate(run_dir: Path, options: Optional[EvaluateOptions] = None, quiet: bool = False) -> Evaluation:
@@ -253,7 +261,7 @@ def evaluate(run_dir: Path, options: Optional[EvaluateOptions] = None, quiet: bo
         quiet: no progress bars (``--json``).
     """
     options = options or EvaluateOptions()
-    data_dir, threshold, target_sensitivity = options.data_dir, options.threshold, options.target_sensitivity
+    data_dir = options.data_dir
     bootstrap_rounds, prevalence = options.bootstrap_rounds, options.prevalence
     run = load_run(run_dir)
     models = list(model_files(run.run_dir) if options.models is None else options.models)
@@ -268,14 +276,14 @@ def evaluate(run_dir: Path, options: Optional[EvaluateOptions] = None, quiet: bo
     labels = np.array([s.label for s in samples])
     positive = positive_index(run.class_names)
     scorer = ModelScorer(run, models, quiet)
-    thresholds, rule = thresholds_and_rule(scorer, positive, threshold, target_sensitivity)
+    points = operating_points(scorer, options, positive)
     keras_logits, probabilities = scorer.probabilities(samples)
-    scores = [Scores.decided(n, p, t, positive) for n, p, t in zip(scorer.names, probabilities, thresholds)]
+    scores = [Scores.decided(n, p, t, positive) for n, p, t in zip(scorer.names, probabilities, points.thresholds)]
     report = {
         "run_dir": str(run.run_dir), "evaluated_on": description, "n": int(len(labels)), "skipped": skipped,
         "class_counts": {name: int((labels == i).sum()) for i, name in enumerate(run.class_names)},
         "class_names": run.class_names, "positive_class": run.class_names[positive],
-        "target_sensitivity": target_sensitivity, "operating_point": rule, "threshold_source": options.rule,
+        "target_sensitivity": options.target_sensitivity, "operating_point": points.rule, "threshold_source": points.source,
         "bootstrap_rounds": bootstrap_rounds, "options": options.to_dict(), "reproduce": options.command(run.run_dir),
         "models": {s.name: model_report(s, labels, positive, len(run.class_names), bootstrap_rounds, prevalence)
                    for s in scores},

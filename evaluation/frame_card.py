@@ -14,11 +14,9 @@ from typing import Sequence
 
 from artery_edge.edge.metadata import sha256_of_file
 from artery_edge.edge.text import markdown, markdown_code
+from artery_edge.trainer.config import recipe
 from artery_edge.trainer.runs import load_run
 
-RECIPE_KEYS = ("image_size", "alpha", "weights", "target", "epochs", "learning_rate", "fine_tune_epochs",
-               "fine_tune_learning_rate", "schedule", "batch_size", "patience", "flip", "rotation", "zoom",
-               "contrast", "brightness", "seed")
 ARCADE_CITATION = ("Popov et al., \"Dataset for Automatic Region-based Coronary Artery Disease Diagnostics Using X-Ray "
                    "Angiography Images\", Scientific Data 11, 20 (2024); Zenodo record 10390295")
 
@@ -49,14 +47,14 @@ def evaluation_section(report: dict) -> list[str]:
 def frame_model_card(run_dir: Path, evaluations: Sequence[Path]) -> str:
     run = load_run(run_dir)
     config = run.config
-    record = json.loads((run.run_dir / "run.json").read_text())
+    record = run.about  # how it trained: frames, seconds
     lines = [
         f"# Model card: {markdown(run.run_dir.name)} (whole-frame stenosis map)", "",
         "## Model details",
         f"- MobileNetV2 (alpha {config.alpha:g}, ImageNet) encoder with a light U-Net decoder; input "
         f"{run.image_size} x {run.image_size} RGB (grey frames repeated), output a stenosis probability per pixel "
         "(docs/whole-frames.md).",
-        f"- Lesions: connected regions of the map at or above {run.threshold:.2f} (rule {record.get('operating_point')}, "
+        f"- Lesions: connected regions of the map at or above {run.threshold:.2f} (rule {run.record.operating_point}, "
         f"chosen on validation), at least {run.decoding.get('min_area', 1)} map pixels; box in the frame's pixels, "
         "score = the region's peak probability.", "",
         "## Intended use",
@@ -71,7 +69,7 @@ def frame_model_card(run_dir: Path, evaluations: Sequence[Path]) -> str:
         f"- Targets: the experts' {config.target}s, drawn at the model's input size.", "",
         "## Training procedure",
         "| setting | value |", "|---|---|",
-        *[f"| {key} | {markdown_code(str(getattr(config, key)))} |" for key in RECIPE_KEYS],
+        *[f"| {key} | {markdown_code(str(value))} |" for key, value in recipe(config).items()],
         f"| training time | {record.get('seconds', 0) / 60:.0f} min on 2 CPU cores (docs/whole-frames.md) |", "",
         "## Evaluation", "",
     ]

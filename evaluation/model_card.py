@@ -16,12 +16,9 @@ from typing import Sequence
 from artery_edge.edge.metadata import sha256_of_file
 from artery_edge.edge.text import markdown, markdown_code
 from artery_edge.evaluation.formatting import cell, decision_text, number, threshold_text
+from artery_edge.trainer.config import recipe
 
 METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "roc_auc")
-RECIPE_KEYS = ("image_size", "alpha", "weights", "epochs", "learning_rate", "fine_tune_epochs",
-               "fine_tune_learning_rate", "fine_tune_at", "cut_at", "init_blend", "batch_size", "dropout", "l2", "flip", "rotation",
-               "zoom", "contrast", "brightness", "class_weight", "split_file", "group_pattern", "seed", "strategy")
-
 
 def split_counts(run) -> tuple[dict, str]:
     """Images per (subset, class) from the run's split manifest, and how the split was made."""
@@ -125,7 +122,7 @@ def training_sections(run) -> list[str]:
         "",
         "| setting | value |",
         "|---|---|",
-        *[f"| {key} | {markdown(getattr(config, key))} |" for key in RECIPE_KEYS],
+        *[f"| {key} | {markdown(value)} |" for key, value in recipe(config).items()],
     ]
 
 

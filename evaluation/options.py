@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from artery_edge.edge.errors import OptionError
+from artery_edge.edge.model_record import check_threshold
 
 DEFAULT_BOOTSTRAP = 1000
 MAX_BOOTSTRAP = 100_000  # each resample recomputes every metric: more is hours, not precision
@@ -50,7 +51,8 @@ class EvaluateOptions:
     def __post_init__(self) -> None:
         if self.threshold is not None and self.target_sensitivity is not None:
             raise OptionError("--threshold and --target-sensitivity both set the operating point: give one of them")
-        _in_range(self.threshold, "--threshold", 0, 1, False, False)
+        if self.threshold is not None:
+            check_threshold(self.threshold, "--threshold", OptionError)
         _in_range(self.target_sensitivity, "--target-sensitivity", 0, 1, True, False)
         _in_range(self.prevalence, "--prevalence", 0, 1, True, True)
         if isinstance(self.bootstrap_rounds, bool) or not 1 <= self.bootstrap_rounds <= MAX_BOOTSTRAP:
@@ -64,13 +66,6 @@ class EvaluateOptions:
                     raise OptionError(f"--models names {model} twice (as {seen[key]} too)")
                 seen[key] = model
             object.__setattr__(self, "models", models)
-
-    @property
-    def rule(self) -> str:
-        """How the operating point is set: ``stored``, ``--threshold`` or ``--target-sensitivity``."""
-        if self.threshold is not None:
-            return "--threshold"
-        return "--target-sensitivity" if self.target_sensitivity is not None else "stored"
 
     def to_dict(self) -> dict:
         return {"models": None if self.models is None else [str(m) for m in self.models],

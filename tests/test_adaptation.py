@@ -83,7 +83,7 @@ def test_adaptation_records_its_parent_and_refits_the_threshold(imagenet_run, si
     parent = run["parent"]
     assert parent["run"] == str(imagenet_run.run_dir.resolve())
     assert parent["model_sha256"] == sha256_of_file(imagenet_run.run_dir / "model.keras")
-    assert run["image_size"] == 32 and json.loads((adapted.run_dir / "config.json").read_text())["alpha"] == 0.35
+    assert run["input_size"] == 32 and json.loads((adapted.run_dir / "config.json").read_text())["alpha"] == 0.35
     # published split kept: validation- files chose epochs, temperature and threshold; no test split
     assert run["counts"] == {"train": 150, "validation": 50, "test": 0}
     assert adapted.metrics["evaluated_on"] == "validation" and adapted.metrics["n"] == 50
@@ -225,10 +225,11 @@ def test_init_blend_refuses_a_parent_trained_from_scratch():
     parent's config alone decides, so a fresh clone's suite runs this too.)"""
     from artery_edge.trainer.config import ConfigError, TrainConfig
     from artery_edge.trainer.parent import Parent, blend_target
+    from artery_edge.edge.model_record import ModelRecord
     from artery_edge.trainer.runs import TrainedRun
 
     def parent(weights: str) -> Parent:
-        run = TrainedRun(Path("parent"), ["Healthy", "Unhealthy"], 48, TrainConfig(weights=weights), {})
+        run = TrainedRun(Path("parent"), ModelRecord(["Healthy", "Unhealthy"], 48), TrainConfig(weights=weights), {})
         return Parent(run, "0" * 64, model=None)
 
     assert blend_target(parent("imagenet")) == "imagenet"

@@ -8,6 +8,7 @@ TensorFlow-free and fast: the sources are parsed with ``ast``, nothing is import
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -172,6 +173,42 @@ def test_a_lazy_circle_and_an_arrow_up_are_found(tmp_path: Path) -> None:
     assert arrows_up(graph) == ["edge.d -> trainer.t"]
 
 
+# --- one record of what a model is (issue 38) ---------------------------------------------------
+
+RECORD_OWNERS = {"edge/model_record.py"}  # the record, its checks, its JSON form
+RUN_FILE_OWNER = "trainer/runs.py"  # run.json: write_run writes it, load_run reads it
+
+
+def package_sources(root: Path = REPO, packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    return {path.relative_to(root).as_posix(): path.read_text(encoding="utf-8")
+            for package in packages for path in sorted((root / package).rglob("*.py"))}
+
+
+def record_bypasses(sources: dict[str, str]) -> list[str]:
+    """Code that writes or parses run.json, or range-checks a threshold, outside the record's owners."""
+    found = []
+    for name, text in sources.items():
+        if name != RUN_FILE_OWNER and re.search(r"(RUN_FILE|run\.json)\W*\)?\.read_text|json\.loads\([^\n]*(RUN_FILE|run\.json)"
+                                                r"|write_json\([^\n]*(RUN_FILE|run\.json)", text):
+            found.append(f"{name} reads or writes run.json itself")
+        if name not in RECORD_OWNERS and re.search(r"0 <= [\w.]*threshold[\w.]* <= 1", text):
+            found.append(f"{name} checks a threshold's range itself")
+    return found
+
+
+def test_one_writer_and_one_reader_of_the_model_record() -> None:
+    found = record_bypasses(package_sources())
+    assert not found, "the model record has one owner (edge/model_record.py, trainer/runs.py): " + "; ".join(found)
+
+
+def test_a_record_bypass_is_found() -> None:
+    assert record_bypasses({"evaluation/x.py": "record = json.loads((run_dir / RUN_FILE).read_text())\n",
+                            "edge/y.py": "if not 0 <= self.threshold <= 1:\n    raise ValueError\n",
+                            "trainer/z.py": "runs.write_json(run_dir / runs.RUN_FILE, {})\n"}) == [
+        "evaluation/x.py reads or writes run.json itself", "edge/y.py checks a threshold's range itself",
+        "trainer/z.py reads or writes run.json itself"]
+
+
 # --- the rooms: each kind of thing in its own folder, each folder saying what it holds ----------
 
 ROOMS = {  # folder -> what it holds (each file there is named in its README.md)
@@ -218,3 +255,89 @@ def test_platform_is_never_an_import_name() -> None:
 def test_the_readme_stays_short() -> None:
     lines = len((REPO / "README.md").read_text(encoding="utf-8").splitlines())
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES}): move detail to docs/"
+
+
+# --- the CLI: declarations and calls only (issue 38) --------------------------------------------
+
+CLI = REPO / "artery_edge" / "cli.py"
+# cli.py's functions besides its commands: the typer glue, and the one mapping of errors to exits
+CLI_GLUE = {"show_version", "fail", "describe_os_error", "user_errors", "require_tensorflow", "stdout_for_json",
+            "as_option_error", "with_options", "given_options", "main"}
+CLI_ERROR_MAPPING = {"show_version", "user_errors", "require_tensorflow", "as_option_error"}  # may turn a case into an exit
+
+
+def is_command(node: ast.AST) -> bool:
+    """A function under ``@app.command()`` or ``@app.callback()``."""
+    return any(isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr in ("command", "callback")
+               for d in getattr(node, "decorator_list", []))
+
+
+def stops(nodes: list[ast.stmt]) -> bool:
+    """The statements raise or call ``fail`` (the CLI's error exit)."""
+    return any(isinstance(n, ast.Raise) or isinstance(n, ast.Call) and getattr(n.func, "id", "") == "fail"
+               for statement in nodes for n in ast.walk(statement))
+
+
+def cli_checks(tree: ast.Module) -> list[tuple[str, int]]:
+    """``(function, line)`` of each check: an ``if`` or ``except`` whose own body raises or calls ``fail``."""
+    found = []
+    for function in tree.body:
+        if isinstance(function, ast.FunctionDef):
+            found += [(function.name, node.lineno) for node in ast.walk(function)
+                      if isinstance(node, (ast.If, ast.ExceptHandler)) and stops(node.body)]
+    return found
+
+
+def logic_lines(source: str) -> int:
+    """Lines of code inside function bodies, docstrings, blank lines and comments left out: what
+    the CLI does, as against what it declares (a command's signature is its typer declarations)."""
+    tree, lines, counted = ast.parse(source), source.splitlines(), set()
+    for function in ast.walk(tree):
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = function.body[1:] if ast.get_docstring(function) is not None else function.body
+            for statement in body:
+                counted.update(range(statement.lineno, statement.end_lineno + 1))
+    return sum(1 for n in counted if lines[n - 1].strip() and not lines[n - 1].strip().startswith("#"))
+
+
+def cli_figures(source: str) -> dict[str, int]:
+    """cli.py's size (issue 38's figures): lines, logic lines, checks outside the error mapping, and
+    `train` options declared by hand (the keys of a TRAIN_OPTIONS dict literal). To print them:
+    ``python -c "from tests.test_code_shape import *; print(cli_figures(CLI.read_text()))"``"""
+    tree = ast.parse(source)
+    by_hand = [len(node.value.keys) for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+               and "TRAIN_OPTIONS" in ast.unparse(node.targets[0] if isinstance(node, ast.Assign) else node.target)
+               and isinstance(node.value, ast.Dict)]
+    checks = [check for check in cli_checks(tree) if check[0] not in CLI_ERROR_MAPPING]
+    return {"lines": len(source.splitlines()), "logic": logic_lines(source), "checks": len(checks),
+            "train_options_by_hand": sum(by_hand)}
+
+
+def cli_shape(source: str) -> list[str]:
+    """What makes cli.py more than declarations and calls: a helper that is not typer glue, a check
+    outside the error mapping, a loop in a command (the packages' options objects, runners and
+    edge/printers.py do those)."""
+    tree = ast.parse(source)
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    problems = [f"{f.name}: logic outside the commands (move it to the package the command belongs to)"
+                for f in functions if not is_command(f) and f.name not in CLI_GLUE]
+    problems += [f"{name} line {line}: a check (move it into the command's options object)"
+                 for name, line in cli_checks(tree) if name not in CLI_ERROR_MAPPING]
+    problems += [f"{f.name} line {node.lineno}: a loop in a command (a printer or runner of the package does it)"
+                 for f in functions if is_command(f) for node in ast.walk(f) if isinstance(node, (ast.For, ast.While))]
+    return problems
+
+
+def test_the_cli_holds_declarations_and_calls_only() -> None:
+    problems = cli_shape(CLI.read_text(encoding="utf-8"))
+    assert not problems, "artery_edge/cli.py declares commands and calls the packages: " + "; ".join(problems)
+
+
+def test_a_check_a_helper_and_a_loop_in_the_cli_are_found() -> None:
+    source = ("@app.command()\ndef infer(threshold: float = typer.Option(None)) -> None:\n"
+              "    if threshold > 1:\n        fail('--threshold', 2)\n    for row in rows:\n        show(row)\n\n\n"
+              "def infer_files(files) -> int:\n    return 0\n")
+    assert cli_shape(source) == ["infer_files: logic outside the commands (move it to the package the command "
+                                 "belongs to)", "infer line 3: a check (move it into the command's options object)",
+                                 "infer line 5: a loop in a command (a printer or runner of the package does it)"]
+    assert cli_figures(source) == {"lines": 10, "logic": 5, "checks": 1, "train_options_by_hand": 0}

@@ -85,7 +85,7 @@ def test_metadata_round_trips(converted_run):
         assert meta.labels == ["Healthy", "Unhealthy"] and meta.input_size == 48
         assert meta.precision == precision and meta.color_order == "RGB" and meta.input_range == (0.0, 255.0)
         assert meta.resize_method == "pillow-bilinear" and meta.positive_label == "Unhealthy"
-        assert len(meta.source_model_sha256) == 64 and meta.artery_edge_version and meta.created
+        assert len(meta.model_sha256) == 64 and meta.artery_edge_version and meta.created
         assert meta.training["alpha"] == 0.35 and meta.training["image_size"] == 48
 
 
@@ -108,7 +108,7 @@ def test_float32_matches_keras_on_the_same_tensor(converted_run):
 
 def test_source_model_is_not_modified_and_overwrite_needs_force(converted_run):
     run, models = converted_run
-    digest = read_metadata(models["float32"]).source_model_sha256
+    digest = read_metadata(models["float32"]).model_sha256
     from artery_edge.edge.metadata import sha256_of_file
 
     assert sha256_of_file(run.run_dir / "model.keras") == digest

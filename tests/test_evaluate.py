@@ -161,7 +161,7 @@ def test_bad_inputs(converted_run, tmp_path, case, message):
 
         trained = load_run(run.run_dir)
         foreign = build_tiny_classifier(tmp_path / "foreign.tflite", size=trained.image_size, metadata=ModelMetadata(
-            labels=trained.class_names, input_size=trained.image_size, precision="float32", source_model_sha256="b" * 64))
+            labels=trained.class_names, input_size=trained.image_size, precision="float32", model_sha256="b" * 64))
         args += ["--models", str(foreign), "--out", str(tmp_path / "e")]
     else:
         args += ["--models", str(tmp_path / "absent.tflite")]

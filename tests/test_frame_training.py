@@ -42,7 +42,7 @@ def frame_run(tmp_path_factory) -> Path:
 
 def test_map_run_records_what_the_device_needs(frame_run):
     record = json.loads((frame_run / "run.json").read_text())
-    assert record["task"] == "map" and record["class_names"] == ["stenosis"] and record["image_size"] == SIZE
+    assert record["task"] == "map" and record["labels"] == ["stenosis"] and record["input_size"] == SIZE
     assert 0 < record["threshold"] < 1 and record["operating_point"] == "arcade-f1"
     assert record["decoding"]["min_area"] >= 1 and len(record["model_sha256"]) == 64
     metrics = json.loads((frame_run / "metrics.json").read_text())
@@ -84,3 +84,34 @@ def test_task_map_refuses_a_size_off_the_grid_and_a_class_folder_dataset(tmp_pat
                                   "--output-dir", str(tmp_path / "runs")])
     assert folders.exit_code == 1 and "error:" in folders.output
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_map_run_continues_from_another_at_a_larger_input(frame_run, tmp_path):
+    """--init-from a map run: its weights at another input size (the map model is fully convolutional),
+    its width, the parent recorded; a classifier run is refused as parent."""
+    from artery_edge.trainer.runs import load_run
+
+    data = Path(json.loads((frame_run / "config.json").read_text())["data_dirs"][0])
+    result = runner.invoke(app, [
+        "train", str(data), "--task", "map", "--image-size", str(SIZE + 32), "--init-from", str(frame_run),
+        "--batch-size", "8", "--epochs", "0", "--fine-tune-epochs", "1", "--learning-rate", "1e-4",
+        "--seed", str(TEST_SEED), "--output-dir", str(tmp_path / "runs"), "--run-name", "longer", "--no-tensorboard"])
+    assert result.exit_code == 0, result.output
+    child, parent = load_run(tmp_path / "runs" / "longer"), load_run(frame_run)
+    assert child.image_size == SIZE + 32 and child.config.alpha == parent.config.alpha == 0.35
+    assert child.parent["model_sha256"] == parent.model_sha256 and child.parent["operating_point"] == "arcade-f1"
+    assert "weights from map" in result.output
+
+
+def test_a_map_run_refuses_a_classifier_as_parent(monkeypatch):
+    from types import SimpleNamespace
+
+    import artery_edge.trainer.parent as parent_module
+    from artery_edge.trainer.config import ConfigError, TrainConfig
+    from artery_edge.trainer.frame_training import frame_parent
+
+    classifier = SimpleNamespace(run=SimpleNamespace(task="classify"), alpha=0.35)
+    monkeypatch.setattr(parent_module, "load_parent", lambda path: classifier)
+    with pytest.raises(ConfigError, match="--task map starts from a map run"):
+        frame_parent(TrainConfig(data_dirs=["frames"], task="map", init_from="a-classifier-run"))
+    assert frame_parent(TrainConfig(data_dirs=["frames"], task="map")) is None

@@ -9,6 +9,7 @@ fresh venv that borrows this environment's packages (numpy, Pillow, LiteRT) thro
 
 from __future__ import annotations
 
+import shutil
 import site
 import subprocess
 import sys
@@ -18,14 +19,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "artery_edge", "trainer", "edge", "converters", "evaluation")
 STAND_IN = 'WHO = "a stand-in for another project\'s trainer"\n'
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+    out, source = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("source")
+    for name in WHEEL_SOURCES:  # a copy: building in the checkout would leave build/ there
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2
+        copy(REPO / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree else {}))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "--disable-pip-version-check",
-                            "-w", str(out), str(REPO)], capture_output=True, text=True)
+                            "-w", str(out), str(source)], capture_output=True, text=True)
     if built.returncode:
         pytest.skip(f"the wheel could not be built here (pip wheel: {built.stderr.strip().splitlines()[-1:]})")
     return next(out.glob("artery_edge-*.whl"))

@@ -89,7 +89,7 @@ def model_card_for(tmp_path: Path, class_names, config, report_changes=None) -> 
               "bootstrap_rounds": 10, "models": {"keras": entry, "a|<b>": entry},
               "agreement_with_keras": {"a|<b>": {"label_agreement": 1.0, "mean_abs_diff": 0.0, "max_abs_diff": 0.0}},
               "calibration": {"temperature": 1.0, "keras_ece_uncalibrated": 0.1}, "prevalence": 0.2,
-              "operating_point": "--threshold 0.3", "threshold_source": options.rule, "options": options.to_dict(),
+              "operating_point": "--threshold 0.3", "threshold_source": "--threshold", "options": options.to_dict(),
               "reproduce": options.command(run_dir), **(report_changes or {})}
     path = tmp_path / "MODEL_CARD.md"
     write_model_card(path, report, run, [])
@@ -158,7 +158,7 @@ RUN = RunIdentity("runs/r1", ("Healthy", "Unhealthy"), 32, "a" * 64)
 
 
 def metadata(**changes) -> ModelMetadata:
-    values = dict(labels=["Healthy", "Unhealthy"], input_size=32, precision="int8", source_model_sha256="a" * 64)
+    values = dict(labels=["Healthy", "Unhealthy"], input_size=32, precision="int8", model_sha256="a" * 64)
     return ModelMetadata(**{**values, **changes})
 
 
@@ -166,7 +166,7 @@ def metadata(**changes) -> ModelMetadata:
     ({"labels": ["Unhealthy", "Healthy"]}, "every decision would be inverted"),
     ({"labels": ["Cats", "Dogs"]}, "classes Cats,Dogs"),
     ({"input_size": 48}, "input 48 px"),
-    ({"source_model_sha256": "b" * 64}, "sha256 bbbbbbbbbbbb"),
+    ({"model_sha256": "b" * 64}, "sha256 bbbbbbbbbbbb"),
 ])
 def test_a_tflite_of_another_run_is_refused(changes, message):
     check_tflite(Path("m.tflite"), metadata(), RUN)
@@ -185,7 +185,7 @@ def test_labels_given_for_a_run_must_be_its_own_in_order():
 def test_a_twin_from_another_model_is_refused():
     check_twin(Path("q.tflite"), metadata(), Path("f.tflite"), metadata(precision="float32"))
     with pytest.raises(ForeignModelError, match="not the twin"):
-        check_twin(Path("q.tflite"), metadata(), Path("f.tflite"), metadata(source_model_sha256="c" * 64))
+        check_twin(Path("q.tflite"), metadata(), Path("f.tflite"), metadata(model_sha256="c" * 64))
     with pytest.raises(ForeignModelError, match="no artery-edge metadata"):
         check_twin(Path("q.tflite"), metadata(), Path("f.tflite"), None)
 
@@ -307,13 +307,22 @@ def test_file_names_with_newlines_stay_on_their_row(model, tmp_path):
 
 def test_metadata_cannot_spoof_lines_of_inspect(tmp_path):
     evil = build_tiny_classifier(tmp_path / "evil.tflite", metadata=ModelMetadata(
-        labels=["Healthy\nops: none", "Unhealthy"], input_size=8, precision="int8\nlabels: spoofed",
-        artery_edge_version="1\r\x1b[2K", created="x"))
+        labels=["Healthy", "Unhealthy"], input_size=8, precision="int8\nlabels: spoofed",
+        artery_edge_version="1\r\x1b[2K", created="x\nops: none"))
     honest = build_tiny_classifier(tmp_path / "honest.tflite", metadata=ModelMetadata(
         labels=["Healthy", "Unhealthy"], input_size=8, precision="int8"))
     shown = [runner.invoke(app, ["inspect", str(m)]).stdout for m in (evil, honest)]
     assert len(shown[0].splitlines()) == len(shown[1].splitlines())
     assert "\x1b" not in shown[0] and "\r" not in shown[0] and "labels: spoofed" in shown[0].splitlines()[0]
+
+
+def test_a_label_with_a_newline_is_refused_like_convert_refuses_it(tmp_path):
+    """Class names follow one rule wherever they are read (edge.model_record.check_labels)."""
+    evil = build_tiny_classifier(tmp_path / "evil.tflite", metadata=ModelMetadata(
+        labels=["Healthy\nops: none", "Unhealthy"], input_size=8, precision="int8"))
+    result = runner.invoke(app, ["inspect", str(evil)])
+    assert result.exit_code == 1 and "malformed artery_edge metadata" in result.output
+    assert "printable" in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_an_error_naming_a_file_is_one_line(tmp_path):

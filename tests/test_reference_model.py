@@ -54,7 +54,7 @@ def test_packaged_file_is_the_one_the_card_and_the_repository_name():
 def test_metadata_matches_the_run_and_its_keras_model(run):
     classifier = Classifier(packaged_reference())  # checks the file's own recorded digest first
     meta = classifier.metadata
-    assert meta.source_model_sha256 == sha256_of_file(REFERENCE / "model.keras")
+    assert meta.model_sha256 == sha256_of_file(REFERENCE / "model.keras")
     assert meta.labels == run["class_names"] and meta.input_size == run["image_size"]
     assert meta.precision == "int8" and classifier.positive_label == "Unhealthy"
     assert meta.threshold == pytest.approx(run["threshold"]) and meta.temperature == pytest.approx(run["temperature"])

@@ -8,9 +8,11 @@ evaluable, with its parent recorded in ``run.json``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
-from artery_edge.trainer.config import TrainConfig
+from artery_edge.trainer.config import DEFAULTS, ConfigError, TrainConfig
 
 # Why each value (measured on xca-site-b, README "A new site"):
 ADAPTATION_RECIPE: dict[str, Any] = {
@@ -51,3 +53,38 @@ def adaptation_config(data_dirs: Sequence[str], init_from: str, image_size: int,
     values = {**ADAPTATION_RECIPE, **overrides}
     return TrainConfig(data_dirs=[str(d) for d in data_dirs], init_from=str(init_from), image_size=image_size,
                        **values)
+
+
+@dataclass
+class AdaptOptions:
+    """``adapt``'s options: the site's class folders, the parent run, and the recipe values a user
+    may change. An image size of 0 is the parent's, read when the options are made: a parent that
+    cannot be read is one line naming --from, before any training."""
+
+    data_dirs: Sequence[Path]
+    parent: Path
+    image_size: int = 0
+    replay: int = DEFAULTS.replay
+    cut_at: str = ADAPTATION_RECIPE["cut_at"]
+    init_blend: float = ADAPTATION_RECIPE["init_blend"]
+    split_pattern: str = ADAPTATION_RECIPE["split_pattern"]
+    output_dir: Path = Path(DEFAULTS.output_dir)
+    run_name: str = ""
+    seed: int = DEFAULTS.seed
+
+    def __post_init__(self) -> None:
+        from artery_edge.trainer.runs import load_run
+        from artery_edge.trainer.samples import DataError
+
+        if self.image_size == 0:
+            try:
+                self.image_size = load_run(self.parent).image_size
+            except DataError as exc:
+                raise ConfigError(f"--from: {exc}") from None
+
+    def config(self) -> TrainConfig:
+        """The adaptation run's TrainConfig (checked with every other run's, when training starts)."""
+        return adaptation_config([str(d) for d in self.data_dirs], str(self.parent), self.image_size,
+                                 replay=self.replay, cut_at=self.cut_at, init_blend=self.init_blend,
+                                 split_pattern=self.split_pattern, output_dir=str(self.output_dir),
+                                 run_name=self.run_name, seed=self.seed)

@@ -6,9 +6,10 @@ import math
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from artery_edge.edge.errors import ArteryEdgeError, OptionError
+from artery_edge.edge.model_record import TASKS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -19,7 +20,6 @@ MIN_IMAGE_SIZE = 32
 MAX_IMAGE_SIZE = 1024  # MobileNetV2 was trained at 224; larger inputs only exhaust memory
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 CLASS_WEIGHTS = ("none", "balanced")
-TASKS = ("classify", "map")
 SCHEDULES = ("constant", "cosine")
 OPERATING_POINTS = "argmax, youden, accuracy, sensitivity=X or specificity=X"
 
@@ -32,59 +32,113 @@ class RangeError(ConfigError, OptionError):
     """A number outside the range it means something in: exit 2, as every command's range errors."""
 
 
+def flag_of(help: Optional[str] = None, negatable: bool = False, path: bool = False) -> dict[str, Any]:
+    """A field's metadata that makes it a ``train`` flag (see :func:`train_flags`): its ``--help``
+    text, whether ``--no-NAME`` is offered, and whether it names a file or folder (a Path on the
+    command line; unset when empty)."""
+    return {"help": help, "negatable": negatable, "path": path}
+
+
 @dataclass
 class TrainConfig:
     """The full two-stage recipe. Defaults follow the original recipe (300 px, Adam 1e-4)."""
 
     data_dirs: list[str] = field(default_factory=list)  # one or several class-folder datasets, merged
-    output_dir: str = "models"
-    run_name: str = ""
-    log_dir: str = "transfer_learning_log"
-    image_size: int = 300
-    batch_size: int = 32
-    seed: int = 42
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    alpha: float = 1.0
-    weights: str = "imagenet"
-    dropout: float = 0.2
-    l2: float = 1e-4
-    learning_rate: float = 1e-4
-    epochs: int = 10
-    fine_tune_epochs: int = 10
-    fine_tune_learning_rate: float = 1e-5
-    fine_tune_at: int = 0
-    cut_at: str = ""  # a MobileNetV2 layer whose output feeds the head ("" = the whole base; trainer.model)
-    patience: int = 5
-    flip: bool = True
-    rotation: float = 0.1
-    zoom: float = 0.1
-    contrast: float = 0.1
-    brightness: float = 0.1
-    tensorboard: bool = True
+    output_dir: str = field(default="models", metadata=flag_of("Runs land in a new folder here.", path=True))
+    run_name: str = field(default="", metadata=flag_of("Run folder name (default: run-<timestamp>)."))
+    log_dir: str = field(default="transfer_learning_log", metadata=flag_of("TensorBoard root.", path=True))
+    image_size: int = field(default=300, metadata=flag_of("Square input size in pixels (>= 32)."))
+    batch_size: int = field(default=32, metadata=flag_of())
+    seed: int = field(default=42, metadata=flag_of("Seeds the split, shuffling and initialisation."))
+    val_fraction: float = field(default=0.15, metadata=flag_of())
+    test_fraction: float = field(default=0.15, metadata=flag_of())
+    alpha: float = field(default=1.0, metadata=flag_of("MobileNetV2 width multiplier."))
+    weights: str = field(default="imagenet", metadata=flag_of("imagenet, none, or a path to a .h5 file."))
+    dropout: float = field(default=0.2, metadata=flag_of())
+    l2: float = field(default=1e-4, metadata=flag_of("L2 factor on the classifier kernel."))
+    learning_rate: float = field(default=1e-4, metadata=flag_of("Stage 1 (frozen base) Adam learning rate."))
+    epochs: int = field(default=10, metadata=flag_of("Stage 1 epochs."))
+    fine_tune_epochs: int = field(default=10, metadata=flag_of("Stage 2 epochs (0 skips fine-tuning)."))
+    fine_tune_learning_rate: float = field(default=1e-5, metadata=flag_of())
+    fine_tune_at: int = field(default=0, metadata=flag_of("Unfreeze base layers from this index on."))
+    # a MobileNetV2 layer whose output feeds the head ("" = the whole base; trainer.model)
+    cut_at: str = field(default="", metadata=flag_of(
+        "End the base at this MobileNetV2 layer (e.g. block_13_expand_relu): earlier, less specialised features; "
+        "'' keeps the whole base."))
+    patience: int = field(default=5, metadata=flag_of("EarlyStopping patience on val_loss."))
+    flip: bool = field(default=True, metadata=flag_of("Random horizontal and vertical flips.", negatable=True))
+    rotation: float = field(default=0.1, metadata=flag_of("Random rotation, fraction of a full turn (0 = off)."))
+    zoom: float = field(default=0.1, metadata=flag_of("Random zoom factor (0 = off)."))
+    contrast: float = field(default=0.1, metadata=flag_of("Random contrast factor (0 = off)."))
+    brightness: float = field(default=0.1, metadata=flag_of("Random brightness factor (0 = off)."))
+    tensorboard: bool = field(default=True, metadata=flag_of(negatable=True))
     sample_grid_size: int = 16
-    class_weight: str = "none"  # none | balanced (inverse class frequency in the training split)
-    split_file: str = ""  # CSV (file, subset): a predefined split instead of the random one
-    group_pattern: str = ""  # regex; its first capture group on the file name keeps a group in one subset
-    split_pattern: str = ""  # REGEX=SUBSET[,...]: a published split kept by file name, e.g. validation-=test
-    schedule: str = "constant"  # constant | cosine (linear warm-up, then cosine decay to 0, per stage)
-    warmup_epochs: float = 0.0  # cosine: epochs of linear warm-up at the start of each stage
-    label_smoothing: float = 0.0
-    site_augmentation: float = 0.0  # probability of imitating another site: down/up-sampling, gamma, noise, blur
-    operating_point: str = "youden"  # the decision threshold, chosen on validation (see OPERATING_POINTS)
-    steps_per_execution: int = 1
-    strategy: str = "auto"  # auto | default | mirrored | multi-worker (trainer.distribute)
-    devices: str = ""  # mirrored: comma-separated device names, default all local GPUs
-    cluster_timeout: float = 600.0  # multi-worker: seconds to wait for the other workers to connect
-    scale_learning_rate: bool = False  # multiply the learning rates by the number of replicas
-    mixed_precision: bool = False  # mixed_float16 on GPU; refused on CPU-only machines
-    init_from: str = ""  # a finished run whose weights this run starts from (a new site; same classes)
-    replay: int = 0  # with init_from: images per class of the parent's training split mixed into training
-    init_blend: float = 1.0  # with init_from: the parent's share of the starting base, the rest --weights' (WiSE-FT)
-    teachers: list[str] = field(default_factory=list)  # finished runs whose ensemble teaches (trainer.distillation)
-    teacher_weight: float = 0.5  # with teachers: the ensemble's share of each training target (1 - it: the label)
-    task: str = "classify"  # classify (class folders -> labels) | map (whole frames -> a stenosis map; trainer.frame_training)
-    target: str = "outline"  # map: what a lesion's target marks, its drawn outline (box where none) or its box
+    # none | balanced (inverse class frequency in the training split)
+    class_weight: str = field(default="none", metadata=flag_of(
+        "none, or balanced: weight each class by its inverse frequency in training."))
+    # CSV (file, subset): a predefined split instead of the random one
+    split_file: str = field(default="", metadata=flag_of(
+        "CSV with file (or path) and subset columns: train on this predefined split.", path=True))
+    # regex; its first capture group on the file name keeps a group in one subset
+    group_pattern: str = field(default="", metadata=flag_of(
+        "Regex; the first capture group of each file name is its group (patient, recording): "
+        "no group crosses train/validation/test."))
+    # REGEX=SUBSET[,...]: a published split kept by file name, e.g. validation-=test
+    split_pattern: str = field(default="", metadata=flag_of(
+        "REGEX=SUBSET[,...]: files whose name matches go to that subset (a published split, e.g. "
+        "'validation-=test'); the rest fill the other subsets by --val-fraction / --test-fraction."))
+    # constant | cosine (linear warm-up, then cosine decay to 0, per stage)
+    schedule: str = field(default="constant", metadata=flag_of(
+        "constant, or cosine: linear warm-up then cosine decay to 0, in each stage."))
+    # cosine: epochs of linear warm-up at the start of each stage
+    warmup_epochs: float = field(default=0.0, metadata=flag_of("cosine: warm-up epochs per stage."))
+    label_smoothing: float = field(default=0.0, metadata=flag_of("0 (off) to 0.5."))
+    # probability of imitating another site: down/up-sampling, gamma, noise, blur
+    site_augmentation: float = field(default=0.0, metadata=flag_of(
+        "Probability per image of each of: down-sampling to 32 px and back, gamma, noise, blur (0 = off)."))
+    # the decision threshold, chosen on validation (see OPERATING_POINTS)
+    operating_point: str = field(default="youden", metadata=flag_of(
+        "Decision threshold chosen on validation and stored with the model: argmax (0.5), youden, accuracy, "
+        "sensitivity=X or specificity=X."))
+    steps_per_execution: int = field(default=1, metadata=flag_of(
+        "Training steps per call into the compiled function."))
+    # auto | default | mirrored | multi-worker (trainer.distribute)
+    strategy: str = field(default="auto", metadata=flag_of(
+        "auto (mirrored if >1 GPU), default (one device), mirrored (local GPUs or --devices), multi-worker "
+        "(TF_CONFIG; the chief writes the run)."))
+    # mirrored: comma-separated device names, default all local GPUs
+    devices: str = field(default="", metadata=flag_of("mirrored: devices to replicate on, e.g. /gpu:0,/gpu:1."))
+    cluster_timeout: float = field(default=600.0, metadata=flag_of(
+        "multi-worker: seconds to wait for the other workers to connect."))
+    scale_learning_rate: bool = field(default=False, metadata=flag_of(
+        "Multiply the learning rates by the number of replicas (--batch-size is per replica).", negatable=True))
+    # mixed_float16 on GPU; refused on CPU-only machines
+    mixed_precision: bool = field(default=False, metadata=flag_of("mixed_float16 on GPU (refused on CPU)."))
+    # a finished run whose weights this run starts from (a new site; same classes)
+    init_from: str = field(default="", metadata=flag_of(
+        "Start from this finished run's weights (same classes; its alpha; any input size); see also `adapt`.",
+        path=True))
+    # with init_from: images per class of the parent's training split mixed into training
+    replay: int = field(default=0, metadata=flag_of(
+        "With --init-from: images per class of the parent's training split mixed in."))
+    # with init_from: the parent's share of the starting base, the rest --weights' (WiSE-FT)
+    init_blend: float = field(default=1.0, metadata=flag_of(
+        "With --init-from: the parent's share of the starting base weights, the rest from --weights (1: the parent "
+        "as is; 0.5: halfway back, WiSE-FT)."))
+    # finished runs whose ensemble teaches (trainer.distillation)
+    teachers: list[str] = field(default_factory=list, metadata=flag_of(
+        "A finished run whose predictions teach this one (repeat for an ensemble: their mean calibrated logit); "
+        "same classes, any input size.", path=True))
+    # with teachers: the ensemble's share of each training target (1 - it: the label)
+    teacher_weight: float = field(default=0.5, metadata=flag_of(
+        "With --teacher: the ensemble's share of each training target (the rest is the label)."))
+    # classify (class folders -> labels) | map (whole frames -> a stenosis map; trainer.frame_training)
+    task: str = field(default="classify", metadata=flag_of(
+        "classify: class folders -> labels; map: whole frames with COCO or VOC lesions -> a stenosis map that "
+        "`scan` reads (docs/whole-frames.md)."))
+    # map: what a lesion's target marks, its drawn outline (box where none) or its box
+    target: str = field(default="outline", metadata=flag_of(
+        "--task map: a lesion's target is its drawn outline (its box where none) or box."))
 
     def validate(self) -> "TrainConfig":
         """Types and ranges of every value, before anything is created (a bad value leaves no run)."""
@@ -252,6 +306,35 @@ TYPES = {f.name: {"int": int, "float": float, "str": str, "bool": bool, "list[st
 DEFAULTS = TrainConfig()  # the single source of every default: the CLI reads its option defaults here
 
 
+@dataclass(frozen=True)
+class Flag:
+    """A TrainConfig field as ``train`` offers it: the type and default the command line parses,
+    its flag declaration(s) and ``--help`` text."""
+
+    name: str
+    kind: Any
+    default: Any
+    declarations: tuple[str, ...]
+    help: Optional[str]
+
+
+def train_flags() -> list[Flag]:
+    """``train``'s options, in field order: each field with :func:`flag_of` metadata (``data_dirs``
+    is the command's argument, ``sample_grid_size`` a config-file key only). A path field is a
+    Path there, unset (None) when its default is empty; a negatable flag also has ``--no-NAME``."""
+    flags = []
+    for f in fields(TrainConfig):
+        if "help" not in f.metadata:
+            continue
+        kind, default = TYPES[f.name], getattr(DEFAULTS, f.name)
+        if f.metadata["path"]:
+            kind, default = ((Optional[List[Path]], None) if kind is list else (Path, Path(default)) if default
+                             else (Optional[Path], None))
+        off = f"/--no-{f.name.replace('_', '-')}" if f.metadata["negatable"] else ""
+        flags.append(Flag(f.name, kind, default, (flag(f.name) + off,), f.metadata["help"]))
+    return flags
+
+
 def parse_operating_point(rule: str) -> tuple[str, Optional[float]]:
     """``youden`` / ``accuracy`` / ``argmax`` or ``sensitivity=0.9`` / ``specificity=0.97``."""
     name, _, value = rule.partition("=")
@@ -345,6 +428,19 @@ def changed_options(config: Optional[TrainConfig]) -> list[str]:
     return [name for name, value in config.to_dict().items() if value != getattr(default, name)]
 
 
+def train_settings(given: dict[str, Any], config_file: Optional[Path], resume: Optional[Path]) -> TrainConfig:
+    """``train``'s settings from the options typed (``given``, by field name) and a ``--config``
+    file: a resumed run takes none (refused before merging, so the message says "leave it out",
+    not why a value is wrong), and exactly one of DATA folders or ``--resume`` is given."""
+    if resume is not None:
+        refuse_options_on_resume(["config"] * bool(config_file) + [name for name in given if name != "data_dirs"],
+                                 resume)
+    settings = merge_config(given, config_file)
+    if (not settings.data_dirs) == (resume is None):
+        raise OptionError("give DATA folder(s) to train, or --resume RUN_DIR to continue a run (not both)")
+    return settings
+
+
 def refuse_options_on_resume(options: list[str], resume_dir: Path) -> None:
     """A resumed run continues with the options it started with: any option given (by its
     name, e.g. ``fine_tune_at``; ``config`` for a config file) is an error, not silently ignored."""
@@ -352,3 +448,22 @@ def refuse_options_on_resume(options: list[str], resume_dir: Path) -> None:
         flags = ", ".join(flag(name) for name in options)
         raise ConfigError(f"--resume {resume_dir} continues with the options the run started with; "
                           f"leave out {flags} (a new run takes new options)")
+
+
+# The settings that describe a recipe, per task: the model cards' tables and the training summary
+# in every .tflite (one list, so the card and the file never disagree on what was recorded)
+RECIPE_KEYS = {
+    "classify": ("image_size", "alpha", "weights", "epochs", "learning_rate", "fine_tune_epochs",
+                 "fine_tune_learning_rate", "fine_tune_at", "cut_at", "init_blend", "batch_size", "dropout", "l2",
+                 "flip", "rotation", "zoom", "contrast", "brightness", "class_weight", "split_file", "group_pattern",
+                 "seed", "strategy"),
+    "map": ("image_size", "alpha", "weights", "target", "epochs", "learning_rate", "fine_tune_epochs",
+            "fine_tune_learning_rate", "schedule", "batch_size", "patience", "flip", "rotation", "zoom", "contrast",
+            "brightness", "seed"),
+}
+
+
+def recipe(config: TrainConfig) -> dict[str, Any]:
+    """The recipe's settings (:data:`RECIPE_KEYS` of its task), JSON-ready."""
+    values = config.to_dict()
+    return {key: values[key] for key in RECIPE_KEYS[config.task]}

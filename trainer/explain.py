@@ -140,6 +140,22 @@ def explain(run, images: Sequence[Path], layer: Optional[str] = None, batch_size
     return found, skipped
 
 
+def explain_inputs(run, paths: Sequence[Path], layer: Optional[str] = None) -> tuple[list[Explanation], list[str]]:
+    """``explain``'s inputs (folders expanded) explained, and one message per input that failed;
+    no image at all is one error line, raised before the model loads when no file was found."""
+    from artery_edge.edge.batch import expand_inputs
+
+    files, problems = expand_inputs(paths)
+    if not files:
+        raise DataError(problems[0] if len(problems) == 1 else "no image files found in the given paths")
+    explanations, unreadable = explain(run, files, layer)
+    failed = problems + unreadable
+    if not explanations:
+        raise DataError(failed[0] if len(failed) == 1 else f"no readable image to explain ({len(failed)} failed, "
+                        f"e.g. {failed[0]})" if failed else "no image files found in the given paths")
+    return explanations, failed
+
+
 def overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """The heat map in the jet colour map blended over the image, uint8 RGB."""
     from matplotlib import colormaps

@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -30,10 +30,14 @@ from artery_edge.edge.annotations import Frame, load_frames
 from artery_edge.edge.atomic import atomic_path, write_text
 from artery_edge.edge.imaging import load_image
 from artery_edge.edge.metadata import sha256_of_file
+from artery_edge.edge.model_record import ModelRecord
 from artery_edge.trainer import runs
 from artery_edge.trainer.config import ConfigError, TrainConfig
 from artery_edge.trainer.frame_metrics import score_maps, truth_outlines
 from artery_edge.trainer.runs import RunResult, check_writable, create_run_dir
+
+if TYPE_CHECKING:
+    from artery_edge.trainer.parent import Parent
 
 Log = Callable[[str], None]
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.10, 0.91, 0.05))
@@ -258,6 +262,19 @@ def read_history(run_dir: Path) -> dict[str, list[float]]:
     return history
 
 
+def frame_parent(config: TrainConfig) -> Optional["Parent"]:
+    """``--init-from`` a finished map run (longer training, a larger input): checked and loaded before
+    the frames are read. Its width wins, as for the classifier."""
+    if not config.init_from:
+        return None
+    from artery_edge.trainer.parent import load_parent
+
+    parent = load_parent(Path(config.init_from))
+    if parent.run.task != "map":
+        raise ConfigError(f"--init-from {config.init_from}: a {parent.run.task} run; --task map starts from a map run")
+    return parent
+
+
 def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Optional[Path]):
     """The whole-frame recipe end to end; returns the classifier's :class:`RunResult` shape."""
     import keras
@@ -267,9 +284,14 @@ def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_d
 
     if config.image_size % 32:
         raise ConfigError(f"--task map needs an image size that is a multiple of 32, found {config.image_size}")
+    parent = frame_parent(config)
+    config = config.replace(alpha=parent.alpha) if parent is not None else config
     split = split_frames(config)
     keras.utils.set_random_seed(config.seed)
     model = build_frame_model(config)
+    if parent is not None:  # fully convolutional: the weights fit any input size
+        model.set_weights(parent.model.get_weights())
+        log(f"weights from {parent.run.run_dir.name} (its {parent.run.image_size} px map model)")
     if resume_dir is None:
         check_writable(Path(config.output_dir))
         run_dir = create_run_dir(Path(config.output_dir), config.run_name)
@@ -299,9 +321,10 @@ def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_d
     # the same layers in an uncompiled model: the file holds no optimizer state (a third of the size)
     runs.save_keras(keras.Model(model.inputs, model.outputs, name=model.name), run_dir / runs.MODEL_FILE)
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
-    runs.write_json(run_dir / runs.RUN_FILE, {
-        "task": "map", "class_names": [LESION_LABEL], "image_size": config.image_size, "threshold": threshold,
-        "operating_point": THRESHOLD_RULE, "decoding": {"min_area": area},
-        "target": config.target, "model_sha256": sha256_of_file(run_dir / runs.MODEL_FILE), "frames": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-        "seconds": round(state.seconds, 1)})
+    record = ModelRecord(labels=[LESION_LABEL], input_size=config.image_size, task="map", positive_label=LESION_LABEL,
+                         threshold=threshold, operating_point=THRESHOLD_RULE, decoding={"min_area": area},
+                         parent=parent.record() if parent is not None else {},
+                         model_sha256=sha256_of_file(run_dir / runs.MODEL_FILE))
+    runs.write_run(run_dir, record, target=config.target, seconds=round(state.seconds, 1),
+                   frames={"train": len(split.train), "val": len(split.val), "test": len(split.test)})
     return RunResult(run_dir, metrics, history, stage1, state.seconds)

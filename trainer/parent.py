@@ -46,8 +46,18 @@ class Parent:
             "data": " + ".join(Path(f).name for f in folders),
             "image_size": self.run.image_size,
             "threshold": self.run.threshold,
-            "operating_point": self.run.config.operating_point,
+            "operating_point": self.run.record.operating_point or self.run.config.operating_point,
         }
+
+
+def expected_layers(task: str) -> tuple[str, ...]:
+    """The layers a parent of ``task`` holds its weights in (a classifier's base and head; a map
+    model's encoder and map)."""
+    if task == "map":
+        from artery_edge.trainer.frame_model import ENCODER, OUTPUT
+
+        return ENCODER, OUTPUT
+    return TRANSFERRED_LAYERS
 
 
 def load_parent(run_dir: Path) -> Parent:
@@ -60,7 +70,7 @@ def load_parent(run_dir: Path) -> Parent:
         model = run.keras_model()
     except ArteryEdgeError as exc:
         raise ConfigError(f"parent run {run_dir}: {exc}") from None
-    missing = [name for name in TRANSFERRED_LAYERS if name not in {layer.name for layer in model.layers}]
+    missing = [name for name in expected_layers(run.task) if name not in {layer.name for layer in model.layers}]
     if missing:
         raise ConfigError(f"parent run {run_dir}: {run.model_path.name} is not an artery-edge model "
                           f"(no layer {', '.join(missing)})")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import Any, Iterator, Optional
 
 from artery_edge.edge.atomic import atomic_path, write_text
 from artery_edge.edge.errors import ArteryEdgeError
+from artery_edge.edge.model_record import LEGACY_NAMES, ModelRecord
 from artery_edge.trainer.config import ConfigError, TrainConfig
 from artery_edge.trainer.keras_files import ModelLoadError, keras_errors
 from artery_edge.trainer.samples import DataError, Sample
@@ -132,17 +132,23 @@ def locked(run_dir: Path) -> Iterator[None]:
 
 @dataclass
 class TrainedRun:
+    """A finished run: its folder, its model's record (``run.json``), its config and metrics."""
+
     run_dir: Path
-    class_names: list[str]
-    image_size: int
+    record: ModelRecord
     config: TrainConfig
     metrics: dict
-    temperature: float = 1.0  # fitted on the validation split after training (1: not calibrated)
-    threshold: Optional[float] = None  # on p(positive), chosen on the validation split (None: arg-max)
-    parent: Optional[dict] = None  # the run it was adapted from (--init-from): path, name, model_sha256, data
-    model_sha256: Optional[str] = None  # of model.keras when the run finished (None: a run from before it was recorded)
-    task: str = "classify"  # or "map": a whole-frame model, one class (its lesion map; trainer.frame_training)
-    decoding: dict = field(default_factory=dict)  # map: how the map becomes lesions (min_area, in map pixels)
+    about: dict = field(default_factory=dict)  # run.json's other facts: how it trained (counts, seconds...)
+
+    # the record's facts under the names the trainer's readers use
+    class_names = property(lambda self: self.record.labels)
+    image_size = property(lambda self: self.record.input_size)
+    task = property(lambda self: self.record.task)
+    temperature = property(lambda self: float(self.record.temperature))  # 1: not calibrated
+    threshold = property(lambda self: self.record.threshold)  # on p(positive), chosen on validation; None: arg-max
+    decoding = property(lambda self: self.record.decoding)  # map: how the map becomes lesions (min_area)
+    parent = property(lambda self: self.record.parent or None)  # the run it was adapted from (--init-from)
+    model_sha256 = property(lambda self: self.record.model_sha256 or None)  # of model.keras (None: not recorded)
 
     @property
     def model_path(self) -> Path:
@@ -184,38 +190,22 @@ def load_run(run_dir: Path) -> TrainedRun:
             raise DataError(f"{run_dir} is not a finished training run: {name} is missing")
     metrics_file = run_dir / METRICS_FILE
     try:
-        run = json.loads((run_dir / RUN_FILE).read_text())
-        class_names, image_size, task = run["class_names"], run["image_size"], run.get("task", "classify")
-        if task not in ("classify", "map") or not isinstance(run.get("decoding", {}), dict):
-            raise ValueError(f"task {task!r} or its decoding is unknown")
-        if not (isinstance(class_names, list) and len(class_names) >= (2 if task == "classify" else 1)
-                and all(isinstance(c, str) for c in class_names)
-                and isinstance(image_size, int) and not isinstance(image_size, bool) and image_size > 0):
-            raise ValueError("class_names or image_size has the wrong type")
+        written = json.loads((run_dir / RUN_FILE).read_text())
+        record = ModelRecord.from_dict(written)
         config = read_config(run_dir)
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         if not isinstance(metrics, dict):
             raise ValueError("metrics.json must hold a JSON object")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
         raise DataError(f"{run_dir}: damaged run files ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-    temperature = run.get("temperature") or 1.0
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < float("inf"):
-        raise DataError(f"{run_dir}: damaged run files (temperature {temperature!r})")
-    threshold = run.get("threshold")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                  or not 0 <= threshold <= 1):
-        raise DataError(f"{run_dir}: damaged run files (threshold {threshold!r})")
-    model_sha256 = run.get("model_sha256")
-    if model_sha256 is not None and not (isinstance(model_sha256, str) and re.fullmatch("[0-9a-f]{64}", model_sha256)):
-        raise DataError(f"{run_dir}: damaged run files (model_sha256 {model_sha256!r})")
-    parent = run.get("parent")
-    if parent is not None and not (isinstance(parent, dict) and isinstance(parent.get("model_sha256"), str)):
-        raise DataError(f"{run_dir}: damaged run files (parent {parent!r})")
-    return TrainedRun(run_dir=run_dir, class_names=list(class_names), image_size=image_size, config=config,
-                      metrics=metrics, temperature=float(temperature),
-                      threshold=None if threshold is None else float(threshold), parent=parent,
-                      model_sha256=model_sha256, task=task,
-                      decoding=dict(run.get("decoding", {})))
+    about = {key: value for key, value in written.items() if key not in record.to_dict() and key not in LEGACY_NAMES}
+    return TrainedRun(run_dir=run_dir, record=record, config=config, metrics=metrics, about=about)
+
+
+def write_run(run_dir: Path, record: ModelRecord, **about_training: Any) -> None:
+    """``run.json``, written last (its presence marks a finished run): the model's record, checked,
+    and what only the run knows (counts, strategy, seconds...)."""
+    write_json(Path(run_dir) / RUN_FILE, {**record.check().to_dict(), **about_training})
 
 
 def read_config(run_dir: Path) -> TrainConfig:

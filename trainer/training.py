@@ -21,6 +21,7 @@ import numpy as np
 
 from artery_edge.edge.decision import decide, positive_index
 from artery_edge.edge.metadata import sha256_of_file
+from artery_edge.edge.model_record import ModelRecord
 from artery_edge.edge.progress import progress_bar
 from artery_edge.trainer import multi_worker_patch
 from artery_edge.trainer import runs
@@ -448,34 +449,34 @@ def final_metrics(model, val_ds, test_ds, evaluated_on: str, data: RunData, conf
     return metrics
 
 
-def run_record(run_dir: Path, config: TrainConfig, data: RunData, metrics: dict, stage1_epochs: int, strategy,
-               resumed: bool, tb_dir: Path, parent: Optional[Parent], teachers: list[TrainedRun]) -> dict:
-    """``run.json``: what the run is and how it trained, for readers without TensorFlow."""
+def write_run_record(run_dir: Path, config: TrainConfig, data: RunData, metrics: dict, stage1_epochs: int, strategy,
+                     resumed: bool, tb_dir: Path, parent: Optional[Parent], teachers: list[TrainedRun]) -> None:
+    """``run.json``: the model's record and how the run trained, for readers without TensorFlow."""
     import keras
 
     from artery_edge.trainer.distribute import describe
 
     replicas = strategy.num_replicas_in_sync
-    return {
-        "class_names": data.class_names,
-        "image_size": config.image_size,
-        "counts": {k: len(v) for k, v in data.split.items()},
-        "skipped": data.skipped,
-        "stage1_epochs": stage1_epochs,
-        "temperature": metrics["temperature"],
-        "threshold": metrics["threshold"],
-        "operating_point": config.operating_point,
-        "strategy": describe(strategy),
-        "replicas": replicas,
-        "global_batch_size": config.batch_size * replicas,
-        "mixed_precision": config.mixed_precision,
-        "resumed": resumed or None,
-        "tensorboard_dir": str(tb_dir) if config.tensorboard else None,
-        "keras_version": keras.__version__,
-        "model_sha256": sha256_of_file(run_dir / runs.MODEL_FILE),  # what readers check the file against
-        "parent": parent.record() if parent is not None else None,
-        "teachers": teachers_record(teachers, config.teacher_weight) if teachers else None,
-    }
+    names = data.class_names
+    record = ModelRecord(
+        labels=list(names), input_size=config.image_size, positive_label=names[positive_index(names)],
+        threshold=metrics["threshold"], operating_point=config.operating_point, temperature=metrics["temperature"],
+        parent=parent.record() if parent is not None else {},
+        model_sha256=sha256_of_file(run_dir / runs.MODEL_FILE))  # what readers check the file against
+    runs.write_run(
+        run_dir, record,
+        counts={k: len(v) for k, v in data.split.items()},
+        skipped=data.skipped,
+        stage1_epochs=stage1_epochs,
+        strategy=describe(strategy),
+        replicas=replicas,
+        global_batch_size=config.batch_size * replicas,
+        mixed_precision=config.mixed_precision,
+        resumed=resumed or None,
+        tensorboard_dir=str(tb_dir) if config.tensorboard else None,
+        keras_version=keras.__version__,
+        teachers=teachers_record(teachers, config.teacher_weight) if teachers else None,
+    )
 
 
 def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Optional[Path],
@@ -519,8 +520,8 @@ def _train(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Op
         return RunResult(run_dir, metrics, history, stage1_epochs, seconds)
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
     runs.write_json(run_dir / runs.HISTORY_JSON, {"stage1_epochs": stage1_epochs, **history})
-    runs.write_json(run_dir / runs.RUN_FILE, run_record(run_dir, config, data, metrics, stage1_epochs, strategy,
-                                                        resume_dir is not None, tb_dir, parent, teachers))
+    write_run_record(run_dir, config, data, metrics, stage1_epochs, strategy, resume_dir is not None, tb_dir, parent,
+                     teachers)
     shutil.rmtree(state.folder, ignore_errors=True)  # the run finished: its backups are spent
     plot_history(history, stage1_epochs, run_dir / runs.HISTORY_PLOT)
     return RunResult(run_dir, metrics, history, stage1_epochs, seconds)

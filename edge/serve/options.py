@@ -87,6 +87,21 @@ class ServeOptions:
         if isinstance(self.source, Path) and is_dicom(self.source):  # a bad cine: one line, before listening
             self.notes = open_dicom(self.source).playback_notes
 
+    @classmethod
+    def checked(cls, model: Optional[Path], camera: Optional[str], video: Optional[Path], host: str, port: int,
+                token_file: Optional[Path], threads: Optional[int], crop: str, max_upload_mb: float) -> "ServeOptions":
+        """From the command line: one frame source at most and --threads in range before the packaged
+        reference model stands in for a missing --model (said on stderr); the rest in ``__post_init__``."""
+        from artery_edge.edge.camera import parse_camera
+        from artery_edge.edge.command_options import model_or_reference
+        from artery_edge.edge.runtime import check_threads
+
+        if camera is not None and video is not None:
+            raise OptionError("give at most one of --camera or --video")
+        source = video if camera is None else parse_camera(camera)
+        check_threads(threads)
+        return cls(model_or_reference(model), source, host, port, token_file, threads, crop, max_upload_mb)
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 2**20)

@@ -94,9 +94,9 @@ build_tiny_classifier(FX / "tiny.tflite", "uint8", metadata=ModelMetadata(
     labels=["Healthy", "Unhealthy"], input_size=8, precision="int8"))
 build_tiny_classifier(FX / "nometa.tflite", size=32)
 build_tiny_classifier(FX / "foreign.tflite", size=32, metadata=ModelMetadata(
-    labels=["Healthy", "Unhealthy"], input_size=32, precision="float32", source_model_sha256="b" * 64))
+    labels=["Healthy", "Unhealthy"], input_size=32, precision="float32", model_sha256="b" * 64))
 build_tiny_classifier(FX / "swapped.tflite", size=32, metadata=ModelMetadata(
-    labels=["Unhealthy", "Healthy"], input_size=32, precision="float32", source_model_sha256=sha))
+    labels=["Unhealthy", "Healthy"], input_size=32, precision="float32", model_sha256=sha))
 build_tiny_classifier(FX / "evil.tflite", metadata=ModelMetadata(
     labels=["Healthy\nfake line", "Unhealthy\x1b[31m"], input_size=8, precision="float32\nlabels: spoof",
     artery_edge_version="1\nops: none", created="x\ry"))
