@@ -45,7 +45,7 @@ RELEASES = (Release(REFERENCE_FILE, "reference model", REFERENCE_SHA256),
 
 def release_location(release: Release) -> Path:
     """Where this installation keeps a packaged release."""
-    return Path(str(resources.files("edge") / "reference" / release.file))
+    return Path(str(resources.files("artery_edge.edge") / "reference" / release.file))
 
 
 def reference_location() -> Path:

@@ -2,7 +2,7 @@
 # The edge package on a Raspberry Pi's userland: arm64 Debian (trixie / Python 3.13 and
 # bookworm / Python 3.11) under qemu-user emulation, checked against x86 on the same files.
 #
-#   sudo bash platform/arm64_check.sh [--run DIR] [--dist trixie|bookworm]... [--images DIR]
+#   sudo bash platform/arm64_check.sh [--run DIR] [--dist trixie|bookworm]... [--images DIR] [--frames DIR]
 #
 # For each Debian release it builds (once; cached in $ARM64_CACHE, default
 # /var/cache/artery-edge-arm64) an arm64 root with debootstrap, then, on every run:
@@ -12,12 +12,17 @@
 #   2. runs the TF-free test files (the Makefile's test-edge selection) in a copy of the checkout;
 #   3. runs `artery-edge infer --json` on a fixed set of images with the float32, float16,
 #      dynamic and int8 models of RUN (default models/reference), converted here on x86 with .venv;
-# and compares every probability with the x86 run of the same files (platform/arm64_compare.py).
+#   4. runs `artery-edge scan --json` (the packaged INT8 whole-frame model, no --model) on a fixed
+#      set of whole frames (ARM64_FRAMES, default 20, evenly spaced by name: the image files of
+#      --frames DIR, else ARCADE's val/images in ../shared/data/arcade-stenosis, else frames drawn
+#      by `artery-edge synth --frames` on x86) and times it with `benchmark --frame` on the first;
+# and compares every probability, and every frame's lesions (count, boxes, scores), with the x86
+# run of the same files (platform/arm64_compare.py says within what and why).
 # Each root runs on the CPU of the Pi its release shipped for (qemu's CPU model and a matching
 # /proc/cpuinfo, see pi_cpu): bookworm on a Pi 4's Cortex-A72, trixie on a Pi 5's Cortex-A76, so
 # LiteRT's XNNPACK picks the kernels it would pick there (the A76 has dot-product and fp16
 # arithmetic, the A72 has neither).
-# Prints a table; exit 0 when x86 and arm64 agree, 1 on a mismatch or failure, 2 when this
+# Prints tables; exit 0 when x86 and arm64 agree, 1 on a mismatch or failure, 2 when this
 # machine cannot run arm64 binaries (no root, no binfmt_misc). Timings are emulated, not a Pi's.
 set -euo pipefail
 
@@ -28,8 +33,11 @@ HOST_VENV=${VENV:-$REPO/.venv}
 HOST_CA=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 RUN=""
 IMAGES=""
+FRAMES=""
 DISTS=()
 PER_CLASS=${ARM64_IMAGES_PER_CLASS:-20}
+N_FRAMES=${ARM64_FRAMES:-20}
+BENCH_RUNS=${ARM64_BENCH_RUNS:-30}  # benchmark --frame: timed invocations (and half as many whole-path runs)
 
 say() { echo "arm64: $*" >&2; }
 die() { echo "error: $1" >&2; exit "${2:-1}"; }
@@ -39,7 +47,8 @@ while [ $# -gt 0 ]; do
         --run) RUN=${2:?--run needs a run folder}; shift 2 ;;
         --dist) DISTS+=("${2:?--dist needs trixie or bookworm}"); shift 2 ;;
         --images) IMAGES=${2:?--images needs a folder}; shift 2 ;;
-        -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --frames) FRAMES=${2:?--frames needs a folder of whole frames}; shift 2 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $1 (see --help)" 2 ;;
     esac
 done
@@ -215,6 +224,27 @@ N_IMAGES=$(find "$STAGE/work/images" -type f | wc -l)
 [ "$N_IMAGES" -gt 0 ] || die "no images found in the class folders of $IMAGES" 2
 FIRST_IMAGE=$(cd "$STAGE/work" && find images -type f | LC_ALL=C sort | head -n 1)
 
+# The fixed frame set: N_FRAMES evenly spaced image files (sorted by name) of --frames, else of
+# ARCADE's validation frames, else of frames drawn once (seeded) by `synth --frames` on x86.
+if [ -z "$FRAMES" ]; then
+    FRAMES=$REPO/../shared/data/arcade-stenosis/val/images
+    if [ ! -d "$FRAMES" ]; then
+        FRAMES=$CACHE/synthetic-frames/train/images
+        [ -d "$FRAMES" ] || "$HOST_VENV/bin/artery-edge" synth --frames --out "$CACHE/synthetic-frames" \
+            --count "$N_FRAMES" --seed 37 > "$CACHE/logs/synth-frames.log" 2>&1 \
+            || die "synth --frames failed (see $CACHE/logs/synth-frames.log)"
+    fi
+fi
+[ -d "$FRAMES" ] || die "--frames $FRAMES: no such folder" 2
+mapfile -t files < <(find "$FRAMES" -maxdepth 1 -type f \( -iname '*.png' -o -iname '*.jpg' -o -iname '*.jpeg' \) | LC_ALL=C sort)
+[ ${#files[@]} -gt 0 ] || die "no image files (png, jpg) in $FRAMES" 2
+mkdir -p "$STAGE/work/frames"
+for ((i=0; i<N_FRAMES && i<${#files[@]}; i++)); do
+    cp "${files[$(( i * ${#files[@]} / N_FRAMES ))]}" "$STAGE/work/frames/"
+done
+N_FRAMES=$(find "$STAGE/work/frames" -type f | wc -l)
+FIRST_FRAME=$(cd "$STAGE/work" && find frames -type f | LC_ALL=C sort | head -n 1)
+
 PRECISION_NAMES=$("$HOST_VENV/bin/python" -c "import sys; sys.path.insert(0, '$REPO'); from artery_edge.edge.precisions import PRECISIONS; print(' '.join(PRECISIONS))")
 KEY=$(sha256sum "$RUN/model.keras" | cut -c1-16)
 MODELS=$CACHE/models/$KEY
@@ -243,6 +273,17 @@ infer_all() {  # $1: label for times.tsv, $2: output folder, then the command pr
         record "$side" "infer_${p}_s" "$(since "$t")"
     done
 }
+# The packaged whole-frame model on the frame set (scan picks it: no --model), then benchmark
+# times it on one frame: the model alone and the whole path (decode, resize, map, lesions).
+scan_all() {  # $1: label for times.tsv, $2: output folder, then the command prefix that runs artery-edge
+    local side=$1 out=$2 t model; shift 2
+    t=$(now)
+    "$@" scan frames --json > "$out/frames.json" 2> "$out/frames.err" || { tail -n 3 "$out/frames.err" >&2; return 1; }
+    record "$side" scan_s "$(since "$t")"
+    model=$("$HOST_VENV/bin/python" -c "import json, sys; print(json.load(open(sys.argv[1]))['model'])" "$out/frames.json")
+    "$@" benchmark --model "$model" --frame "$FIRST_FRAME" --runs "$BENCH_RUNS" --warmup 3 --json \
+        > "$out/frame_bench.json" 2> "$out/frame_bench.err" || { tail -n 3 "$out/frame_bench.err" >&2; return 1; }
+}
 x86_version() {
     "$HOST_VENV/bin/python" -c "import sys, numpy, PIL, importlib.metadata as m; print(f'{sys.version.split()[0]} / {m.version(\"ai-edge-litert\")} / {numpy.__version__} / {PIL.__version__}')"
 }
@@ -250,8 +291,10 @@ say "x86: infer --json on $N_IMAGES images x {$PRECISION_NAMES}"
 record x86 versions "$(x86_version)"
 record x86 tf_absent "n/a (.venv)"
 (cd "$STAGE/work" && infer_all x86 "$STAGE/x86" "$HOST_VENV/bin/artery-edge") || die "x86 infer failed"
+say "x86: scan --json on $N_FRAMES frames (packaged whole-frame model), benchmark --frame $FIRST_FRAME"
+(cd "$STAGE/work" && scan_all x86 "$STAGE/x86" "$HOST_VENV/bin/artery-edge") || die "x86 scan failed (see $STAGE/x86/frames.err)"
 
-# ---- on arm64: install as a Pi user would, the TF-free tests, the same infer commands ----
+# ---- on arm64: install as a Pi user would, the TF-free tests, the same infer and scan commands ----
 # The dev extra's test tools, with OpenCV's headless build: Raspberry Pi OS Lite has no libGL.so.1,
 # which opencv-python's window support links (same cv2 API; the tests open no window).
 mapfile -t DEV_TOOLS < <("$HOST_VENV/bin/python" -c "import tomllib; print('\n'.join(tomllib.load(open('$REPO/pyproject.toml', 'rb'))['project']['optional-dependencies']['dev']))" \
@@ -285,6 +328,9 @@ check_dist() {
     say "$dist: infer --json on $N_IMAGES images x {$PRECISION_NAMES}"
     infer_all "$dist" "$out" in_root "$root" sh -c "cd $box/work && exec ../venv/bin/artery-edge \"\$@\"" artery-edge \
         || say "$dist: infer failed (see $out)"
+    say "$dist: scan --json on $N_FRAMES frames, benchmark --frame (emulated timings)"
+    scan_all "$dist" "$out" in_root "$root" sh -c "cd $box/work && exec ../venv/bin/artery-edge \"\$@\"" artery-edge \
+        || say "$dist: scan failed (see $out)"
     say "$dist: test tools (${DEV_TOOLS[*]}) and the TF-free tests"
     in_root "$root" "$box/venv/bin/pip" install -q "${DEV_TOOLS[@]}" > "$CACHE/logs/dev-$dist.log" 2>&1 \
         || { tail -n 5 "$CACHE/logs/dev-$dist.log" >&2; record "$dist" tests "test tools failed"; return 1; }

@@ -327,50 +327,25 @@ def map_regions(frames: Sequence[Frame], maps: np.ndarray, min_area: int) -> Reg
     return regions
 
 
-class MapRun:
-    """A finished map run as this study needs it: read from its files directly (run.json under its
-    old or new spelling, model.keras checked against the recorded sha256), so the study does not
-    depend on how trainer.runs spells a run's record this week."""
+def map_run(run_dir: Path):
+    """A finished whole-frame run, read through the project's one reader (``trainer.runs.load_run``:
+    its record, model.keras checked against the SHA-256 it recorded)."""
+    from artery_edge.trainer.runs import load_run
 
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
-        for name in ("run.json", "model.keras"):
-            if not (self.run_dir / name).is_file():
-                sys.exit(f"{self.run_dir} is not a finished run: {name} is missing (still training?)")
-        self.record = read_json(self.run_dir / "run.json")
-        if self.record.get("task") != "map":
-            sys.exit(f"{self.run_dir} is a {self.record.get('task', 'classify')} run, not a whole-frame map run")
-        self.image_size = int(self.record.get("input_size") or self.record["image_size"])
-        self.threshold = float(self.record["threshold"])
-        self.min_area = int((self.record.get("decoding") or {}).get("min_area", 1))
-        metrics = self.run_dir / "metrics.json"
-        self.metrics = read_json(metrics) if metrics.is_file() else {}
-
-    def keras_model(self):
-        import hashlib
-
-        import keras
-
-        import artery_edge.trainer.model  # noqa: F401 - registers the project's layers and losses
-
-        path = self.run_dir / "model.keras"
-        recorded = self.record.get("model_sha256")
-        if recorded and hashlib.sha256(path.read_bytes()).hexdigest() != recorded:
-            sys.exit(f"{path} is not the model the run recorded (sha256 differs)")
-        model = keras.models.load_model(path, compile=False)
-        if model.input_shape[1] != self.image_size or model.output_shape[-1] != 1:
-            sys.exit(f"{path}: input {model.input_shape}, output {model.output_shape}: not this run's map model")
-        return model
+    run = load_run(run_dir)
+    if run.task != "map":
+        sys.exit(f"{run.run_dir} is a {run.task} run, not a whole-frame map run")
+    return run
 
 
 def score_map_run(args) -> None:
-    run = MapRun(args.score_map_run)
+    run = map_run(args.score_map_run)
     out = new_folder(args.out)
     model = run.keras_model()
-    area = run.min_area
+    area = int(run.decoding.get("min_area", 1))
     log(f"map run {run.run_dir}: threshold {run.threshold}, min area {area} map px -> {out}")
     _, val, adsd = load_sets(args.smoke)
-    results = {"head": "map", "run": str(run.run_dir), "training_seconds": run.record.get("seconds"),
+    results = {"head": "map", "run": str(run.run_dir), "training_seconds": run.about.get("seconds"),
                "min_area": area, "run_metrics": run.metrics}
     for name, frames in (("arcade_val", val), ("adsd", adsd)):
         maps = outputs_of(model, images_of(frames, run.image_size))[..., 0]

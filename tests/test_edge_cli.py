@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
 
@@ -157,7 +158,12 @@ def test_benchmark_of_a_bad_model(tmp_path):
     assert result.exit_code != 0 and "not a TFLite model" in result.output
 
 
-@pytest.mark.parametrize("command", [["inspect", "MODEL"], ["serve", "--model", "MODEL", "--port", "0"],
+NO_TORNADO = pytest.mark.skipif(importlib.util.find_spec("tornado") is None,
+                                reason="the serve extra (tornado) is not installed")
+
+
+@pytest.mark.parametrize("command", [["inspect", "MODEL"],
+                                     pytest.param(["serve", "--model", "MODEL", "--port", "0"], marks=NO_TORNADO),
                                      ["infer", "--model", "MODEL", "--image", "IMAGE"]])
 def test_a_model_without_class_names_gets_a_hint_naming_real_options(tmp_path, command):
     """Only infer and benchmark have --labels: inspect and serve must not tell a user to pass it."""

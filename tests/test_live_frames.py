@@ -120,6 +120,7 @@ def test_infer_refuses_what_a_whole_frame_model_or_persist_does_not_fit(map_mode
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, map_model):
+    pytest.importorskip("tornado", reason="the serve extra (tornado) is not installed")
     folder = tmp_path_factory.mktemp("serve")
     with running_server(folder, "--model", str(map_model), "--video", str(write_clip(folder / "long.avi", 40))) as base:
         yield base
