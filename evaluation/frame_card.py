@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from artery_edge.edge.metadata import sha256_of_file
 from artery_edge.edge.text import markdown, markdown_code
@@ -44,6 +44,14 @@ def evaluation_section(report: dict) -> list[str]:
     return lines + [""]
 
 
+def parent_rows(parent: Optional[dict]) -> list[str]:
+    """A run continued from another (``--init-from``): which, at what size; its time is the parent's own."""
+    if not parent:
+        return []
+    return [f"| started from | {markdown_code(str(parent.get('name')))} ({parent.get('image_size')} px, model.keras "
+            f"sha256 {str(parent.get('model_sha256'))[:12]}...; its training time not counted below) |"]
+
+
 def frame_model_card(run_dir: Path, evaluations: Sequence[Path]) -> str:
     run = load_run(run_dir)
     config = run.config
@@ -70,6 +78,7 @@ def frame_model_card(run_dir: Path, evaluations: Sequence[Path]) -> str:
         "## Training procedure",
         "| setting | value |", "|---|---|",
         *[f"| {key} | {markdown_code(str(value))} |" for key, value in recipe(config).items()],
+        *parent_rows(run.parent),
         f"| training time | {record.get('seconds', 0) / 60:.0f} min on 2 CPU cores (docs/whole-frames.md) |", "",
         "## Evaluation", "",
     ]

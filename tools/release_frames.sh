@@ -16,6 +16,7 @@ if [ -e "$rel/model.keras" ] && [ "${2:-}" != "--replace" ]; then
 fi
 rm -rf "$rel" && mkdir -p "$rel"
 for f in config.json run.json metrics.json split.csv history.png history_stage1.csv history_stage2.csv model.keras; do
+  [ -f "$run/$f" ] || continue  # history_stage1.csv: none when the run started from another (--epochs 0)
   cp "$run/$f" "$rel/"
 done
 .venv/bin/python - "$rel" <<'PY'
