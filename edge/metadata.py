@@ -50,7 +50,8 @@ class ModelMetadata(ModelRecord):
     format: int = METADATA_FORMAT
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+        # source_model_sha256: the name runtimes before the record read the source's digest under
+        return json.dumps({**self.to_dict(), "source_model_sha256": self.model_sha256}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "ModelMetadata":

@@ -116,10 +116,6 @@ class ModelRecord:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         return type(self)(**{**values, **changes})
 
-    def as_record(self) -> "ModelRecord":
-        """Only the record's facts (a subclass, the ``.tflite``'s metadata, adds its file's)."""
-        return ModelRecord(**{f.name: getattr(self, f.name) for f in fields(ModelRecord)})
-
 
 def record_values(cls: type, data: Any) -> dict[str, Any]:
     """The keyword arguments of ``cls`` found in the JSON object ``data``."""
@@ -134,9 +130,8 @@ def record_values(cls: type, data: Any) -> dict[str, Any]:
     for name in ("decoding", "parent", "training"):
         if name in values and values[name] is None:
             values[name] = {}
-    for name in ("temperature",):
-        if name in values and values[name] is None:
-            values[name] = 1.0
+    if "temperature" in values and values["temperature"] is None:
+        values["temperature"] = 1.0
     if "model_sha256" in values and values["model_sha256"] is None:
         values["model_sha256"] = ""
     labels = values["labels"]

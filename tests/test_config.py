@@ -101,3 +101,11 @@ def test_keys_a_config_file_would_ignore_are_refused(tmp_path, text, ignored):
     (tmp_path / "c.toml").write_text(text)
     with pytest.raises(ConfigError, match=f"{ignored} outside the \\[train\\] table would be ignored"):
         load_config_file(tmp_path / "c.toml")
+
+
+def test_the_recipe_summary_names_files_without_this_machines_folders():
+    from artery_edge.trainer.config import TrainConfig, recipe
+
+    summary = recipe(TrainConfig(data_dirs=["d"], weights="/home/someone/w.h5", split_file="/srv/data/split.csv"))
+    assert summary["weights"] == "w.h5" and summary["split_file"] == "split.csv"
+    assert recipe(TrainConfig(data_dirs=["d"]))["weights"] == "imagenet"

@@ -93,3 +93,13 @@ def test_a_damaged_tensor_name_is_a_model_error(tmp_path):
     path.write_bytes(data)
     with pytest.raises(ModelError):
         Classifier(path, labels=LABELS)
+
+
+def test_new_metadata_still_names_the_source_digest_as_older_runtimes_read_it(tmp_path):
+    from artery_edge.edge.metadata import read_metadata
+
+    path = build_tiny_classifier(tmp_path / "m.tflite", metadata=ModelMetadata(
+        labels=["Healthy", "Unhealthy"], input_size=8, precision="int8", model_sha256="c" * 64))
+    document = json.loads(ModelMetadata(labels=["A", "B"], input_size=8, precision="int8", model_sha256="c" * 64).to_json())
+    assert document["source_model_sha256"] == document["model_sha256"] == "c" * 64
+    assert read_metadata(path).model_sha256 == "c" * 64

@@ -90,3 +90,12 @@ def test_missing_directory(tmp_path):
 
 def test_sample_is_hashable_value():
     assert Sample(Path("a"), 0, "train") == Sample(Path("a"), 0, "train")
+
+
+def test_a_class_folder_name_the_record_would_refuse_is_refused_before_work(tmp_path):
+    """The model record's one label rule applies to class folders at scan time, not after training."""
+    for name in ("Healthy", "Un\nhealthy"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name / "a.png")
+    with pytest.raises(DataError, match="printable"):
+        scan_dataset(tmp_path)

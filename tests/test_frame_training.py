@@ -103,15 +103,17 @@ def test_a_map_run_continues_from_another_at_a_larger_input(frame_run, tmp_path)
     assert "weights from map" in result.output
 
 
-def test_a_map_run_refuses_a_classifier_as_parent(monkeypatch):
+def test_a_parent_of_another_task_and_classifier_only_options_are_refused():
     from types import SimpleNamespace
 
-    import artery_edge.trainer.parent as parent_module
     from artery_edge.trainer.config import ConfigError, TrainConfig
     from artery_edge.trainer.frame_training import frame_parent
+    from artery_edge.trainer.parent import check_task
 
-    classifier = SimpleNamespace(run=SimpleNamespace(task="classify"), alpha=0.35)
-    monkeypatch.setattr(parent_module, "load_parent", lambda path: classifier)
-    with pytest.raises(ConfigError, match="--task map starts from a map run"):
-        frame_parent(TrainConfig(data_dirs=["frames"], task="map", init_from="a-classifier-run"))
+    with pytest.raises(ConfigError, match="is a classify run; --task map starts from a map run"):
+        check_task(SimpleNamespace(task="classify", run_dir=Path("a-classifier-run")), "map")
+    with pytest.raises(ConfigError, match="is a map run; --task classify starts from a classify run"):
+        check_task(SimpleNamespace(task="map", run_dir=Path("a-map-run")), "classify")
+    with pytest.raises(ConfigError, match="--replay: --task classify only"):
+        frame_parent(TrainConfig(data_dirs=["frames"], task="map", init_from="run", replay=3))
     assert frame_parent(TrainConfig(data_dirs=["frames"], task="map")) is None

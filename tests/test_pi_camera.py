@@ -199,7 +199,7 @@ def test_camera_must_be_an_index_or_pi(model, value):
 
 def test_edge_imports_without_picamera2_or_opencv():
     code = ("import sys; sys.modules['picamera2'] = None; sys.modules['cv2'] = None; "
-            "import edge, edge.camera, edge.stream; print('ok')")
+            "import artery_edge.edge, artery_edge.edge.camera, artery_edge.edge.stream; print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "ok", done.stderr
 

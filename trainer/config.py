@@ -466,4 +466,5 @@ RECIPE_KEYS = {
 def recipe(config: TrainConfig) -> dict[str, Any]:
     """The recipe's settings (:data:`RECIPE_KEYS` of its task), JSON-ready."""
     values = config.to_dict()
-    return {key: values[key] for key in RECIPE_KEYS[config.task]}
+    names = {key: Path(values[key]).name for key in ("weights", "split_file") if values[key]}  # no machine's paths
+    return {key: names.get(key, values[key]) for key in RECIPE_KEYS[config.task]}

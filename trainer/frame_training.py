@@ -265,14 +265,16 @@ def read_history(run_dir: Path) -> dict[str, list[float]]:
 def frame_parent(config: TrainConfig) -> Optional["Parent"]:
     """``--init-from`` a finished map run (longer training, a larger input): checked and loaded before
     the frames are read. Its width wins, as for the classifier."""
+    ignored = [flag for flag, set_ in (("--replay", config.replay), ("--init-blend", config.init_blend < 1),
+                                       ("--teacher", config.teachers)) if set_]
+    if ignored:
+        raise ConfigError(f"{', '.join(ignored)}: --task classify only (a map run starts from a map run's weights "
+                          "as they are)")
     if not config.init_from:
         return None
     from artery_edge.trainer.parent import load_parent
 
-    parent = load_parent(Path(config.init_from))
-    if parent.run.task != "map":
-        raise ConfigError(f"--init-from {config.init_from}: a {parent.run.task} run; --task map starts from a map run")
-    return parent
+    return load_parent(Path(config.init_from), task="map")
 
 
 def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_dir: Optional[Path]):
@@ -285,12 +287,17 @@ def train_frames(config: TrainConfig, log: Log, verbose: Optional[int], resume_d
     if config.image_size % 32:
         raise ConfigError(f"--task map needs an image size that is a multiple of 32, found {config.image_size}")
     parent = frame_parent(config)
-    config = config.replace(alpha=parent.alpha) if parent is not None else config
+    if parent is not None and parent.alpha != config.alpha:
+        log(f"alpha {parent.alpha:g}: the width of --init-from {parent.run.run_dir.name}")
+        config = config.replace(alpha=parent.alpha)
     split = split_frames(config)
     keras.utils.set_random_seed(config.seed)
     model = build_frame_model(config)
     if parent is not None:  # fully convolutional: the weights fit any input size
-        model.set_weights(parent.model.get_weights())
+        try:
+            model.set_weights(parent.model.get_weights())
+        except ValueError:
+            raise ConfigError(f"--init-from {parent.run.run_dir}: its layers differ from this map model's") from None
         log(f"weights from {parent.run.run_dir.name} (its {parent.run.image_size} px map model)")
     if resume_dir is None:
         check_writable(Path(config.output_dir))

@@ -60,11 +60,18 @@ def expected_layers(task: str) -> tuple[str, ...]:
     return TRANSFERRED_LAYERS
 
 
-def load_parent(run_dir: Path) -> Parent:
-    """The run to start from, or a one-line :class:`ConfigError` (no run, damaged model, a model
-    that is not its run's). It says "parent run": train calls it --init-from, adapt --from."""
+def check_task(run: TrainedRun, task: str) -> None:
+    """A classifier starts from a classifier, a map model from a map model."""
+    if run.task != task:
+        raise ConfigError(f"parent run {run.run_dir} is a {run.task} run; --task {task} starts from a {task} run")
+
+
+def load_parent(run_dir: Path, task: str = "classify") -> Parent:
+    """The run to start from, or a one-line :class:`ConfigError` (no run, another task's run, damaged
+    model, a model that is not its run's). It says "parent run": train calls it --init-from, adapt --from."""
     try:
         run = load_run(Path(run_dir))
+        check_task(run, task)
         if not run.config.alpha > 0:
             raise ConfigError(f"config.json has no valid alpha ({run.config.alpha!r})")
         model = run.keras_model()

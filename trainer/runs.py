@@ -205,7 +205,13 @@ def load_run(run_dir: Path) -> TrainedRun:
 def write_run(run_dir: Path, record: ModelRecord, **about_training: Any) -> None:
     """``run.json``, written last (its presence marks a finished run): the model's record, checked,
     and what only the run knows (counts, strategy, seconds...)."""
-    write_json(Path(run_dir) / RUN_FILE, {**record.check().to_dict(), **about_training})
+    try:
+        record.check()
+    except ValueError as exc:
+        raise DataError(f"{run_dir}: the model's record is not valid ({exc})") from None
+    facts = record.to_dict()
+    assert not set(facts) & set(about_training), "how a run trained never restates the record's facts"
+    write_json(Path(run_dir) / RUN_FILE, {**facts, **about_training})
 
 
 def read_config(run_dir: Path) -> TrainConfig:

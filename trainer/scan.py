@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 from artery_edge.edge.errors import ImageError
 from artery_edge.edge.imaging import iter_image_files, open_image
+from artery_edge.edge.model_record import check_labels
 from artery_edge.trainer.samples import DataError, Sample
 
 
@@ -50,6 +51,7 @@ def scan_dataset(
     if len(files) < 2:
         raise DataError(f"found only one class ({next(iter(files))}) in {where}; need at least two class folders")
     class_names = sorted(files)
+    check_labels(class_names, 2, f"class folders of {where}", DataError)  # the record's rule, before any work
     samples = [Sample(path, label) for label, name in enumerate(class_names) for path in files[name]]
     skipped: list[str] = []
     if validate:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from artery_edge.edge.atomic import atomic_path
+from artery_edge.edge.model_record import check_labels
 from artery_edge.trainer.samples import SUBSETS, DataError, Sample
 from artery_edge.trainer.splits import sort_split
 
@@ -51,6 +52,7 @@ def split_class_names(path: Path) -> list[str]:
         names = {row.get("class") for row in csv.DictReader(handle)}
     if None in names or "" in names:
         raise DataError(f"{path}: a row has no class (short row)")
+    check_labels(sorted(names), 2, f"{path}: classes", DataError)
     return sorted(names)
 
 
