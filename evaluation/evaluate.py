@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from artery_edge.edge.decision import decide, positive_index
+from artery_edge.edge.decision import decide
 from artery_edge.edge.precisions import model_files, precision_of_file
 from artery_edge.edge.progress import progress_bar
 from artery_edge.edge.provenance import RunIdentity, check_tflite
@@ -274,7 +274,7 @@ def evaluate(run_dir: Path, options: Optional[EvaluateOptions] = None, quiet: bo
     if not samples:
         raise DataError("nothing to evaluate: no readable images")
     labels = np.array([s.label for s in samples])
-    positive = positive_index(run.class_names)
+    positive = run.positive
     scorer = ModelScorer(run, models, quiet)
     points = operating_points(scorer, options, positive)
     keras_logits, probabilities = scorer.probabilities(samples)

@@ -114,7 +114,7 @@ def explain(run, images: Sequence[Path], layer: Optional[str] = None, batch_size
     """Grad-CAM for each readable image with the run's model, of the class the run decides
     (calibrated probabilities at its stored threshold, the rule ``infer`` and ``predict`` use, so a
     drawn label never contradicts theirs), and one message per image that could not be read."""
-    from artery_edge.edge.decision import decide, positive_index
+    from artery_edge.edge.decision import decide
     from artery_edge.trainer.calibration import softmax
     from artery_edge.trainer.pipeline import load_arrays
     from artery_edge.trainer.samples import Sample
@@ -122,7 +122,7 @@ def explain(run, images: Sequence[Path], layer: Optional[str] = None, batch_size
 
     model = run.keras_model()
     grad_model = gradcam_model(model, layer)
-    positive = positive_index(run.class_names)
+    positive = run.positive
 
     def choose(logits: np.ndarray) -> np.ndarray:
         return np.atleast_1d(decide(softmax(logits, run.temperature), run.threshold, positive))

@@ -149,6 +149,7 @@ class TrainedRun:
     decoding = property(lambda self: self.record.decoding)  # map: how the map becomes lesions (min_area)
     parent = property(lambda self: self.record.parent or None)  # the run it was adapted from (--init-from)
     model_sha256 = property(lambda self: self.record.model_sha256 or None)  # of model.keras (None: not recorded)
+    positive = property(lambda self: self.class_names.index(self.record.positive_label))  # the record names it
 
     @property
     def model_path(self) -> Path:
